@@ -1,0 +1,84 @@
+// The validated model: what the rest of the program works from. Every value here has been
+// checked by validate.ts; defaults are filled in; addresses are in canonical form.
+import { Network } from "./address";
+
+/**
+ * How a pair treats the hosts' firewalls.
+ * - `owned`: add exactly what the tunnel needs, in chains the pair owns, jumped to from the
+ *   top of INPUT/OUTPUT/FORWARD; destroy removes the jumps and chains.
+ * - `open`: the how-to's "stop the firewall": save the whole ruleset, accept everything, and
+ *   restore the saved ruleset exactly on destroy.
+ * - `none`: leave the firewall alone.
+ */
+export type FirewallMode = "owned" | "open" | "none";
+export const firewallModes: readonly FirewallMode[] = ["owned", "open", "none"];
+
+export interface Connection {
+    readonly host: string;
+    readonly port: number;
+    readonly user: string;
+    readonly privateKey?: string;
+    readonly privateKeyPassword?: string;
+    readonly password?: string;
+    /** Authenticate with the deployer's SSH agent (SSH_AUTH_SOCK). */
+    readonly agent: boolean;
+    readonly hostKey?: string;
+    /** Name of the declared host used as the SSH jump host. */
+    readonly proxy?: string;
+    readonly dialErrorLimit: number;
+    readonly perDialTimeout: number;
+}
+
+export interface Host {
+    readonly name: string;
+    readonly connection: Connection;
+    /** Run the scripts through `sudo -n` (the connection's user is not root). */
+    readonly sudo: boolean;
+    /** The interface and address that carry the tunnel's packets. */
+    readonly underlay: { readonly interface: string; readonly address: string };
+}
+
+export interface LocalAddress {
+    /** "10.0.1.1" */
+    readonly address: string;
+    readonly prefix: number;
+    readonly interface: string;
+    /** The how-to's alias name, e.g. "eth0:0". */
+    readonly label?: string;
+    readonly keepConnectedRoute: boolean;
+}
+
+export interface Endpoint {
+    readonly side: "a" | "b";
+    readonly host: string;
+    readonly interface: string;
+    /** The endpoint's tunnel network; the tunnel address lies inside it. */
+    readonly network: Network;
+    readonly tunnelAddress: string;
+    readonly keepConnectedRoute: boolean;
+    readonly localAddresses: readonly LocalAddress[];
+    /** Networks sent through the tunnel to the peer. */
+    readonly routes: readonly Network[];
+    readonly forwarding: boolean;
+    /** "auto": the MTU of the route to the peer minus 20, read on the host at apply time. */
+    readonly mtu: number | "auto";
+    readonly ttl: number | "inherit";
+}
+
+export interface Pair {
+    readonly name: string;
+    readonly a: Endpoint;
+    readonly b: Endpoint;
+    readonly firewall: FirewallMode;
+}
+
+export interface Model {
+    readonly stack: string;
+    readonly hosts: Readonly<Record<string, Host>>;
+    readonly pairs: readonly Pair[];
+}
+
+/** The endpoint on the other side of the pair. */
+export function peerOf(pair: Pair, side: "a" | "b"): Endpoint {
+    return side === "a" ? pair.b : pair.a;
+}

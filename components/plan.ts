@@ -1,0 +1,154 @@
+// Validated model -> per-host plan: the objects one endpoint of a pair owns on its host, in
+// the order they are made (they are removed in the reverse order). Pure.
+import { createHash } from "crypto";
+import { Endpoint, FirewallMode, Host, Model, Pair, peerOf } from "./model";
+import { tunnelCidr } from "./validate";
+
+/** Where every pair keeps its manifest and saved values on a host. */
+export const stateRoot = "/var/lib/tunnelpair";
+
+export type HostObject =
+    /** The ipip device, marked ours by its ifalias. */
+    | { kind: "link"; dev: string; local: string; remote: string; ttl: string }
+    | { kind: "mtu"; dev: string; value: number | "auto"; peer: string }
+    | { kind: "state"; dev: string }
+    | { kind: "addr"; cidr: string; dev: string; label?: string; prefixRoute: boolean }
+    | { kind: "route"; dest: string; dev: string }
+    /** A host-wide sysctl, reference-counted across pairs; the key in /proc/sys form. */
+    | { kind: "sysctl"; key: string; value: string }
+    | { kind: "chain"; table: "filter" | "nat" | "mangle"; name: string; rules: readonly string[] }
+    | { kind: "jump"; table: "filter" | "nat" | "mangle"; from: string; chain: string }
+    /** The how-to's "stop the firewall", reference-counted across pairs. */
+    | { kind: "fwopen" };
+
+export interface HostPlan {
+    /** The host's name in the configuration. */
+    readonly host: string;
+    readonly stack: string;
+    readonly pair: string;
+    /** The ownership mark: the tunnel device's ifalias and the comment on our jump rules. */
+    readonly tag: string;
+    readonly stateDir: string;
+    readonly objects: readonly HostObject[];
+}
+
+/** The one-line form the scripts work with, e.g. "route 10.0.2.0/24 dev tunl1". */
+export function objectLine(o: HostObject): string {
+    switch (o.kind) {
+        case "link":
+            return `link ${o.dev} ${o.local} ${o.remote} ${o.ttl}`;
+        case "mtu":
+            return `mtu ${o.dev} ${o.value} ${o.peer}`;
+        case "state":
+            return `state ${o.dev} up`;
+        case "addr":
+            return `addr ${o.cidr} ${o.dev} ${o.label ?? "-"} ${o.prefixRoute ? "prefixroute" : "noprefixroute"}`;
+        case "route":
+            return `route ${o.dest} dev ${o.dev}`;
+        case "sysctl":
+            return `sysctl ${o.key} ${o.value}`;
+        case "chain":
+            return `chain ${o.table} ${o.name}`;
+        case "jump":
+            return `jump ${o.table} ${o.from} ${o.chain}`;
+        case "fwopen":
+            return "fwopen";
+        default: {
+            const exhaustive: never = o;
+            return exhaustive;
+        }
+    }
+}
+
+export function ownerTag(stack: string, pair: string): string {
+    return `tunnelpair:${stack}/${pair}`;
+}
+
+/**
+ * The prefix of the pair's chain names. iptables allows 28 characters, stack and pair names
+ * are longer, and two stacks may both have a pair "toy": a hash of both is short and unique;
+ * the jump's comment carries the readable tag.
+ */
+export function chainPrefix(stack: string, pair: string): string {
+    return `TP-${createHash("sha256").update(`${stack}/${pair}`).digest("hex").slice(0, 8)}`;
+}
+
+function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endpoint, host: Host, peerHost: Host): HostObject[] {
+    switch (mode) {
+        case "none":
+            return [];
+        case "open":
+            return [{ kind: "fwopen" }];
+        case "owned": {
+            const p = chainPrefix(stack, pair.name);
+            const local = `${host.underlay.address}/32`;
+            const remote = `${peerHost.underlay.address}/32`;
+            const peer = peerOf(pair, ep.side);
+            // Inner sources that may arrive through the tunnel: what lies behind the peer,
+            // which is what we route into the tunnel, and the peer's own tunnel address.
+            const sources = unique([`${peer.tunnelAddress}/32`, ...ep.routes.map((r) => r.cidr)]);
+            const chains: HostObject[] = [
+                {
+                    kind: "chain",
+                    table: "filter",
+                    name: `${p}-SRC`,
+                    rules: [...sources.map((s) => `-A ${p}-SRC -s ${s} -j RETURN`), `-A ${p}-SRC -j DROP`],
+                },
+                {
+                    kind: "chain",
+                    table: "filter",
+                    name: `${p}-IN`,
+                    // IPIP is protocol 4 ("ipip" in /etc/protocols is 94): only from the peer, only to us.
+                    rules: [`-A ${p}-IN -s ${remote} -d ${local} -p 4 -j ACCEPT`, `-A ${p}-IN -i ${ep.interface} -j ${p}-SRC`],
+                },
+                { kind: "chain", table: "filter", name: `${p}-OUT`, rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p 4 -j ACCEPT`] },
+            ];
+            const jumps: HostObject[] = [
+                { kind: "jump", table: "filter", from: "INPUT", chain: `${p}-IN` },
+                { kind: "jump", table: "filter", from: "OUTPUT", chain: `${p}-OUT` },
+            ];
+            if (ep.forwarding) {
+                chains.push({ kind: "chain", table: "filter", name: `${p}-FWD`, rules: [`-A ${p}-FWD -i ${ep.interface} -j ${p}-SRC`] });
+                jumps.push({ kind: "jump", table: "filter", from: "FORWARD", chain: `${p}-FWD` });
+            }
+            return [...chains, ...jumps];
+        }
+        default: {
+            const exhaustive: never = mode;
+            return exhaustive;
+        }
+    }
+}
+
+/** The plan for one endpoint of a pair on its host. */
+export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPlan {
+    const ep = side === "a" ? pair.a : pair.b;
+    const peer = peerOf(pair, side);
+    const host = model.hosts[ep.host];
+    const peerHost = model.hosts[peer.host];
+    const dev = ep.interface;
+    const objects: HostObject[] = [
+        ...firewallObjects(pair.firewall, model.stack, pair, ep, host, peerHost),
+        ...(ep.forwarding ? [{ kind: "sysctl", key: "net/ipv4/ip_forward", value: "1" } as const] : []),
+        { kind: "link", dev, local: host.underlay.address, remote: peerHost.underlay.address, ttl: String(ep.ttl) },
+        { kind: "mtu", dev, value: ep.mtu, peer: peerHost.underlay.address },
+        { kind: "state", dev },
+        { kind: "addr", cidr: tunnelCidr(ep), dev, prefixRoute: ep.keepConnectedRoute },
+        ...ep.localAddresses.map(
+            (la): HostObject => ({ kind: "addr", cidr: `${la.address}/${la.prefix}`, dev: la.interface, label: la.label, prefixRoute: la.keepConnectedRoute }),
+        ),
+        ...ep.routes.map((r): HostObject => ({ kind: "route", dest: r.cidr, dev })),
+    ];
+    return {
+        host: ep.host,
+        stack: model.stack,
+        pair: pair.name,
+        tag: ownerTag(model.stack, pair.name),
+        stateDir: `${stateRoot}/${model.stack}/${pair.name}`,
+        objects,
+    };
+}
+
+function unique(xs: string[]): string[] {
+    return [...new Set(xs)];
+}

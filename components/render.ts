@@ -1,0 +1,62 @@
+// Per-host plan -> the shell scripts the Commands run. Pure; pinned by snapshot tests and
+// checked with `sh -n` and shellcheck. No secret ever reaches a script: plans hold addresses
+// and names only.
+import * as fs from "fs";
+import * as path from "path";
+import { HostPlan, objectLine, stateRoot } from "./plan";
+
+/** The constant runtime, read once: see runtime.sh for how apply and remove work. */
+const runtime = fs.readFileSync(path.join(__dirname, "runtime.sh"), "utf8");
+
+/** Quotes a value for POSIX sh: 'it'\''s'. */
+export function shellQuote(value: string): string {
+    return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+function header(plan: HostPlan): string {
+    const vars: [string, string][] = [
+        ["HOST", plan.host],
+        ["STACK", plan.stack],
+        ["PAIR", plan.pair],
+        ["TAG", plan.tag],
+        ["ROOT", stateRoot],
+        ["STATE", plan.stateDir],
+        ["DESIRED", plan.objects.map(objectLine).join("\n")],
+    ];
+    const chains = plan.objects.flatMap((o) => (o.kind === "chain" ? [o] : []));
+    const cases = chains.map((c) => `    ${c.name}) printf '%s\\n' \\\n        ${c.rules.map(shellQuote).join(" \\\n        ")} ;;`);
+    return [
+        "#!/bin/sh",
+        `# tunnelpair ${plan.tag} on ${plan.host}`,
+        "set -eu",
+        ...vars.map(([k, v]) => `${k}=${shellQuote(v)}`),
+        "# the rules of each chain the pair owns, in iptables-restore form",
+        "chain_rules() {",
+        '    case "$1" in',
+        ...cases,
+        "    *) ;;",
+        "    esac",
+        "}",
+    ].join("\n");
+}
+
+/** The script that converges the host to the plan (create and update). */
+export function renderApply(plan: HostPlan): string {
+    return `${header(plan)}\n${runtime}\napply\n`;
+}
+
+/**
+ * The script that removes what the pair owns (delete). It reads the manifest on the host,
+ * not the plan, so it stays right whatever the configuration has become since.
+ */
+export function renderRemove(plan: HostPlan): string {
+    return `${header({ ...plan, objects: [] })}\n${runtime}\nremove\n`;
+}
+
+/**
+ * The command string sent over SSH: the login shell starts /bin/sh with the script, through
+ * `sudo -n` (never prompting: a prompt would hang the run) when the user is not root.
+ */
+export function commandString(script: string, sudo: boolean): string {
+    return `${sudo ? "sudo -n " : ""}/bin/sh -c ${shellQuote(script)}`;
+}

@@ -1,0 +1,468 @@
+# tunnelpair runtime: the constant part of every script. render.ts puts the pair's values
+# (HOST TAG STACK PAIR ROOT STATE DESIRED) and chain_rules() in front of it, and a call to
+# apply or remove after it. POSIX sh: dash, bash, busybox ash.
+#
+# A pair owns objects, one per line, "kind args...", e.g. "route 10.0.2.0/24 dev tunl1".
+# apply:  removes the objects of the previous apply that are no longer desired, brings about
+#         every desired object that is not there, then records the list in $STATE/manifest,
+#         each line marked "own" (we made it) or "had" (it was there before us).
+#         Each change first writes its undo to $STATE/journal. A failure, a signal or a cut
+#         connection rolls the journal back, leaving the host as it was before the run; a
+#         journal left by a run that died unannounced is rolled back by the next run.
+# remove: undoes, newest first, what the manifest marks "own"; "had" objects stay.
+# Host-wide settings (sysctls, the opened firewall) are reference-counted in $ROOT/.host:
+# the first pair to change one saves the original, the last to let go restores it.
+#
+# Processes are expensive on small routers (and in the lab): state is read once per run
+# into variables and matched with shell builtins.
+
+HOSTSTATE=$ROOT/.host
+HOLDER=$STACK:$PAIR
+IPT_WAIT=10
+LOCK_WAIT=60
+NL='
+'
+set -f          # object lines are split into words; their fields are never globbed
+umask 077       # state files are root-only
+
+say() { printf '%s\n' "tunnelpair[$TAG@$HOST]: $*" || true; }
+warn() { printf '%s\n' "tunnelpair[$TAG@$HOST]: warning: $*" >&2 || true; }
+die() { printf '%s\n' "tunnelpair[$TAG@$HOST]: error: ${STEP:+step $STEP ($OBJ): }$*" >&2 || true; exit 1; }
+
+ipt() { iptables -w "$IPT_WAIT" "$@"; }
+sysctl_path() { printf '/proc/sys/%s' "$1"; }
+sysctl_read() { read -r _v <"/proc/sys/$1"; }   # -> $_v
+sysctl_write() { printf '%s\n' "$2" >"/proc/sys/$1"; }
+reverse() { _r=; while IFS= read -r _l; do [ -n "$_l" ] && _r=$_l$NL$_r; done; printf '%s' "$_r"; }
+member() { case "$NL$2$NL" in *"$NL$1$NL"*) return 0 ;; esac; return 1; }
+
+# --- live state, read once, dropped after a change --------------------------------------
+ADDRS=; ROUTES=
+load_addrs() { [ -n "$ADDRS" ] || ADDRS=$(ip -4 -o addr show && echo .) || die "ip addr show failed"; }
+load_routes() { [ -n "$ROUTES" ] || ROUTES=$(ip -4 route show table main && echo .) || die "ip route show failed"; }
+ip_changed() { ADDRS=; ROUTES=; }
+# iptables-save -t T, kept in SAVE_T. Only tables the pair uses are read: reading a table
+# makes the kernel create it, and it stays (see LINUX-FACTS).
+load_table() {
+    eval "_s=\${SAVE_$1-}"
+    if [ -z "$_s" ]; then
+        _s=$(iptables-save -t "$1" && echo .) || die "iptables-save -t $1 failed"
+        eval "SAVE_$1=\$_s"
+    fi
+}
+table_changed() { eval "SAVE_$1="; }
+tables_changed() { for _t in filter nat mangle raw security; do table_changed "$_t"; done; }
+
+has_addr() {    # cidr dev
+    load_addrs
+    while read -r _n _dev _fam _cidr _rest; do
+        [ "$_dev" = "$2" ] && [ "$_fam" = inet ] && [ "$_cidr" = "$1" ] && return 0
+    done <<EOF
+$ADDRS
+EOF
+    return 1
+}
+has_local_address() {   # address: configured on any interface
+    load_addrs
+    while read -r _n _dev _fam _cidr _rest; do [ "${_cidr%/*}" = "$1" ] && return 0; done <<EOF
+$ADDRS
+EOF
+    return 1
+}
+route_key() { case "$1" in 0.0.0.0/0) printf default ;; */32) printf '%s' "${1%/32}" ;; *) printf '%s' "$1" ;; esac; }
+has_route() {   # dest dev|via X
+    load_routes
+    _k=$(route_key "$1")
+    case "$NL$ROUTES" in *"$NL$_k $2 $3$NL"* | *"$NL$_k $2 $3 "*) return 0 ;; esac
+    return 1
+}
+chain_exists() { load_table "$1"; case "$NL$_s" in *"$NL:$2 "*) return 0 ;; esac; return 1; }
+chain_live() {  # the chain's rules as iptables-save prints them -> stdout
+    load_table "$1"
+    while IFS= read -r _line; do case "$_line" in "-A $2 "*) printf '%s\n' "$_line" ;; esac; done <<EOF
+$_s
+EOF
+}
+has_jump() {    # table from chain
+    load_table "$1"
+    while IFS= read -r _line; do case "$_line" in "-A $2 "*" -j $3") return 0 ;; esac; done <<EOF
+$_s
+EOF
+    return 1
+}
+slurp() { _c=; [ -e "$1" ] || return 1; while IFS= read -r _l; do _c=$_c$_l$NL; done <"$1"; }   # -> $_c
+
+# --- the ipip device ----------------------------------------------------------------------
+dev_exists() { [ -e "/sys/class/net/$1" ]; }
+dev_alias() { _a=; [ -r "/sys/class/net/$1/ifalias" ] && read -r _a <"/sys/class/net/$1/ifalias"; printf '%s' "$_a"; }
+dev_up() { read -r _f <"/sys/class/net/$1/flags" && [ $((_f & 1)) -eq 1 ]; }
+# "local remote ttl" of an ipip device as `ip -d link` reports them; ttl 0 reads "inherit".
+tunnel_params() {
+    _d=$(ip -d -o link show dev "$1") || return 1
+    case "$_d" in *" link/ipip "*) ;; *) printf 'not-ipip'; return 0 ;; esac
+    # shellcheck disable=SC2086 # split into words on purpose
+    set -- $_d
+    _l=; _r=; _t=
+    while [ $# -gt 1 ]; do
+        case "$1" in local) _l=$2 ;; remote) _r=$2 ;; ttl) _t=$2 ;; esac
+        shift
+    done
+    printf '%s %s %s' "$_l" "$_r" "$_t"
+}
+check_owner() {   # refuses, before anything changes, a device of that name that is not ours
+    dev_exists "$1" || return 0
+    _a=$(dev_alias "$1")
+    [ "$_a" = "$TAG" ] || die "$1 exists and is not ours (ifalias '$_a', expected '$TAG'); it was left untouched"
+}
+resolve_mtu() {   # value peer -> the number: "auto" is the MTU of the route to the peer - 20
+    if [ "$1" != auto ]; then printf '%s' "$1"; return 0; fi
+    _route=$(ip -4 -o route get "$2") || die "no route to the peer $2"
+    # shellcheck disable=SC2086 # split into words on purpose
+    set -- $_route
+    _dev=; _mtu=
+    while [ $# -gt 1 ]; do case "$1" in dev) _dev=$2 ;; mtu) _mtu=$2 ;; esac; shift; done
+    [ -n "$_mtu" ] || read -r _mtu <"/sys/class/net/$_dev/mtu" || die "cannot read the MTU of $_dev"
+    printf '%s' "$((_mtu - 20))"
+}
+
+holder_file() { printf '%s/%s/%s/holders/%s' "$HOSTSTATE" "$1" "$2" "$HOLDER"; }
+
+# --- presence -------------------------------------------------------------------------------
+present() {
+    kind=$1; shift
+    case "$kind" in
+        link) dev_exists "$1" && [ "$(dev_alias "$1")" = "$TAG" ] && [ "$(tunnel_params "$1")" = "$2 $3 $4" ] ;;
+        mtu) dev_exists "$1" && read -r _cur <"/sys/class/net/$1/mtu" && [ "$_cur" = "$(resolve_mtu "$2" "$3")" ] ;;
+        state) dev_exists "$1" && dev_up "$1" ;;
+        devsysctl) [ -e "/proc/sys/net/ipv4/conf/$1/$2" ] && sysctl_read "net/ipv4/conf/$1/$2" && [ "$_v" = "$3" ] ;;
+        addr) has_addr "$1" "$2" ;;
+        route) has_route "$@" ;;
+        sysctl) [ -e "$(holder_file sysctl "$1")" ] && sysctl_read "$1" && [ "$_v" = "$2" ] ;;
+        chain)
+            # ours, as we built it, and nobody has edited it since
+            slurp "$STATE/chains/$2.rules" && [ "${_c%"$NL"}" = "$(chain_rules "$2")" ] &&
+                slurp "$STATE/chains/$2.live" && [ "${_c%"$NL"}" = "$(chain_live "$1" "$2")" ] ;;
+        jump) has_jump "$@" ;;
+        fwopen) [ -e "$(holder_file fw open)" ] ;;
+        *) die "unknown object kind '$kind'" ;;
+    esac
+}
+
+# Only these can be there before the pair is; they then stay when the pair goes.
+adoptable() { case "$1" in addr | route) return 0 ;; esac; return 1; }
+
+# --- changes: each writes its undo to the journal before it acts -------------------------
+journal() { printf '%s\n' "$*" >>"$STATE/journal"; }
+run() {   # runs a command; its failure fails the step with the command's own message
+    "$@" 2>"$STATE/err" || { _e=; slurp "$STATE/err" && _e=$_c; die "$* failed: ${_e%"$NL"}"; }
+}
+
+add() {
+    kind=$1; shift
+    case "$kind" in
+        link)
+            if dev_exists "$1"; then
+                # ours, with other parameters: changed in place; its addresses and routes stay
+                journal "add link $1 $(tunnel_params "$1")"
+                run ip link set dev "$1" type ipip local "$2" remote "$3" ttl "$4"
+            else
+                journal "del link $1"
+                run ip link add name "$1" type ipip local "$2" remote "$3" ttl "$4"
+                run ip link set dev "$1" alias "$TAG"
+            fi
+            ip_changed ;;
+        mtu)
+            read -r _cur <"/sys/class/net/$1/mtu"
+            journal "add mtu $1 $_cur $3"
+            run ip link set dev "$1" mtu "$(resolve_mtu "$2" "$3")" ;;
+        state) journal "add down $1"; run ip link set dev "$1" up; ip_changed ;;
+        down) run ip link set dev "$1" down; ip_changed ;;
+        devsysctl)
+            sysctl_read "net/ipv4/conf/$1/$2"
+            journal "add devsysctl $1 $2 $_v"
+            run sysctl_write "net/ipv4/conf/$1/$2" "$3" ;;
+        addr)   # cidr dev label|- prefixroute|noprefixroute
+            journal "del addr $*"
+            _cidr=$1; _dev=$2; _pr=$4
+            if [ "$3" = - ]; then set --; else set -- label "$3"; fi
+            [ "$_pr" = noprefixroute ] && set -- "$@" noprefixroute
+            run ip addr add "$_cidr" dev "$_dev" "$@"
+            ip_changed ;;
+        route) journal "del route $*"; run ip route add "$@"; ip_changed ;;
+        sysctl) shared_add sysctl "$1" "$2" ;;
+        chain) chain_build "$1" "$2" ;;
+        jump)
+            journal "del jump $*"
+            run ipt -t "$1" -I "$2" 1 -m comment --comment "$TAG" -j "$3"
+            table_changed "$1" ;;
+        fwopen) shared_add fw open ;;
+        *) die "unknown object kind '$kind'" ;;
+    esac
+}
+
+del() {   # tolerates what is already gone
+    kind=$1; shift
+    case "$kind" in
+        link)
+            dev_exists "$1" || return 0
+            [ "$(dev_alias "$1")" = "$TAG" ] || { warn "$1 is no longer ours; left alone"; return 0; }
+            ip link del dev "$1"; ip_changed ;;
+        mtu | state | down | devsysctl) ;;   # settings of our own device go with it
+        addr) has_addr "$1" "$2" || return 0; ip addr del "$1" dev "$2"; ip_changed ;;
+        route) has_route "$@" || return 0; ip route del "$@"; ip_changed ;;
+        sysctl) shared_del sysctl "$1" ;;
+        chain)
+            if chain_exists "$1" "$2"; then ipt -t "$1" -F "$2" && ipt -t "$1" -X "$2"; fi
+            rm -f "$STATE/chains/$2.rules" "$STATE/chains/$2.live"
+            table_changed "$1" ;;
+        jump)
+            _n=0   # a copy made by hand is ours too (same comment, same target); bounded
+            while has_jump "$@" && [ $_n -lt 8 ]; do
+                ipt -t "$1" -D "$2" -m comment --comment "$TAG" -j "$3"
+                table_changed "$1"; _n=$((_n + 1))
+            done ;;
+        fwopen) shared_del fw open ;;
+        *) die "unknown object kind '$kind'" ;;
+    esac
+}
+
+# --- chains the pair owns, rebuilt atomically with iptables-restore --noflush --------------
+chain_restore() {   # table chain rules-file
+    { printf '*%s\n:%s - [0:0]\n' "$1" "$2"; cat "$3"; printf 'COMMIT\n'; } >"$STATE/restore"
+    run iptables-restore -w "$IPT_WAIT" --noflush "$STATE/restore"
+    table_changed "$1"
+    chain_live "$1" "$2" >"$STATE/chains/$2.live"
+}
+chain_build() {     # table chain
+    mkdir -p "$STATE/chains" "$STATE/undo"
+    if chain_exists "$1" "$2"; then
+        chain_live "$1" "$2" >"$STATE/undo/$2.rules"
+        journal "chainrestore $1 $2 $STATE/undo/$2.rules"
+    else
+        journal "del chain $1 $2"
+    fi
+    chain_rules "$2" >"$STATE/chains/$2.rules"
+    chain_restore "$1" "$2" "$STATE/chains/$2.rules"
+}
+
+# --- host-wide settings, reference-counted ----------------------------------------------------
+# Writing ip_forward rewrites other sysctls (every conf.*.forwarding, conf.all.accept_redirects):
+# they are saved with it and restored after it.
+sysctl_companions() {
+    [ "$1" = net/ipv4/ip_forward ] || return 0
+    echo net/ipv4/conf/all/accept_redirects
+    set +f
+    for _c in /proc/sys/net/ipv4/conf/*/forwarding; do printf '%s\n' "${_c#/proc/sys/}"; done
+    set -f
+}
+shared_add() {   # sysctl KEY VALUE | fw open
+    _dir=$HOSTSTATE/$1/$2
+    if [ ! -e "$_dir/orig" ]; then
+        mkdir -p "$_dir/holders"
+        journal "del $1 $2"
+        case "$1" in
+            sysctl)
+                { sysctl_read "$2" && printf '%s %s\n' "$2" "$_v"
+                  for _k in $(sysctl_companions "$2"); do sysctl_read "$_k" && printf '%s %s\n' "$_k" "$_v"; done
+                } >"$_dir/orig.new" ;;
+            fw) run iptables-save >"$_dir/orig.new" ;;
+        esac
+        mv "$_dir/orig.new" "$_dir/orig"
+    elif [ ! -e "$_dir/holders/$HOLDER" ]; then
+        journal "del $1 $2"
+    fi
+    : >"$_dir/holders/$HOLDER"
+    case "$1" in
+        sysctl) sysctl_read "$2"; [ "$_v" = "$3" ] || run sysctl_write "$2" "$3" ;;
+        fw) fw_open ;;
+    esac
+}
+shared_del() {
+    _dir=$HOSTSTATE/$1/$2
+    [ -d "$_dir" ] || return 0
+    rm -f "$_dir/holders/$HOLDER"
+    [ -z "$(ls -A "$_dir/holders" 2>/dev/null)" ] || return 0   # another pair still holds it
+    if [ -e "$_dir/orig" ]; then
+        case "$1" in
+            sysctl)   # the key itself comes first in the file: writing it rewrites the others
+                while read -r _k _o; do
+                    [ -e "/proc/sys/$_k" ] || continue
+                    sysctl_read "$_k"; [ "$_v" = "$_o" ] || sysctl_write "$_k" "$_o"
+                done <"$_dir/orig" ;;
+            fw) iptables-restore -w "$IPT_WAIT" "$_dir/orig"; tables_changed ;;
+        esac
+    fi
+    rm -rf "$_dir"
+    prune "$HOSTSTATE/$1"
+}
+# The how-to's "stop the firewall": every table the host has, emptied, every policy ACCEPT.
+fw_open() {
+    iptables-save >"$STATE/saved" || die "iptables-save failed"
+    while read -r _a _b _rest; do
+        case "$_a" in
+            "*"*) printf '%s\n' "$_a" ;;
+            :*) [ "$_b" = - ] || printf '%s ACCEPT [0:0]\n' "$_a" ;;
+            COMMIT) echo COMMIT ;;
+        esac
+    done <"$STATE/saved" >"$STATE/open"
+    run iptables-restore -w "$IPT_WAIT" "$STATE/open"
+    tables_changed
+}
+
+prune() {   # removes empty state directories from $1 up to and including $ROOT
+    _d=$1
+    while [ "${_d#"$ROOT"}" != "$_d" ]; do
+        rmdir "$_d" 2>/dev/null || return 0
+        [ "$_d" = "$ROOT" ] && return 0
+        _d=${_d%/*}
+    done
+}
+tidy() { rm -rf "$STATE/undo"; rm -f "$STATE/journal" "$STATE/err" "$STATE/restore" "$STATE/open" "$STATE/saved"; }
+
+# --- rollback -------------------------------------------------------------------------------
+rollback() {
+    slurp "$STATE/journal" || return 0
+    _undo=$(printf '%s' "$_c" | reverse)
+    : >"$STATE/journal"   # undo steps journal into a scratch file that is thrown away
+    while IFS= read -r _u; do
+        [ -n "$_u" ] || continue
+        # shellcheck disable=SC2086
+        (set -- $_u; op=$1; shift
+         case "$op" in add) add "$@" ;; del) del "$@" ;; chainrestore) chain_restore "$@" ;; esac
+        ) || warn "undo of '$_u' failed"
+    done <<EOF
+$_undo
+EOF
+    tidy
+    ip_changed; tables_changed
+}
+
+finish() {
+    _rc=$?
+    trap - EXIT
+    trap '' HUP INT TERM PIPE   # a cut connection must not stop the rollback
+    set +e
+    if [ "$_rc" -ne 0 ] && [ "$COMMITTED" = 0 ] && [ -d "$STATE" ]; then
+        STEP=
+        rollback
+        [ "$FRESH" = 1 ] && { rm -rf "$STATE"; prune "${STATE%/*}"; }
+        warn "nothing was changed: the host is as it was before this run"
+    fi
+    exit "$_rc"
+}
+
+lock() {   # one tunnelpair run at a time per host; /var/lib is locked, not written
+    command -v flock >/dev/null 2>&1 || die "flock (util-linux) is required"
+    exec 9</var/lib
+    flock -w "$LOCK_WAIT" 9 || die "another tunnelpair run held the lock for ${LOCK_WAIT}s"
+}
+
+preflight() {   # nothing has changed yet: refuse what cannot work
+    for _c in ip sed; do command -v "$_c" >/dev/null 2>&1 || die "'$_c' is required"; done
+    _ipip=0
+    while read -r kind a b _rest; do
+        case "$kind" in
+            link)
+                _ipip=1
+                check_owner "$a"
+                has_local_address "$b" || die "the underlay address $b is not configured on this host" ;;
+            chain | jump | fwopen)
+                for _c in iptables iptables-save iptables-restore; do
+                    command -v "$_c" >/dev/null 2>&1 || die "'$_c' is required for the firewall rules"
+                done ;;
+        esac
+    done <<EOF
+$DESIRED
+EOF
+    # Loading ipip is the one change never undone: unloading is unsafe while any ipip
+    # device exists anywhere, and the kernel then keeps a tunl0 in every namespace.
+    if [ "$_ipip" = 1 ] && [ ! -d /sys/module/ipip ]; then
+        modprobe ipip 2>/dev/null || [ -d /sys/module/ipip ] || die "this kernel cannot do ipip (modprobe ipip failed)"
+    fi
+}
+
+# --- entry points -------------------------------------------------------------------------------
+COMMITTED=0; FRESH=0; STEP=; OBJ=
+apply() {
+    lock
+    trap finish EXIT
+    trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
+    preflight
+    [ -d "$STATE" ] || FRESH=1
+    mkdir -p "$STATE"
+    rollback   # a journal left here: an earlier run died before it could undo itself
+    if [ "$FRESH" = 0 ] && [ ! -e "$STATE/manifest" ]; then FRESH=1; fi
+    _old=; slurp "$STATE/manifest" && _old=$_c
+    _added=0; _removed=0; _kept=0
+    # Stale objects go first, newest first: they may hold names or addresses the new need.
+    while read -r own line; do
+        [ -n "$line" ] || continue
+        member "$line" "$DESIRED" && continue
+        [ "$own" = own ] || continue
+        OBJ=$line; STEP=remove
+        journal "add $line"
+        # shellcheck disable=SC2086
+        del $line
+        say "- $line"
+        _removed=$((_removed + 1))
+    done <<EOF
+$(printf '%s' "$_old" | reverse)
+EOF
+    _new=; STEP=0
+    while read -r line; do
+        [ -n "$line" ] || continue
+        STEP=$((STEP + 1)); OBJ=$line
+        # shellcheck disable=SC2086
+        if present $line; then
+            _kept=$((_kept + 1))
+            if member "own $line" "$_old"; then _new="${_new}own $line$NL"
+            elif member "had $line" "$_old" || adoptable $line; then
+                member "had $line" "$_old" || say "= $line (already there: it stays after destroy)"
+                _new="${_new}had $line$NL"
+            else _new="${_new}own $line$NL"; fi
+            continue
+        fi
+        # shellcheck disable=SC2086
+        add $line
+        _new="${_new}own $line$NL"
+        say "+ $line"
+        _added=$((_added + 1))
+    done <<EOF
+$DESIRED
+EOF
+    printf '%s' "$_new" >"$STATE/manifest.new"
+    mv "$STATE/manifest.new" "$STATE/manifest"
+    COMMITTED=1
+    tidy
+    say "applied: $_added added, $_removed removed, $_kept unchanged"
+}
+
+remove() {
+    lock
+    if [ ! -d "$STATE" ]; then say "nothing to remove"; prune "${STATE%/*}"; return 0; fi
+    rollback
+    _left=; _failed=0
+    _old=; slurp "$STATE/manifest" && _old=$_c
+    while read -r own line; do
+        [ -n "$line" ] || continue
+        if [ "$own" != own ]; then say "= $line (was there before us: left in place)"; continue; fi
+        # shellcheck disable=SC2086
+        if (del $line) 2>"$STATE/err"; then
+            say "- $line"
+        else
+            slurp "$STATE/err"; warn "removing $line failed: ${_c%"$NL"}"
+            _left="$own $line$NL$_left"
+            _failed=$((_failed + 1))
+        fi
+        ip_changed; tables_changed
+    done <<EOF
+$(printf '%s' "$_old" | reverse)
+EOF
+    if [ "$_failed" -gt 0 ]; then
+        printf '%s' "$_left" >"$STATE/manifest"
+        die "$_failed objects could not be removed; they stay listed in $STATE/manifest for the next destroy"
+    fi
+    rm -rf "$STATE"
+    prune "${STATE%/*}"
+    say "removed"
+}

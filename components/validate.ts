@@ -1,0 +1,353 @@
+// Stack configuration -> validated model. Pure: no Pulumi, no I/O. Every problem is
+// collected (not just the first) and names the field path and the offending value, so
+// `pulumi preview` and `npm run check-config` can print them all before any host is touched.
+import { bounds, contains, Network, overlaps, parseAddress, parseInterfaceAddress, parseNetwork } from "./address";
+import { Connection, Endpoint, firewallModes, FirewallMode, Host, LocalAddress, Model, Pair } from "./model";
+
+/** The raw configuration, as `pulumi config` holds it (keys tunnelpair:hosts, tunnelpair:pairs). */
+export interface StackConfig {
+    hosts?: unknown;
+    pairs?: unknown;
+}
+
+export interface ValidateOptions {
+    /** The stack's name; it is part of every ownership tag and state path on the hosts. */
+    stack: string;
+    /**
+     * Whether `tunnelpair:hosts` is stored as a Pulumi secret. A credential in a key that is
+     * not secret would sit in plain text in the stack file. Undefined: not checked (used when
+     * the caller passes credentials as Pulumi secrets itself).
+     */
+    hostsAreSecret?: boolean;
+}
+
+export class ConfigError extends Error {
+    constructor(readonly problems: readonly string[]) {
+        super(`invalid tunnelpair configuration:\n  ${problems.join("\n  ")}`);
+        this.name = "ConfigError";
+    }
+}
+
+/** Names that become parts of paths, chain comments and ifaliases on the hosts. */
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/;
+/** Linux interface names: 1-15 bytes, no '/', ':', whitespace; we also refuse shell metacharacters. */
+const interfacePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+const labelPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$/;
+/** ipip: the kernel's minimum IPv4 MTU up to the largest IP packet minus the outer header. */
+export const mtuRange = { min: 68, max: 65515 } as const;
+
+type Obj = Record<string, unknown>;
+
+class Checker {
+    readonly problems: string[] = [];
+
+    fail(path: string, message: string): undefined {
+        this.problems.push(`${path}: ${message}`);
+        return undefined;
+    }
+
+    /** An object with only the known keys; unknown keys are usually typos. */
+    object(value: unknown, path: string, known: readonly string[]): Obj | undefined {
+        if (value === null || typeof value !== "object" || Array.isArray(value)) {
+            return this.fail(path, `${show(value)} is not an object`);
+        }
+        for (const key of Object.keys(value)) {
+            if (!known.includes(key)) {
+                this.fail(`${path}.${key}`, `unknown field (known: ${known.join(", ")})`);
+            }
+        }
+        return value as Obj;
+    }
+
+    map(value: unknown, path: string): Obj | undefined {
+        if (value === null || typeof value !== "object" || Array.isArray(value)) {
+            return this.fail(path, `${show(value)} is not a map of names`);
+        }
+        for (const key of Object.keys(value)) {
+            if (!namePattern.test(key)) {
+                this.fail(`${path}.${key}`, `name ${show(key)} must match ${namePattern.source}`);
+            }
+        }
+        return value as Obj;
+    }
+
+    string(o: Obj, key: string, path: string): string | undefined {
+        const v = o[key];
+        if (v === undefined) return this.fail(`${path}.${key}`, "is required");
+        if (typeof v !== "string" || v === "") return this.fail(`${path}.${key}`, `${show(v)} is not a non-empty string`);
+        return v;
+    }
+
+    optionalString(o: Obj, key: string, path: string): string | undefined {
+        return o[key] === undefined ? undefined : this.string(o, key, path);
+    }
+
+    boolean(o: Obj, key: string, path: string, fallback: boolean): boolean {
+        const v = o[key];
+        if (v === undefined) return fallback;
+        if (typeof v !== "boolean") {
+            this.fail(`${path}.${key}`, `${show(v)} is not true or false`);
+            return fallback;
+        }
+        return v;
+    }
+
+    integer(o: Obj, key: string, path: string, min: number, max: number): number | undefined {
+        const v = o[key];
+        if (v === undefined) return undefined;
+        if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+            return this.fail(`${path}.${key}`, `${show(v)} is not an integer from ${min} to ${max}`);
+        }
+        return v;
+    }
+
+    array(o: Obj, key: string, path: string): unknown[] {
+        const v = o[key];
+        if (v === undefined) return [];
+        if (!Array.isArray(v)) {
+            this.fail(`${path}.${key}`, `${show(v)} is not a list`);
+            return [];
+        }
+        return v;
+    }
+
+    interfaceName(o: Obj, key: string, path: string, fallback?: string): string | undefined {
+        const v = o[key] === undefined && fallback !== undefined ? fallback : this.string(o, key, path);
+        if (v === undefined) return undefined;
+        if (!interfacePattern.test(v)) {
+            return this.fail(`${path}.${key}`, `${show(v)} is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+        }
+        return v;
+    }
+
+    address(o: Obj, key: string, path: string): string | undefined {
+        const v = this.string(o, key, path);
+        if (v === undefined) return undefined;
+        return parseAddress(v) ?? this.fail(`${path}.${key}`, `${v} is not an IPv4 address`);
+    }
+
+    network(value: unknown, path: string): Network | undefined {
+        if (typeof value !== "string") return this.fail(path, `${show(value)} is not an IPv4 network (a.b.c.d/n)`);
+        const n = parseNetwork(value);
+        return "error" in n ? this.fail(path, n.error) : n;
+    }
+}
+
+function show(v: unknown): string {
+    if (typeof v === "string") return JSON.stringify(v);
+    if (v === undefined) return "nothing";
+    return JSON.stringify(v) ?? String(v);
+}
+
+const connectionKeys = ["host", "port", "user", "privateKey", "privateKeyPassword", "password", "agent", "hostKey", "proxy", "dialErrorLimit", "perDialTimeout"] as const;
+const credentialKeys = ["privateKey", "privateKeyPassword", "password"] as const;
+
+function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions): Host | undefined {
+    const path = `hosts.${name}`;
+    const h = c.object(raw, path, ["connection", "sudo", "underlay"]);
+    if (!h) return undefined;
+    const conn = c.object(h.connection, `${path}.connection`, connectionKeys);
+    const under = c.object(h.underlay, `${path}.underlay`, ["interface", "address"]);
+    const sudo = c.boolean(h, "sudo", path, false);
+    if (!conn || !under) return undefined;
+    const cp = `${path}.connection`;
+    const host = c.string(conn, "host", cp);
+    if (host !== undefined && !/^[A-Za-z0-9.:_-]+$/.test(host)) c.fail(`${cp}.host`, `${show(host)} is not a host name or address`);
+    const port = c.integer(conn, "port", cp, 1, 65535) ?? 22;
+    const user = c.optionalString(conn, "user", cp) ?? "root";
+    const privateKey = c.optionalString(conn, "privateKey", cp);
+    const password = c.optionalString(conn, "password", cp);
+    const privateKeyPassword = c.optionalString(conn, "privateKeyPassword", cp);
+    const agent = c.boolean(conn, "agent", cp, false);
+    if (privateKey === undefined && password === undefined && !agent) {
+        c.fail(cp, "no credentials: set privateKey or password (pulumi config set --secret --path), or agent: true");
+    }
+    if (opts.hostsAreSecret === false) {
+        for (const key of credentialKeys) {
+            if (conn[key] !== undefined) {
+                c.fail(`${cp}.${key}`, "is stored in plain text; set it with `pulumi config set --secret --path`");
+            }
+        }
+    }
+    if (sudo && user === "root") c.fail(`${path}.sudo`, "true needs a connection.user other than root");
+    const connection: Connection = {
+        host: host ?? "",
+        port,
+        user,
+        privateKey,
+        password,
+        privateKeyPassword,
+        agent,
+        hostKey: c.optionalString(conn, "hostKey", cp),
+        proxy: c.optionalString(conn, "proxy", cp),
+        dialErrorLimit: c.integer(conn, "dialErrorLimit", cp, 0, 100) ?? 4,
+        perDialTimeout: c.integer(conn, "perDialTimeout", cp, 1, 600) ?? 10,
+    };
+    const underlay = { interface: c.interfaceName(under, "interface", `${path}.underlay`), address: c.address(under, "address", `${path}.underlay`) };
+    if (host === undefined || underlay.interface === undefined || underlay.address === undefined) return undefined;
+    return { name, connection, sudo, underlay: { interface: underlay.interface, address: underlay.address } };
+}
+
+const endpointKeys = ["host", "interface", "network", "tunnelAddress", "keepConnectedRoute", "localAddresses", "routes", "forwarding", "mtu", "ttl"] as const;
+
+function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, hosts: Record<string, Host>): Endpoint | undefined {
+    const e = c.object(raw, path, endpointKeys);
+    if (!e) return undefined;
+    const hostName = c.string(e, "host", path);
+    const host = hostName === undefined ? undefined : hosts[hostName];
+    if (hostName !== undefined && !(hostName in hosts)) c.fail(`${path}.host`, `${show(hostName)} is not a declared host`);
+    const iface = c.interfaceName(e, "interface", path, "tunl1");
+    if (iface === "tunl0") c.fail(`${path}.interface`, `"tunl0" is the kernel's shared fallback device; use tunl1 or another name`);
+    if (iface !== undefined && host && iface === host.underlay.interface) c.fail(`${path}.interface`, `${show(iface)} is the host's underlay interface`);
+
+    const network = e.network === undefined ? c.fail(`${path}.network`, "is required") : c.network(e.network, `${path}.network`);
+    let tunnelAddress = c.address(e, "tunnelAddress", path);
+    if (tunnelAddress !== undefined && network) {
+        const { first, last } = bounds(network);
+        if (!contains(network, tunnelAddress)) {
+            tunnelAddress = c.fail(`${path}.tunnelAddress`, `${tunnelAddress} is not inside ${network.cidr}`);
+        } else if (network.prefix < 31 && (tunnelAddress === first || tunnelAddress === last)) {
+            tunnelAddress = c.fail(`${path}.tunnelAddress`, `${tunnelAddress} is the network or broadcast address of ${network.cidr}`);
+        }
+    }
+
+    const localAddresses: LocalAddress[] = [];
+    c.array(e, "localAddresses", path).forEach((item, i) => {
+        const lp = `${path}.localAddresses[${i}]`;
+        const la = c.object(item, lp, ["address", "interface", "label", "keepConnectedRoute"]);
+        if (!la) return;
+        const text = c.string(la, "address", lp);
+        const parsed = text === undefined ? undefined : parseInterfaceAddress(text);
+        if (text !== undefined && !parsed) c.fail(`${lp}.address`, `${text} is not an IPv4 address with a prefix (a.b.c.d/n)`);
+        const dev = c.interfaceName(la, "interface", lp, host?.underlay.interface ?? "eth0");
+        const label = c.optionalString(la, "label", lp);
+        if (label !== undefined && (!labelPattern.test(label) || (dev !== undefined && !label.startsWith(dev)))) {
+            c.fail(`${lp}.label`, `${show(label)} must start with the interface name and be at most 15 characters (e.g. ${dev}:0)`);
+        }
+        if (parsed && dev !== undefined) {
+            localAddresses.push({ ...parsed, interface: dev, label, keepConnectedRoute: c.boolean(la, "keepConnectedRoute", lp, false) });
+        }
+    });
+
+    const routes: Network[] = [];
+    c.array(e, "routes", path).forEach((r, i) => {
+        const n = c.network(r, `${path}.routes[${i}]`);
+        if (n) routes.push(n);
+    });
+
+    const mtu = c.integer(e, "mtu", path, mtuRange.min, mtuRange.max);
+    let ttl: number | "inherit" = "inherit";
+    if (e.ttl !== undefined && e.ttl !== "inherit") ttl = c.integer(e, "ttl", path, 1, 255) ?? "inherit";
+
+    if (hostName === undefined || !host || iface === undefined || !network || tunnelAddress === undefined) return undefined;
+    return {
+        side,
+        host: hostName,
+        interface: iface,
+        network,
+        tunnelAddress,
+        keepConnectedRoute: c.boolean(e, "keepConnectedRoute", path, false),
+        localAddresses,
+        routes,
+        forwarding: c.boolean(e, "forwarding", path, false),
+        mtu: mtu ?? "auto",
+        ttl,
+    };
+}
+
+function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string, Host>): Pair | undefined {
+    const path = `pairs.${name}`;
+    const p = c.object(raw, path, ["a", "b", "firewall"]);
+    if (!p) return undefined;
+    const a = checkEndpoint(c, `${path}.a`, "a", p.a, hosts);
+    const b = checkEndpoint(c, `${path}.b`, "b", p.b, hosts);
+    let firewall: FirewallMode = "owned";
+    if (p.firewall !== undefined) {
+        if (firewallModes.includes(p.firewall as FirewallMode)) firewall = p.firewall as FirewallMode;
+        else c.fail(`${path}.firewall`, `${show(p.firewall)} is not one of ${firewallModes.join(", ")}`);
+    }
+    if (!a || !b) return undefined;
+    const [ha, hb] = [hosts[a.host], hosts[b.host]];
+    if (a.host === b.host || ha.underlay.address === hb.underlay.address) {
+        c.fail(`${path}.b.host`, `${b.host} (${hb.underlay.address}) is the same host as a (${ha.underlay.address}): local = remote`);
+    }
+    if (overlaps(a.network, b.network)) {
+        c.fail(`${path}.b.network`, `${b.network.cidr} overlaps a.network ${a.network.cidr}`);
+    }
+    for (const [ep, peerHost, side] of [[a, hb, "a"], [b, ha, "b"]] as const) {
+        ep.routes.forEach((r, i) => {
+            if (contains(r, peerHost.underlay.address)) {
+                c.fail(`${path}.${side}.routes[${i}]`, `${r.cidr} contains the peer's underlay address ${peerHost.underlay.address}: the tunnel would swallow its own carrier`);
+            }
+        });
+    }
+    return { name, a, b, firewall };
+}
+
+/** Checks that span pairs: names and networks on one host, proxies, firewall modes. */
+function checkAcrossPairs(c: Checker, pairs: Pair[], hosts: Record<string, Host>): void {
+    const devices = new Map<string, string>(); // "host/dev" -> path that claimed it
+    const networks: { network: Network; path: string }[] = [];
+    const modes = new Map<string, { mode: FirewallMode; path: string }>();
+    for (const pair of pairs) {
+        for (const ep of [pair.a, pair.b]) {
+            const path = `pairs.${pair.name}.${ep.side}`;
+            const key = `${ep.host}/${ep.interface}`;
+            const claimed = devices.get(key);
+            if (claimed) c.fail(`${path}.interface`, `${ep.interface} on ${ep.host} is already used by ${claimed}`);
+            else devices.set(key, path);
+            for (const other of networks) {
+                if (overlaps(other.network, ep.network) && !other.path.startsWith(`pairs.${pair.name}.`)) {
+                    c.fail(`${path}.network`, `${ep.network.cidr} overlaps ${other.path}.network ${other.network.cidr}`);
+                }
+            }
+            networks.push({ network: ep.network, path });
+            if (pair.firewall !== "none") {
+                const seen = modes.get(ep.host);
+                if (seen && seen.mode !== pair.firewall) {
+                    c.fail(`pairs.${pair.name}.firewall`, `${pair.firewall} on ${ep.host} conflicts with ${seen.path} (${seen.mode}): "open" replaces the whole ruleset, including owned chains`);
+                } else if (!seen) modes.set(ep.host, { mode: pair.firewall, path: `pairs.${pair.name}.firewall` });
+            }
+            const h = hosts[ep.host];
+            ep.localAddresses.forEach((la, i) => {
+                if (la.interface === ep.interface) c.fail(`${path}.localAddresses[${i}].interface`, `${la.interface} is the tunnel device; the tunnel address goes in tunnelAddress`);
+                if (la.address === h.underlay.address) c.fail(`${path}.localAddresses[${i}].address`, `${la.address} is the host's underlay address`);
+            });
+        }
+    }
+    for (const h of Object.values(hosts)) {
+        const proxy = h.connection.proxy;
+        if (proxy === undefined) continue;
+        if (!(proxy in hosts)) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is not a declared host`);
+        else if (proxy === h.name) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is the host itself`);
+        else if (hosts[proxy].connection.proxy !== undefined) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} itself has a proxy; one jump host is supported`);
+    }
+}
+
+/** Validates the whole stack configuration; throws a ConfigError listing every problem. */
+export function validateConfig(raw: StackConfig, opts: ValidateOptions): Model {
+    const c = new Checker();
+    if (!namePattern.test(opts.stack)) c.fail("stack", `${show(opts.stack)} must match ${namePattern.source}`);
+    const hosts: Record<string, Host> = {};
+    const rawHosts = raw.hosts === undefined ? c.fail("hosts", "is required (pulumi config set --path hosts.NAME...)") : c.map(raw.hosts, "hosts");
+    for (const [name, value] of Object.entries(rawHosts ?? {})) {
+        const h = checkHost(c, name, value, opts);
+        if (h) hosts[name] = h;
+    }
+    const pairs: Pair[] = [];
+    const rawPairs = raw.pairs === undefined ? c.fail("pairs", "is required") : c.map(raw.pairs, "pairs");
+    if (rawPairs && Object.keys(rawPairs).length === 0) c.fail("pairs", "declares no pair");
+    for (const [name, value] of Object.entries(rawPairs ?? {})) {
+        const p = checkPair(c, name, value, hosts);
+        if (p) pairs.push(p);
+    }
+    checkAcrossPairs(c, pairs, hosts);
+    if (c.problems.length > 0) throw new ConfigError(c.problems);
+    return { stack: opts.stack, hosts, pairs };
+}
+
+/** The tunnel address as an interface address: 10.0.1.2/24. */
+export function tunnelCidr(ep: Endpoint): string {
+    return `${ep.tunnelAddress}/${ep.network.prefix}`;
+}
+

@@ -1,0 +1,161 @@
+// Runs the program (index.ts) under Pulumi mocks and records every resource it registers:
+// type, name, parent, inputs (secrets unwrapped, their paths noted) and the options the
+// engine acts on (dependencies, deleteBeforeReplace). Registrations arrive in dependency
+// order: a resource is registered only once what it depends on is.
+import * as pulumi from "@pulumi/pulumi";
+import * as path from "path";
+
+export interface RecordedResource {
+    readonly urn: string;
+    readonly type: string;
+    readonly name: string;
+    readonly parent: string;
+    readonly custom: boolean;
+    /** Inputs as the provider receives them, secrets unwrapped. */
+    readonly inputs: Record<string, unknown>;
+    /** Dotted paths of the inputs that were secret ("connection.privateKey"). */
+    readonly secretPaths: string[];
+    readonly dependencies: string[];
+    readonly deleteBeforeReplace: boolean;
+}
+
+export interface Recording {
+    readonly resources: RecordedResource[];
+    /** The stack's outputs, resolved. */
+    readonly outputs: Record<string, unknown>;
+    /** Messages the program logged (warnings at preview). */
+    readonly logs: { severity: string; message: string }[];
+}
+
+export interface RecordOptions {
+    readonly project?: string;
+    readonly stack: string;
+    /** "tunnelpair:hosts" -> value (objects are JSON-encoded as the CLI does). */
+    readonly config: Record<string, unknown>;
+    readonly secretKeys?: string[];
+    /** Record a `pulumi preview` (dry run) instead of an update. */
+    readonly preview?: boolean;
+    /** The program module; defaults to the project's index.ts. */
+    readonly program?: string;
+}
+
+const secretSig = "1b47061264138c4ac30d75fd1eb44270";
+const specialSig = "4dabf18193072939515e22adb298388d";
+
+function unwrapSecrets(value: unknown, at: string, paths: string[]): unknown {
+    if (Array.isArray(value)) return value.map((v, i) => unwrapSecrets(v, `${at}[${i}]`, paths));
+    if (value !== null && typeof value === "object") {
+        const o = value as Record<string, unknown>;
+        if (o[specialSig] === secretSig) {
+            paths.push(at);
+            return unwrapSecrets(o.value, at, []);
+        }
+        return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, unwrapSecrets(v, at ? `${at}.${k}` : k, paths)]));
+    }
+    return value;
+}
+
+/**
+ * Records one run of the program. Node caches modules: call once per process, or from a
+ * test file whose module registry is fresh (jest's resetModules).
+ */
+export async function recordProgram(opts: RecordOptions): Promise<Recording> {
+    const project = opts.project ?? "tunnelpair";
+    const resources: RecordedResource[] = [];
+    const options = new Map<string, { dependencies: string[]; deleteBeforeReplace: boolean; parent: string; custom: boolean }>();
+    const logs: { severity: string; message: string }[] = [];
+
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args: pulumi.runtime.MockResourceArgs) {
+                return { id: args.custom ? `${args.name}-id` : undefined, state: args.inputs };
+            },
+            call(args: pulumi.runtime.MockCallArgs) {
+                throw new Error(`unexpected call ${args.token}`);
+            },
+        },
+        project,
+        opts.stack,
+        opts.preview ?? false,
+    );
+    const config = Object.fromEntries(
+        Object.entries(opts.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+    );
+    pulumi.runtime.setAllConfig(config, opts.secretKeys ?? []);
+
+    // The mock monitor sees inputs but not options; wrap it to read both off each request.
+    const monitor = pulumi.runtime.getMonitor() as unknown as {
+        registerResource(req: RegisterRequest, cb: (err: unknown, res: RegisterResponse | undefined) => void): void;
+    };
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req, cb) =>
+        register(req, (err, res) => {
+            if (!err && res) {
+                const urn = res.getUrn();
+                options.set(urn, {
+                    dependencies: req.getDependenciesList(),
+                    deleteBeforeReplace: req.getDeletebeforereplace(),
+                    parent: req.getParent(),
+                    custom: req.getCustom(),
+                });
+                const secretPaths: string[] = [];
+                const inputs = unwrapSecrets(
+                    pulumi.runtime.deserializeProperties(req.getObject() as Parameters<typeof pulumi.runtime.deserializeProperties>[0]),
+                    "",
+                    secretPaths,
+                ) as Record<string, unknown>;
+                const o = options.get(urn)!;
+                resources.push({ urn, type: req.getType(), name: req.getName(), inputs, secretPaths, ...o });
+            }
+            cb(err, res);
+        });
+    const warn = pulumi.log.warn;
+    const captured = (severity: string) => (message: string) => {
+        logs.push({ severity, message });
+        return Promise.resolve();
+    };
+    (pulumi.log as { warn: unknown }).warn = captured("warning");
+
+    try {
+        const programPath = opts.program ?? path.join(__dirname, "..", "index.ts");
+        const exported = (await import(programPath)) as Record<string, unknown>;
+        await settings().waitForRPCs();
+        const outputs: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(exported)) {
+            outputs[k] = await resolve(v);
+        }
+        return { resources, outputs, logs };
+    } finally {
+        (pulumi.log as { warn: unknown }).warn = warn;
+    }
+}
+
+interface RegisterRequest {
+    getType(): string;
+    getName(): string;
+    getParent(): string;
+    getCustom(): boolean;
+    getObject(): unknown;
+    getDependenciesList(): string[];
+    getDeletebeforereplace(): boolean;
+}
+interface RegisterResponse {
+    getUrn(): string;
+}
+
+function settings(): { waitForRPCs(): Promise<void> } {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require("@pulumi/pulumi/runtime/settings");
+}
+
+async function resolve(v: unknown): Promise<unknown> {
+    if (pulumi.Output.isInstance(v)) {
+        return new Promise((r) => (v as pulumi.Output<unknown>).apply((x) => r(x)));
+    }
+    if (Array.isArray(v)) return Promise.all(v.map(resolve));
+    if (v !== null && typeof v === "object") {
+        const entries = await Promise.all(Object.entries(v).map(async ([k, x]) => [k, await resolve(x)] as const));
+        return Object.fromEntries(entries);
+    }
+    return v;
+}

@@ -1,0 +1,132 @@
+import { ConfigError, validateConfig } from "../components/validate";
+import { toyConfig } from "./support/toy";
+
+function problems(mutate: (c: { hosts: any; pairs: any }) => void, opts: { hostsAreSecret?: boolean } = {}): string[] {
+    const c = toyConfig();
+    mutate(c);
+    try {
+        validateConfig(c, { stack: "toy", ...opts });
+    } catch (e) {
+        if (e instanceof ConfigError) return [...e.problems];
+        throw e;
+    }
+    return [];
+}
+
+describe("validateConfig on the toy stack", () => {
+    it("accepts the committed toy configuration and fills in the defaults", () => {
+        const m = validateConfig(toyConfig(), { stack: "toy" });
+        expect(m.pairs).toHaveLength(1);
+        const [p] = m.pairs;
+        expect(p.firewall).toBe("owned");
+        expect(p.a).toMatchObject({ host: "doolittle", interface: "tunl1", tunnelAddress: "10.0.1.2", mtu: "auto", ttl: "inherit", keepConnectedRoute: false });
+        expect(p.a.network.cidr).toBe("10.0.1.0/24");
+        expect(p.a.localAddresses).toEqual([{ address: "10.0.1.1", prefix: 24, interface: "eth0", label: "eth0:0", keepConnectedRoute: false }]);
+        expect(p.b.routes.map((r) => r.cidr)).toEqual(["10.0.1.0/24"]);
+        expect(m.hosts.doolittle.connection).toMatchObject({ port: 22, user: "root", agent: true, dialErrorLimit: 4, perDialTimeout: 10 });
+    });
+
+    it("defaults the interface to tunl1 and the firewall to owned", () => {
+        const c = toyConfig();
+        delete c.pairs.toy.a.interface;
+        delete c.pairs.toy.firewall;
+        const m = validateConfig(c, { stack: "toy" });
+        expect(m.pairs[0].a.interface).toBe("tunl1");
+        expect(m.pairs[0].firewall).toBe("owned");
+    });
+
+    it("lists every problem, not just the first", () => {
+        const p = problems((c) => {
+            c.pairs.toy.a.tunnelAddress = "10.9.9.9";
+            c.pairs.toy.b.mtu = 20;
+        });
+        expect(p).toEqual([
+            "pairs.toy.a.tunnelAddress: 10.9.9.9 is not inside 10.0.1.0/24",
+            "pairs.toy.b.mtu: 20 is not an integer from 68 to 65515",
+        ]);
+    });
+});
+
+// Each bad configuration is rejected with a message that names the field and the value.
+const bad: [string, (c: { hosts: any; pairs: any }) => void, string][] = [
+    ["a tunnel address outside its network", (c) => (c.pairs.toy.b.tunnelAddress = "10.0.3.2"), "pairs.toy.b.tunnelAddress: 10.0.3.2 is not inside 10.0.2.0/24"],
+    ["a malformed tunnel address", (c) => (c.pairs.toy.a.tunnelAddress = "10.0.1.256"), "pairs.toy.a.tunnelAddress: 10.0.1.256 is not an IPv4 address"],
+    ["a tunnel address with a prefix", (c) => (c.pairs.toy.a.tunnelAddress = "10.0.1.2/24"), "pairs.toy.a.tunnelAddress: 10.0.1.2/24 is not an IPv4 address"],
+    ["the network address as tunnel address", (c) => (c.pairs.toy.a.tunnelAddress = "10.0.1.0"), "pairs.toy.a.tunnelAddress: 10.0.1.0 is the network or broadcast address of 10.0.1.0/24"],
+    ["a malformed network", (c) => (c.pairs.toy.a.network = "10.0.1/24"), "pairs.toy.a.network: 10.0.1/24 is not an IPv4 network"],
+    ["a prefix out of range", (c) => (c.pairs.toy.a.network = "10.0.1.0/33"), "pairs.toy.a.network: 10.0.1.0/33 is not an IPv4 network"],
+    ["a network with host bits", (c) => (c.pairs.toy.a.network = "10.0.1.1/24"), "pairs.toy.a.network: 10.0.1.1/24 has host bits set (the network is 10.0.1.0/24)"],
+    ["a missing network", (c) => delete c.pairs.toy.a.network, "pairs.toy.a.network: is required"],
+    ["overlapping tunnel networks", (c) => { c.pairs.toy.b.network = "10.0.0.0/16"; c.pairs.toy.b.tunnelAddress = "10.0.2.2"; }, "pairs.toy.b.network: 10.0.0.0/16 overlaps a.network 10.0.1.0/24"],
+    ["local = remote (one host on both ends)", (c) => (c.pairs.toy.b.host = "doolittle"), "pairs.toy.b.host: doolittle (130.88.198.58) is the same host as a (130.88.198.58): local = remote"],
+    ["local = remote (two names, one address)", (c) => (c.hosts.calculon.underlay.address = "130.88.198.58"), "local = remote"],
+    ["a route that captures the peer's underlay address", (c) => c.pairs.toy.a.routes.push("130.88.0.0/16"), "pairs.toy.a.routes[1]: 130.88.0.0/16 contains the peer's underlay address 130.88.196.129"],
+    ["a default route through the tunnel", (c) => (c.pairs.toy.b.routes = ["default"]), "pairs.toy.b.routes[0]: 0.0.0.0/0 contains the peer's underlay address 130.88.198.58"],
+    ["a malformed route", (c) => (c.pairs.toy.a.routes = ["10.0.2.0/24", "nowhere"]), 'pairs.toy.a.routes[1]: nowhere is not an IPv4 network'],
+    ["routes that are not a list", (c) => (c.pairs.toy.a.routes = "10.0.2.0/24"), 'pairs.toy.a.routes: "10.0.2.0/24" is not a list'],
+    ["tunl0, the kernel's fallback device", (c) => (c.pairs.toy.a.interface = "tunl0"), 'pairs.toy.a.interface: "tunl0" is the kernel\'s shared fallback device'],
+    ["an interface name over 15 characters", (c) => (c.pairs.toy.a.interface = "tunnel-to-calculon"), 'pairs.toy.a.interface: "tunnel-to-calculon" is not a valid interface name'],
+    ["an interface name with illegal characters", (c) => (c.pairs.toy.a.interface = "tun l1"), 'pairs.toy.a.interface: "tun l1" is not a valid interface name'],
+    ["an interface name with shell metacharacters", (c) => (c.pairs.toy.a.interface = "t;reboot"), 'pairs.toy.a.interface: "t;reboot" is not a valid interface name'],
+    ["the underlay interface as tunnel device", (c) => (c.pairs.toy.a.interface = "eth0"), 'pairs.toy.a.interface: "eth0" is the host\'s underlay interface'],
+    ["an MTU below 68", (c) => (c.pairs.toy.a.mtu = 67), "pairs.toy.a.mtu: 67 is not an integer from 68 to 65515"],
+    ["an MTU above 65515", (c) => (c.pairs.toy.a.mtu = 70000), "pairs.toy.a.mtu: 70000 is not an integer from 68 to 65515"],
+    ["an MTU that is not a number", (c) => (c.pairs.toy.a.mtu = "1480"), 'pairs.toy.a.mtu: "1480" is not an integer from 68 to 65515'],
+    ["a TTL of 0", (c) => (c.pairs.toy.a.ttl = 0), "pairs.toy.a.ttl: 0 is not an integer from 1 to 255"],
+    ["an undeclared host", (c) => (c.pairs.toy.b.host = "calculon2"), 'pairs.toy.b.host: "calculon2" is not a declared host'],
+    ["an undeclared jump host", (c) => (c.hosts.calculon.connection.proxy = "rfe"), 'hosts.calculon.connection.proxy: "rfe" is not a declared host'],
+    ["missing credentials", (c) => delete c.hosts.calculon.connection.agent, "hosts.calculon.connection: no credentials"],
+    ["a missing connection host", (c) => delete c.hosts.doolittle.connection.host, "hosts.doolittle.connection.host: is required"],
+    ["a port out of range", (c) => (c.hosts.doolittle.connection.port = 70000), "hosts.doolittle.connection.port: 70000 is not an integer from 1 to 65535"],
+    ["a malformed underlay address", (c) => (c.hosts.doolittle.underlay.address = "130.88.198"), "hosts.doolittle.underlay.address: 130.88.198 is not an IPv4 address"],
+    ["a missing underlay", (c) => delete c.hosts.doolittle.underlay, "hosts.doolittle.underlay: nothing is not an object"],
+    ["sudo for root", (c) => (c.hosts.doolittle.sudo = true), "hosts.doolittle.sudo: true needs a connection.user other than root"],
+    ["a misspelt field", (c) => (c.pairs.toy.a.tunnelAdress = "10.0.1.2"), "pairs.toy.a.tunnelAdress: unknown field"],
+    ["an unknown firewall mode", (c) => (c.pairs.toy.firewall = "stop"), 'pairs.toy.firewall: "stop" is not one of owned, open, none'],
+    ["a local address without prefix", (c) => (c.pairs.toy.a.localAddresses[0].address = "10.0.1.1"), "pairs.toy.a.localAddresses[0].address: 10.0.1.1 is not an IPv4 address with a prefix"],
+    ["a label not starting with its interface", (c) => (c.pairs.toy.a.localAddresses[0].label = "eth1:0"), 'pairs.toy.a.localAddresses[0].label: "eth1:0" must start with the interface name'],
+    ["a boolean that is a string", (c) => (c.pairs.toy.a.forwarding = "yes"), 'pairs.toy.a.forwarding: "yes" is not true or false'],
+    ["a pair name with a slash", (c) => { c.pairs["to/y"] = c.pairs.toy; delete c.pairs.toy; }, 'pairs.to/y: name "to/y" must match'],
+    ["no pairs", (c) => (c.pairs = {}), "pairs: declares no pair"],
+];
+
+describe("validateConfig rejects", () => {
+    it.each(bad)("%s", (_what, mutate, message) => {
+        const p = problems(mutate);
+        expect(p.join("\n")).toContain(message);
+    });
+
+    it("a credential kept in plain text in the stack file", () => {
+        const p = problems((c) => (c.hosts.doolittle.connection.privateKey = "-----BEGIN OPENSSH PRIVATE KEY-----"), { hostsAreSecret: false });
+        expect(p).toContain("hosts.doolittle.connection.privateKey: is stored in plain text; set it with `pulumi config set --secret --path`");
+        expect(p.join("\n")).not.toContain("BEGIN OPENSSH");
+    });
+
+    it("the same interface name twice on one host", () => {
+        const p = problems((c) => {
+            c.pairs.second = JSON.parse(JSON.stringify(c.pairs.toy));
+            c.pairs.second.a.network = "10.1.1.0/24";
+            c.pairs.second.a.tunnelAddress = "10.1.1.2";
+            c.pairs.second.b.network = "10.1.2.0/24";
+            c.pairs.second.b.tunnelAddress = "10.1.2.2";
+            c.pairs.second.b.interface = "tunl2";
+        });
+        expect(p).toEqual(["pairs.second.a.interface: tunl1 on doolittle is already used by pairs.toy.a"]);
+    });
+
+    it("overlapping networks across pairs", () => {
+        const p = problems((c) => {
+            c.pairs.second = JSON.parse(JSON.stringify(c.pairs.toy));
+            c.pairs.second.a.interface = "tunl2";
+            c.pairs.second.b.interface = "tunl2";
+        });
+        expect(p).toContain("pairs.second.a.network: 10.0.1.0/24 overlaps pairs.toy.a.network 10.0.1.0/24");
+    });
+
+    it("a message of the right shape for each of at least 25 cases", () => {
+        expect(bad.length).toBeGreaterThanOrEqual(25);
+        for (const [, mutate] of bad) {
+            for (const p of problems(mutate)) expect(p).toMatch(/^(hosts|pairs|stack)[\w.[\]/:-]*: /);
+        }
+    });
+});
