@@ -3,6 +3,6 @@ module.exports = {
   preset: "ts-jest",
   testEnvironment: "node",
   testMatch: ["<rootDir>/tests/**/*.test.ts"],
-  // Program tests import index.ts after setting mocks; each file needs a fresh module registry.
-  resetModules: true,
+  // Lab tests boot a kernel and replay whole stacks over SSH.
+  testTimeout: 600000,
 };

@@ -1,6 +1,7 @@
 // Validated model -> per-host plan: the objects one endpoint of a pair owns on its host, in
 // the order they are made (they are removed in the reverse order). Pure.
 import { createHash } from "crypto";
+import { contains, Network, parseNetwork } from "./address";
 import { Endpoint, FirewallMode, Host, Model, Pair, peerOf } from "./model";
 import { tunnelCidr } from "./validate";
 
@@ -86,7 +87,7 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
             const peer = peerOf(pair, ep.side);
             // Inner sources that may arrive through the tunnel: what lies behind the peer,
             // which is what we route into the tunnel, and the peer's own tunnel address.
-            const sources = unique([`${peer.tunnelAddress}/32`, ...ep.routes.map((r) => r.cidr)]);
+            const sources = withoutCovered([...ep.routes, parseNetwork(`${peer.tunnelAddress}/32`) as Network]);
             const chains: HostObject[] = [
                 {
                     kind: "chain",
@@ -149,6 +150,8 @@ export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPla
     };
 }
 
-function unique(xs: string[]): string[] {
-    return [...new Set(xs)];
+/** The networks' CIDRs, less those inside another one of them (or repeated). */
+function withoutCovered(networks: Network[]): string[] {
+    const kept = networks.filter((n, i) => !networks.some((m, j) => j !== i && m.prefix <= n.prefix && contains(m, n.address) && (m.prefix < n.prefix || j < i)));
+    return kept.map((n) => n.cidr);
 }

@@ -35,8 +35,11 @@ export interface RecordOptions {
     readonly secretKeys?: string[];
     /** Record a `pulumi preview` (dry run) instead of an update. */
     readonly preview?: boolean;
-    /** The program module; defaults to the project's index.ts. */
-    readonly program?: string;
+    /**
+     * The program: by default the project's index.ts, imported (once per process: Node
+     * caches modules); a function to run it again, e.g. deployStack from program.ts.
+     */
+    readonly program?: () => Record<string, unknown>;
 }
 
 const secretSig = "1b47061264138c4ac30d75fd1eb44270";
@@ -56,8 +59,7 @@ function unwrapSecrets(value: unknown, at: string, paths: string[]): unknown {
 }
 
 /**
- * Records one run of the program. Node caches modules: call once per process, or from a
- * test file whose module registry is fresh (jest's resetModules).
+ * Records one run of the program under fresh mocks.
  */
 export async function recordProgram(opts: RecordOptions): Promise<Recording> {
     const project = opts.project ?? "tunnelpair";
@@ -117,14 +119,17 @@ export async function recordProgram(opts: RecordOptions): Promise<Recording> {
     (pulumi.log as { warn: unknown }).warn = captured("warning");
 
     try {
-        const programPath = opts.program ?? path.join(__dirname, "..", "index.ts");
-        const exported = (await import(programPath)) as Record<string, unknown>;
+        const exported = opts.program ? opts.program() : ((await import(path.join(__dirname, "..", "index.ts"))) as Record<string, unknown>);
         await settings().waitForRPCs();
         const outputs: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(exported)) {
             outputs[k] = await resolve(v);
         }
         return { resources, outputs, logs };
+    } catch (e) {
+        // how far the program got: a refused configuration must have registered nothing
+        if (e !== null && typeof e === "object") (e as { registered?: number }).registered = resources.length;
+        throw e;
     } finally {
         (pulumi.log as { warn: unknown }).warn = warn;
     }
@@ -150,7 +155,9 @@ function settings(): { waitForRPCs(): Promise<void> } {
 
 async function resolve(v: unknown): Promise<unknown> {
     if (pulumi.Output.isInstance(v)) {
-        return new Promise((r) => (v as pulumi.Output<unknown>).apply((x) => r(x)));
+        // values the engine would only know after the update (stdout under mocks) stay unknown
+        const x = await (v as unknown as { promise(withUnknowns: boolean): Promise<unknown> }).promise(true);
+        return pulumi.isUnknown(x) ? "<unknown>" : resolve(x);
     }
     if (Array.isArray(v)) return Promise.all(v.map(resolve));
     if (v !== null && typeof v === "object") {

@@ -1,0 +1,84 @@
+// The rendered scripts: pinned by snapshots, valid POSIX sh, clean under shellcheck, and
+// quoting every value they interpolate.
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { FirewallMode } from "../components/model";
+import { planEndpoint } from "../components/plan";
+import { commandString, renderApply, renderRemove, shellQuote } from "../components/render";
+import { validateConfig } from "../components/validate";
+import { toyConfig } from "./support/toy";
+
+function toyModel(firewall: FirewallMode = "owned") {
+    const c = toyConfig();
+    c.pairs.toy.firewall = firewall;
+    return validateConfig(c, { stack: "toy" });
+}
+
+function scripts(): [string, string][] {
+    const out: [string, string][] = [];
+    for (const mode of ["owned", "open", "none"] as const) {
+        const m = toyModel(mode);
+        for (const side of ["a", "b"] as const) {
+            const plan = planEndpoint(m, m.pairs[0], side);
+            out.push([`apply ${mode} ${side}`, renderApply(plan)], [`remove ${mode} ${side}`, renderRemove(plan)]);
+        }
+    }
+    return out;
+}
+
+describe("rendered scripts", () => {
+    it("match the snapshots for the toy's two hosts", () => {
+        const m = toyModel();
+        for (const side of ["a", "b"] as const) {
+            const plan = planEndpoint(m, m.pairs[0], side);
+            expect(renderApply(plan)).toMatchSnapshot(`apply ${side}`);
+            expect(renderRemove(plan)).toMatchSnapshot(`remove ${side}`);
+        }
+    });
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tunnelpair-render-"));
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it.each(scripts())("%s passes sh -n and shellcheck", (name, script) => {
+        const file = path.join(dir, `${name.replace(/ /g, "-")}.sh`);
+        fs.writeFileSync(file, script);
+        execFileSync("sh", ["-n", file]);
+        // shellcheck exits non-zero on any finding, warnings and notes included
+        execFileSync("shellcheck", ["--shell=sh", "--severity=style", file], { encoding: "utf8" });
+    });
+
+    it("starts with set -eu and uses ip, never ifconfig or route", () => {
+        for (const [, s] of scripts()) {
+            expect(s.split("\n").slice(0, 3)).toContain("set -eu");
+            expect(s).not.toMatch(/\bifconfig\b|^\s*route (add|del)/m);
+        }
+    });
+
+    it("bounds every wait: iptables -w, flock -w", () => {
+        const s = renderApply(planEndpoint(toyModel(), toyModel().pairs[0], "a"));
+        expect(s).toContain('iptables -w "$IPT_WAIT"');
+        expect(s).toContain('iptables-restore -w "$IPT_WAIT"');
+        expect(s).toContain('flock -w "$LOCK_WAIT" 9');
+        expect(s).not.toMatch(/iptables (-t \S+ )?-[ADIC] /);
+    });
+
+    it("matches IPIP by protocol number 4, never by the name ipip (94)", () => {
+        const s = renderApply(planEndpoint(toyModel(), toyModel().pairs[0], "a"));
+        expect(s).toContain("-p 4 -j ACCEPT");
+        expect(s).not.toMatch(/-p ipip/);
+    });
+});
+
+describe("shell quoting", () => {
+    it.each([["plain"], ["it's"], ["a b"], ["$(reboot)"], ["`x`"], ["'"], [""], ["a\nb"]])("round-trips %j through sh", (value) => {
+        const out = execFileSync("sh", ["-c", `printf '%s' ${shellQuote(value)}`], { encoding: "utf8" });
+        expect(out).toBe(value);
+    });
+
+    it("wraps the script for sudo without a prompt", () => {
+        expect(commandString("echo 'hi'", true)).toBe(`sudo -n /bin/sh -c 'echo '\\''hi'\\'''`);
+        expect(commandString("true", false)).toBe("/bin/sh -c 'true'");
+    });
+});

@@ -1,0 +1,29 @@
+// Records the program under mocks with a given configuration (see replay/record.ts).
+import { deployStack } from "../../components/program";
+import { Recording, recordProgram, RecordedResource } from "../../replay/record";
+
+export interface Cfg {
+    hosts: any;
+    pairs: any;
+}
+
+export function record(cfg: Cfg, opts: { stack?: string; preview?: boolean; secretKeys?: string[] } = {}): Promise<Recording> {
+    return recordProgram({
+        stack: opts.stack ?? "toy",
+        preview: opts.preview,
+        config: { "tunnelpair:hosts": cfg.hosts, "tunnelpair:pairs": cfg.pairs },
+        secretKeys: opts.secretKeys,
+        program: deployStack,
+    });
+}
+
+export function commands(r: Recording): RecordedResource[] {
+    return r.resources.filter((x) => x.type === "command:remote:Command");
+}
+
+/** The object lines a create script brings about (its DESIRED block). */
+export function desiredLines(createCommand: string): string[] {
+    const m = /DESIRED='\\''([^']*)'\\''/.exec(createCommand);
+    if (!m) throw new Error("no DESIRED block in the command");
+    return m[1].split("\n");
+}
