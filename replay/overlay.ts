@@ -1,0 +1,30 @@
+// The stack file as written, but for the connection settings: those point at the lab's
+// management addresses and lab keys (compute nodes through their jump host).
+import { StackFile } from "../components/stackFile";
+
+export interface LabTarget {
+    readonly hosts: Record<string, { address: string; port: number; jump?: string }>;
+    readonly privateKey: string;
+    readonly hostPublicKey: string;
+}
+
+export function overlayConnections(sf: StackFile, lab: LabTarget): { config: Record<string, unknown>; secretKeys: string[] } {
+    const hosts = JSON.parse(JSON.stringify(sf.config["tunnelpair:hosts"] ?? {})) as Record<string, { connection?: Record<string, unknown> }>;
+    for (const [name, h] of Object.entries(hosts)) {
+        const target = lab.hosts[name];
+        if (!target) throw new Error(`stack ${sf.stack}: host ${name} is not in the lab world`);
+        h.connection = {
+            host: target.address,
+            port: target.port,
+            user: "root",
+            privateKey: lab.privateKey,
+            hostKey: lab.hostPublicKey,
+            ...(target.jump ? { proxy: target.jump } : {}),
+        };
+    }
+    return {
+        config: { ...sf.config, "tunnelpair:hosts": hosts },
+        // the lab key is a credential like any other: Pulumi would hold it as a secret
+        secretKeys: [...new Set([...sf.secretKeys, "tunnelpair:hosts"])],
+    };
+}
