@@ -27,11 +27,13 @@ umask 077       # state files are root-only
 
 say() { printf '%s\n' "tunnelpair[$TAG@$HOST]: $*" || true; }
 warn() { printf '%s\n' "tunnelpair[$TAG@$HOST]: warning: $*" >&2 || true; }
-die() { printf '%s\n' "tunnelpair[$TAG@$HOST]: error: ${STEP:+step $STEP ($OBJ): }$*" >&2 || true; exit 1; }
+die() { DIED=1; printf '%s\n' "tunnelpair[$TAG@$HOST]: error: ${STEP:+step $STEP ($OBJ): }$*" >&2 || true; exit 1; }
 
 ipt() { iptables -w "$IPT_WAIT" "$@"; }
 sysctl_path() { printf '/proc/sys/%s' "$1"; }
-sysctl_read() { read -r _v <"/proc/sys/$1"; }   # -> $_v
+# dash's read returns 1 on /proc and /sys files although it has read the value: trust the value.
+read_first() { _v=; read -r _v <"$1" || [ -n "$_v" ]; }   # -> $_v
+sysctl_read() { read_first "/proc/sys/$1"; }
 sysctl_write() { printf '%s\n' "$2" >"/proc/sys/$1"; }
 reverse() { _r=; while IFS= read -r _l; do [ -n "$_l" ] && _r=$_l$NL$_r; done; printf '%s' "$_r"; }
 member() { case "$NL$2$NL" in *"$NL$1$NL"*) return 0 ;; esac; return 1; }
@@ -94,8 +96,8 @@ slurp() { _c=; [ -e "$1" ] || return 1; while IFS= read -r _l; do _c=$_c$_l$NL; 
 
 # --- the ipip device ----------------------------------------------------------------------
 dev_exists() { [ -e "/sys/class/net/$1" ]; }
-dev_alias() { _a=; [ -r "/sys/class/net/$1/ifalias" ] && read -r _a <"/sys/class/net/$1/ifalias"; printf '%s' "$_a"; }
-dev_up() { read -r _f <"/sys/class/net/$1/flags" && [ $((_f & 1)) -eq 1 ]; }
+dev_alias() { _v=; [ -r "/sys/class/net/$1/ifalias" ] && read_first "/sys/class/net/$1/ifalias"; printf '%s' "$_v"; }
+dev_up() { read_first "/sys/class/net/$1/flags" && [ $((_v & 1)) -eq 1 ]; }
 # "local remote ttl" of an ipip device as `ip -d link` reports them; ttl 0 reads "inherit".
 tunnel_params() {
     _d=$(ip -d -o link show dev "$1") || return 1
@@ -121,7 +123,7 @@ resolve_mtu() {   # value peer -> the number: "auto" is the MTU of the route to 
     set -- $_route
     _dev=; _mtu=
     while [ $# -gt 1 ]; do case "$1" in dev) _dev=$2 ;; mtu) _mtu=$2 ;; esac; shift; done
-    [ -n "$_mtu" ] || read -r _mtu <"/sys/class/net/$_dev/mtu" || die "cannot read the MTU of $_dev"
+    if [ -z "$_mtu" ]; then read_first "/sys/class/net/$_dev/mtu" || die "cannot read the MTU of $_dev"; _mtu=$_v; fi
     printf '%s' "$((_mtu - 20))"
 }
 
@@ -132,7 +134,7 @@ present() {
     kind=$1; shift
     case "$kind" in
         link) dev_exists "$1" && [ "$(dev_alias "$1")" = "$TAG" ] && [ "$(tunnel_params "$1")" = "$2 $3 $4" ] ;;
-        mtu) dev_exists "$1" && read -r _cur <"/sys/class/net/$1/mtu" && [ "$_cur" = "$(resolve_mtu "$2" "$3")" ] ;;
+        mtu) dev_exists "$1" && read_first "/sys/class/net/$1/mtu" && [ "$_v" = "$(resolve_mtu "$2" "$3")" ] ;;
         state) dev_exists "$1" && dev_up "$1" ;;
         devsysctl) [ -e "/proc/sys/net/ipv4/conf/$1/$2" ] && sysctl_read "net/ipv4/conf/$1/$2" && [ "$_v" = "$3" ] ;;
         addr) has_addr "$1" "$2" ;;
@@ -172,8 +174,8 @@ add() {
             fi
             ip_changed ;;
         mtu)
-            read -r _cur <"/sys/class/net/$1/mtu"
-            journal "add mtu $1 $_cur $3"
+            read_first "/sys/class/net/$1/mtu"
+            journal "add mtu $1 $_v $3"
             run ip link set dev "$1" mtu "$(resolve_mtu "$2" "$3")" ;;
         state) journal "add down $1"; run ip link set dev "$1" up; ip_changed ;;
         down) run ip link set dev "$1" down; ip_changed ;;
@@ -257,9 +259,10 @@ sysctl_companions() {
 }
 shared_add() {   # sysctl KEY VALUE | fw open
     _dir=$HOSTSTATE/$1/$2
+    case "$1" in sysctl) _undo="del sysctl $2" ;; fw) _undo="del fwopen" ;; esac
     if [ ! -e "$_dir/orig" ]; then
         mkdir -p "$_dir/holders"
-        journal "del $1 $2"
+        journal "$_undo"
         case "$1" in
             sysctl)
                 { sysctl_read "$2" && printf '%s %s\n' "$2" "$_v"
@@ -269,7 +272,7 @@ shared_add() {   # sysctl KEY VALUE | fw open
         esac
         mv "$_dir/orig.new" "$_dir/orig"
     elif [ ! -e "$_dir/holders/$HOLDER" ]; then
-        journal "del $1 $2"
+        journal "$_undo"
     fi
     : >"$_dir/holders/$HOLDER"
     case "$1" in
@@ -293,7 +296,7 @@ shared_del() {
         esac
     fi
     rm -rf "$_dir"
-    prune "$HOSTSTATE/$1"
+    prune "${_dir%/*}"
 }
 # The how-to's "stop the firewall": every table the host has, emptied, every policy ACCEPT.
 fw_open() {
@@ -342,6 +345,8 @@ finish() {
     trap - EXIT
     trap '' HUP INT TERM PIPE   # a cut connection must not stop the rollback
     set +e
+    # a command that failed under set -e said why, but not where
+    [ "$_rc" -eq 0 ] || [ "$DIED" = 1 ] || warn "step ${STEP:-preflight} (${OBJ:-}) failed with exit $_rc"
     if [ "$_rc" -ne 0 ] && [ "$COMMITTED" = 0 ] && [ -d "$STATE" ]; then
         STEP=
         rollback
@@ -382,7 +387,7 @@ EOF
 }
 
 # --- entry points -------------------------------------------------------------------------------
-COMMITTED=0; FRESH=0; STEP=; OBJ=
+COMMITTED=0; FRESH=0; DIED=0; STEP=; OBJ=
 apply() {
     lock
     trap finish EXIT

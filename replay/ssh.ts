@@ -54,12 +54,26 @@ function materialize(dir: string, name: string, c: Connection): string[] {
     return args;
 }
 
-export function sshExec(conn: Connection, command: string, stdin?: string, timeoutMs = 300000): Promise<ExecResult> {
+export interface ExecOptions {
+    timeoutMs?: number;
+    /**
+     * Send only through this interface (ssh's BindInterface). The lab passes its TAP: should
+     * the TAP be gone, a packet to the lab's addresses must fail, not leave by the default route.
+     */
+    bindInterface?: string;
+}
+
+export function sshExec(conn: Connection, command: string, stdin?: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    const timeoutMs = opts.timeoutMs ?? 300000;
+    if (opts.bindInterface && !fs.existsSync(`/sys/class/net/${opts.bindInterface}`)) {
+        return Promise.reject(new Error(`${conn.host}: interface ${opts.bindInterface} is gone; not connecting`));
+    }
+    const bind = opts.bindInterface ? ["-o", `BindInterface=${opts.bindInterface}`] : [];
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tunnelpair-ssh-"));
-    const args = ["-T", ...materialize(dir, "target", conn)];
+    const args = ["-T", ...bind, ...materialize(dir, "target", conn)];
     if (conn.proxy) {
         const p = conn.proxy;
-        const proxyArgs = materialize(dir, "proxy", p);
+        const proxyArgs = [...bind, ...materialize(dir, "proxy", p)];
         // ProxyCommand is run by /bin/sh: every element is a plain path or option
         args.push("-o", `ProxyCommand=ssh -T ${proxyArgs.join(" ")} -W %h:%p ${p.user ?? "root"}@${p.host}`);
     }

@@ -1,0 +1,94 @@
+// `npm run lab -- toy`: boots the stack's lab world, replays up, checks, replays destroy,
+// verifies the hosts are restored, and reports `lab toy: N passed, M failed`.
+// `npm run lab -- --world FILE --stack-file FILE`: any topology.
+// `npm run lab -- --keep toy`: boots the world and keeps it, printing what the real
+// `pulumi up` needs to deploy the stack into it.
+import * as path from "path";
+import YAML from "yaml";
+import { readStackFile } from "../components/stackFile";
+import { Lab } from "./lab";
+import { runScenario, Scenario, scenarios } from "./scenario";
+
+function usage(): never {
+    console.error(`usage: npm run lab -- [--keep] <${Object.keys(scenarios).join("|")}>
+       npm run lab -- [--keep] --world FILE --stack-file FILE`);
+    process.exit(2);
+}
+
+function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolean } {
+    let keep = false;
+    let world: string | undefined;
+    let stackFile: string | undefined;
+    let name: string | undefined;
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        if (a === "--keep") keep = true;
+        else if (a === "--world") world = argv[++i];
+        else if (a === "--stack-file") stackFile = argv[++i];
+        else if (!a.startsWith("-") && !name) name = a;
+        else usage();
+    }
+    if (name && !world && !stackFile) {
+        const scenario = scenarios[name];
+        if (!scenario) usage();
+        return { name, scenario, keep };
+    }
+    if (!world || !stackFile) usage();
+    // A topology of the user's own: the generic checks (idempotency, exact restore).
+    return { name: name ?? readStackFile(stackFile).stack, scenario: { world: path.resolve(world), stackFile: path.resolve(stackFile), flows: [] }, keep };
+}
+
+/** What a user with the Pulumi CLI needs to point the stack at the running lab. */
+function printConnections(lab: Lab, stackFile: string): void {
+    const sf = readStackFile(stackFile);
+    console.log(`\nThe lab is up; Ctrl-C stops it. Each host, as root:`);
+    for (const [name, h] of Object.entries(lab.hosts)) {
+        if (h.managed || h.jump) console.log(`  ${name}: ssh ${lab.sshArgs(name).join(" ")}`);
+    }
+    console.log(`\nTo deploy stack ${sf.stack} into it with the Pulumi CLI:`);
+    for (const name of Object.keys(sf.config["tunnelpair:hosts"] as object)) {
+        const h = lab.hosts[name];
+        if (!h) continue;
+        const p = `hosts.${name}.connection`;
+        console.log(`  pulumi config set --path '${p}.host' ${h.address}`);
+        console.log(`  pulumi config set --path '${p}.hostKey' '${lab.hostPublicKey}'`);
+        console.log(`  pulumi config set --path '${p}.agent' false`);
+        console.log(`  pulumi config set --secret --path '${p}.privateKey' < ${lab.privateKeyFile}`);
+        if (h.jump) console.log(`  pulumi config set --path '${p}.proxy' ${h.jump}`);
+    }
+    const hosts = Object.fromEntries(
+        Object.keys(sf.config["tunnelpair:hosts"] as object).map((n) => [n, { connection: { host: lab.hosts[n]?.address, hostKey: lab.hostPublicKey, ...(lab.hosts[n]?.jump ? { proxy: lab.hosts[n].jump } : {}) } }]),
+    );
+    console.log(`\nor, as YAML to merge into stacks/Pulumi.${sf.stack}.yaml (then set each privateKey with --secret as above):`);
+    console.log(YAML.stringify({ config: { "tunnelpair:hosts": hosts } }));
+}
+
+async function main(): Promise<void> {
+    const { name, scenario, keep } = parse(process.argv.slice(2));
+    const t0 = Date.now();
+    const report = await runScenario(
+        name,
+        scenario,
+        (line) => console.log(line),
+        keep
+            ? async (lab) => {
+                  printConnections(lab, scenario.stackFile);
+                  await new Promise<void>((resolve) => {
+                      process.once("SIGINT", resolve);
+                      process.once("SIGTERM", resolve);
+                  });
+              }
+            : undefined,
+    );
+    if (keep) return;
+    const passed = report.checks.filter((c) => c.ok).length;
+    const failed = report.checks.length - passed;
+    console.log(`boot ${report.bootMs} ms; up ${report.upMs.join(", ")} ms; destroy ${report.destroyMs.join(", ")} ms; total ${Date.now() - t0} ms`);
+    console.log(`lab ${name}: ${passed} passed, ${failed} failed`);
+    process.exitCode = failed === 0 && passed > 0 ? 0 : 1;
+}
+
+main().catch((e) => {
+    console.error(`lab: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+});

@@ -1,0 +1,88 @@
+// A host's state, as far as a deployment can touch it: links, addresses, routes, rules,
+// every iptables table without counters, the sysctls, the state directory. Compared line
+// for line before up and after destroy.
+//
+// Excluded, by name, because a teardown cannot put them back (README, "What destroy
+// restores"): the kernel's fallback device tunl0 and the ipip module, which stay once ipip
+// is loaded; and empty built-in iptables tables, which stay once read.
+
+/** Read-only: it must change nothing, so it reads only the iptables tables already loaded. */
+export const snapshotScript = `
+set -u
+echo '## link'; ip -d link show
+echo '## addr'; ip addr show
+echo '## route'; ip route show table all; ip -6 route show table all
+echo '## rule'; ip rule show
+echo '## iptables'
+for t in $(cat /proc/net/ip_tables_names 2>/dev/null); do echo "### $t"; iptables-save -t "$t"; done
+echo '## sysctl'
+for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv4/conf/*/rp_filter \\
+         /proc/sys/net/ipv4/conf/*/accept_redirects /proc/sys/net/ipv4/conf/*/src_valid_mark; do
+    read -r v <"$f"; echo "\${f#/proc/sys/} = $v"
+done
+echo '## state'
+if [ -e /var/lib/tunnelpair ]; then find /var/lib/tunnelpair -printf '%M %u %p\\n' | LC_ALL=C sort; fi
+echo '## modules'
+[ -d /sys/module/ipip ] && echo ipip || true
+`;
+
+export type Snapshot = Record<string, string[]>;
+
+/** Sections of the snapshot, each a list of lines, normalized and with the exclusions applied. */
+export function parseSnapshot(text: string): Snapshot {
+    const sections: Snapshot = {};
+    let current = "";
+    for (const line of text.split("\n")) {
+        const m = /^## (\w+)$/.exec(line);
+        if (m) {
+            current = m[1];
+            sections[current] = [];
+        } else if (current && line !== "") sections[current].push(line);
+    }
+    for (const s of ["link", "addr"]) sections[s] = withoutBlocksOf(sections[s] ?? [], "tunl0");
+    sections.sysctl = (sections.sysctl ?? []).filter((l) => !l.includes("/conf/tunl0/"));
+    sections.modules = (sections.modules ?? []).filter((l) => l !== "ipip");
+    sections.iptables = normalizeIptables(sections.iptables ?? []);
+    return sections;
+}
+
+/** Drops an interface's block from `ip link`/`ip addr` output ("N: name[@x]: ..." and its continuation lines). */
+function withoutBlocksOf(lines: string[], dev: string): string[] {
+    const out: string[] = [];
+    let skipping = false;
+    for (const l of lines) {
+        const head = /^\d+: ([^:@]+)[@:]/.exec(l);
+        if (head) skipping = head[1] === dev;
+        if (!skipping) out.push(l);
+    }
+    return out;
+}
+
+/** Counters zeroed, comments dropped, empty all-ACCEPT tables dropped (empty = absent). */
+function normalizeIptables(lines: string[]): string[] {
+    const tables: { name: string; lines: string[] }[] = [];
+    for (const raw of lines) {
+        if (raw.startsWith("### ")) tables.push({ name: raw.slice(4), lines: [] });
+        else if (!raw.startsWith("#") && tables.length) tables[tables.length - 1].lines.push(raw.replace(/\[\d+:\d+\]$/, "[0:0]"));
+    }
+    return tables
+        .filter((t) => t.lines.some((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:\S+ ACCEPT \[0:0\]$/.test(l))))
+        .sort((x, y) => x.name.localeCompare(y.name))
+        .flatMap((t) => [`*${t.name}`, ...t.lines.filter((l) => !l.startsWith("*"))]);
+}
+
+/** The lines that differ, as "- before" / "+ after", per section. */
+export function diffSnapshots(before: Snapshot, after: Snapshot): string[] {
+    const out: string[] = [];
+    for (const section of new Set([...Object.keys(before), ...Object.keys(after)])) {
+        const b = before[section] ?? [];
+        const a = after[section] ?? [];
+        const bs = new Set(b);
+        const as = new Set(a);
+        const lines = [...b.filter((l) => !as.has(l)).map((l) => `${section}: - ${l}`), ...a.filter((l) => !bs.has(l)).map((l) => `${section}: + ${l}`)];
+        // rule order matters in iptables: the same lines in another order is a difference
+        if (lines.length === 0 && b.join("\n") !== a.join("\n")) lines.push(`${section}: same lines, other order`);
+        out.push(...lines);
+    }
+    return out;
+}
