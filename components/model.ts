@@ -34,8 +34,8 @@ export interface Host {
     readonly connection: Connection;
     /** Run the scripts through `sudo -n` (the connection's user is not root). */
     readonly sudo: boolean;
-    /** The interface and address that carry the tunnel's packets. */
-    readonly underlay: { readonly interface: string; readonly address: string };
+    /** The interface and address that carry the tunnel's packets; the prefix, when given, is its segment's. */
+    readonly underlay: { readonly interface: string; readonly address: string; readonly prefix?: number };
 }
 
 export interface LocalAddress {
@@ -46,6 +46,48 @@ export interface LocalAddress {
     /** The how-to's alias name, e.g. "eth0:0". */
     readonly label?: string;
     readonly keepConnectedRoute: boolean;
+}
+
+export type Protocol = "tcp" | "udp" | "icmp" | "all";
+export const protocols: readonly Protocol[] = ["tcp", "udp", "icmp", "all"];
+
+/** Forwarded traffic this endpoint admits (FORWARD), and its replies. */
+export interface ForwardRule {
+    readonly from: readonly Network[];
+    readonly to: readonly Network[];
+    /** The interface it arrives on; any when unset. */
+    readonly in?: string;
+    /** The interface it leaves by; any when unset. */
+    readonly out?: string;
+    readonly protocols: readonly Protocol[];
+}
+
+/** Traffic to this host it admits (INPUT), e.g. SSH from the tunnel networks. */
+export interface AdmitRule {
+    readonly from: readonly Network[];
+    readonly protocol: Protocol;
+    /** Destination ports (tcp, udp); all when empty. */
+    readonly ports: readonly number[];
+}
+
+/** Source NAT of a private network leaving by an interface. */
+export interface Masquerade {
+    readonly source: Network;
+    readonly out: string;
+}
+
+/** A desktop client: it routes `networks` via this endpoint, its gateway on its segment. */
+export interface Client {
+    readonly host: string;
+    readonly networks: readonly Network[];
+}
+
+/** A private host behind this endpoint: its default route goes via `gateway` while the pair exists. */
+export interface ComputeNode {
+    readonly host: string;
+    readonly gateway: string;
+    /** Also drop the node's 169.254.0.0/16 route (the how-to's optional step). */
+    readonly dropLinkLocal: boolean;
 }
 
 export interface Endpoint {
@@ -63,6 +105,16 @@ export interface Endpoint {
     /** "auto": the MTU of the route to the peer minus 20, read on the host at apply time. */
     readonly mtu: number | "auto";
     readonly ttl: number | "inherit";
+    readonly forward: readonly ForwardRule[];
+    readonly admit: readonly AdmitRule[];
+    readonly masquerade: readonly Masquerade[];
+    /**
+     * "loose": the tunnel device's rp_filter is 2, for a host that filters strictly and
+     * admits sources whose return path is another interface. "keep": unchanged.
+     */
+    readonly reversePathFilter: "keep" | "loose";
+    readonly clients: readonly Client[];
+    readonly computeNodes: readonly ComputeNode[];
 }
 
 export interface Pair {

@@ -2,7 +2,7 @@
 // the order they are made (they are removed in the reverse order). Pure.
 import { createHash } from "crypto";
 import { contains, Network, parseNetwork } from "./address";
-import { Endpoint, FirewallMode, Host, Model, Pair, peerOf } from "./model";
+import { AdmitRule, Endpoint, FirewallMode, ForwardRule, Host, Model, Pair, peerOf, Protocol } from "./model";
 import { tunnelCidr } from "./validate";
 
 /** Where every pair keeps its manifest and saved values on a host. */
@@ -15,6 +15,13 @@ export type HostObject =
     | { kind: "state"; dev: string }
     | { kind: "addr"; cidr: string; dev: string; label?: string; prefixRoute: boolean }
     | { kind: "route"; dest: string; dev: string }
+    | { kind: "route"; dest: string; via: string }
+    /** A setting of the pair's own device: net.ipv4.conf.<dev>.<key>. */
+    | { kind: "devsysctl"; dev: string; key: string; value: string }
+    /** The host's default route goes via this gateway (host-wide, reference-counted). */
+    | { kind: "gateway"; via: string }
+    /** The host's routes to this destination are removed (host-wide, reference-counted). */
+    | { kind: "noroute"; dest: string }
     /** A host-wide sysctl, reference-counted across pairs; the key in /proc/sys form. */
     | { kind: "sysctl"; key: string; value: string }
     | { kind: "chain"; table: "filter" | "nat" | "mangle"; name: string; rules: readonly string[] }
@@ -45,7 +52,13 @@ export function objectLine(o: HostObject): string {
         case "addr":
             return `addr ${o.cidr} ${o.dev} ${o.label ?? "-"} ${o.prefixRoute ? "prefixroute" : "noprefixroute"}`;
         case "route":
-            return `route ${o.dest} dev ${o.dev}`;
+            return "dev" in o ? `route ${o.dest} dev ${o.dev}` : `route ${o.dest} via ${o.via}`;
+        case "devsysctl":
+            return `devsysctl ${o.dev} ${o.key} ${o.value}`;
+        case "gateway":
+            return `gateway ${o.via}`;
+        case "noroute":
+            return `noroute ${o.dest}`;
         case "sysctl":
             return `sysctl ${o.key} ${o.value}`;
         case "chain":
@@ -74,6 +87,28 @@ export function chainPrefix(stack: string, pair: string): string {
     return `TP-${createHash("sha256").update(`${stack}/${pair}`).digest("hex").slice(0, 8)}`;
 }
 
+function protoArgs(p: Protocol): string {
+    return p === "all" ? "" : ` -p ${p}`;
+}
+
+/** FORWARD rules: each admitted flow, then its replies, by addresses: replies may come back by another path. */
+function forwardRules(chain: string, rules: readonly ForwardRule[]): string[] {
+    const flows = rules.flatMap((r) => r.protocols.flatMap((p) => r.from.flatMap((from) => r.to.map((to) => ({ r, p, from: from.cidr, to: to.cidr })))));
+    return unique([
+        ...flows.map(({ r, p, from, to }) => `-A ${chain}${r.in ? ` -i ${r.in}` : ""}${r.out ? ` -o ${r.out}` : ""} -s ${from} -d ${to}${protoArgs(p)} -j ACCEPT`),
+        ...flows.map(({ p, from, to }) => `-A ${chain} -s ${to} -d ${from}${protoArgs(p)} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`),
+    ]);
+}
+
+function admitRules(chain: string, rules: readonly AdmitRule[]): string[] {
+    return unique(
+        rules.flatMap((r) => {
+            const ports = r.ports.length === 0 ? "" : r.ports.length === 1 ? ` -m ${r.protocol} --dport ${r.ports[0]}` : ` -m multiport --dports ${r.ports.join(",")}`;
+            return r.from.map((f) => `-A ${chain} -s ${f.cidr}${protoArgs(r.protocol)}${ports} -j ACCEPT`);
+        }),
+    );
+}
+
 function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endpoint, host: Host, peerHost: Host): HostObject[] {
     switch (mode) {
         case "none":
@@ -85,22 +120,19 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
             const local = `${host.underlay.address}/32`;
             const remote = `${peerHost.underlay.address}/32`;
             const peer = peerOf(pair, ep.side);
-            // Inner sources that may arrive through the tunnel: what lies behind the peer,
-            // which is what we route into the tunnel, and the peer's own tunnel address.
-            const sources = withoutCovered([...ep.routes, parseNetwork(`${peer.tunnelAddress}/32`) as Network]);
+            // Inner sources that may arrive through the tunnel: what lies behind the peer (what
+            // we route into the tunnel), the peer's tunnel address, and the sources of the
+            // forwarded traffic admitted from the tunnel.
+            const fromTunnel = ep.forward.filter((f) => f.in === ep.interface).flatMap((f) => f.from);
+            const sources = withoutCovered([...ep.routes, parseNetwork(`${peer.tunnelAddress}/32`) as Network, ...fromTunnel]);
             const chains: HostObject[] = [
-                {
-                    kind: "chain",
-                    table: "filter",
-                    name: `${p}-SRC`,
-                    rules: [...sources.map((s) => `-A ${p}-SRC -s ${s} -j RETURN`), `-A ${p}-SRC -j DROP`],
-                },
+                { kind: "chain", table: "filter", name: `${p}-SRC`, rules: [...sources.map((s) => `-A ${p}-SRC -s ${s} -j RETURN`), `-A ${p}-SRC -j DROP`] },
                 {
                     kind: "chain",
                     table: "filter",
                     name: `${p}-IN`,
                     // IPIP is protocol 4 ("ipip" in /etc/protocols is 94): only from the peer, only to us.
-                    rules: [`-A ${p}-IN -s ${remote} -d ${local} -p 4 -j ACCEPT`, `-A ${p}-IN -i ${ep.interface} -j ${p}-SRC`],
+                    rules: [`-A ${p}-IN -s ${remote} -d ${local} -p 4 -j ACCEPT`, `-A ${p}-IN -i ${ep.interface} -j ${p}-SRC`, ...admitRules(`${p}-IN`, ep.admit)],
                 },
                 { kind: "chain", table: "filter", name: `${p}-OUT`, rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p 4 -j ACCEPT`] },
             ];
@@ -109,8 +141,12 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
                 { kind: "jump", table: "filter", from: "OUTPUT", chain: `${p}-OUT` },
             ];
             if (ep.forwarding) {
-                chains.push({ kind: "chain", table: "filter", name: `${p}-FWD`, rules: [`-A ${p}-FWD -i ${ep.interface} -j ${p}-SRC`] });
+                chains.push({ kind: "chain", table: "filter", name: `${p}-FWD`, rules: [`-A ${p}-FWD -i ${ep.interface} -j ${p}-SRC`, ...forwardRules(`${p}-FWD`, ep.forward)] });
                 jumps.push({ kind: "jump", table: "filter", from: "FORWARD", chain: `${p}-FWD` });
+            }
+            if (ep.masquerade.length > 0) {
+                chains.push({ kind: "chain", table: "nat", name: `${p}-NAT`, rules: unique(ep.masquerade.map((m) => `-A ${p}-NAT -s ${m.source.cidr} -o ${m.out} -j MASQUERADE`)) });
+                jumps.push({ kind: "jump", table: "nat", from: "POSTROUTING", chain: `${p}-NAT` });
             }
             return [...chains, ...jumps];
         }
@@ -121,6 +157,10 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
     }
 }
 
+function hostPlan(model: Model, pair: Pair, host: string, objects: HostObject[]): HostPlan {
+    return { host, stack: model.stack, pair: pair.name, tag: ownerTag(model.stack, pair.name), stateDir: `${stateRoot}/${model.stack}/${pair.name}`, objects };
+}
+
 /** The plan for one endpoint of a pair on its host. */
 export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPlan {
     const ep = side === "a" ? pair.a : pair.b;
@@ -128,30 +168,54 @@ export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPla
     const host = model.hosts[ep.host];
     const peerHost = model.hosts[peer.host];
     const dev = ep.interface;
-    const objects: HostObject[] = [
+    return hostPlan(model, pair, ep.host, [
         ...firewallObjects(pair.firewall, model.stack, pair, ep, host, peerHost),
         ...(ep.forwarding ? [{ kind: "sysctl", key: "net/ipv4/ip_forward", value: "1" } as const] : []),
         { kind: "link", dev, local: host.underlay.address, remote: peerHost.underlay.address, ttl: String(ep.ttl) },
         { kind: "mtu", dev, value: ep.mtu, peer: peerHost.underlay.address },
         { kind: "state", dev },
+        // rp_filter's effective value is the larger of "all" and the device's: 2 (loose) wins over 1
+        ...(ep.reversePathFilter === "loose" ? [{ kind: "devsysctl", dev, key: "rp_filter", value: "2" } as const] : []),
         { kind: "addr", cidr: tunnelCidr(ep), dev, prefixRoute: ep.keepConnectedRoute },
         ...ep.localAddresses.map(
             (la): HostObject => ({ kind: "addr", cidr: `${la.address}/${la.prefix}`, dev: la.interface, label: la.label, prefixRoute: la.keepConnectedRoute }),
         ),
         ...ep.routes.map((r): HostObject => ({ kind: "route", dest: r.cidr, dev })),
+    ]);
+}
+
+/** Every host a pair touches: its two endpoints, the desktop clients and compute nodes behind them. */
+export interface PlannedHost {
+    /** "a", "b", "client", "node": the Command's role. */
+    readonly role: "a" | "b" | "client" | "node";
+    readonly plan: HostPlan;
+}
+
+export function planPair(model: Model, pair: Pair): PlannedHost[] {
+    const out: PlannedHost[] = [
+        { role: "a", plan: planEndpoint(model, pair, "a") },
+        { role: "b", plan: planEndpoint(model, pair, "b") },
     ];
-    return {
-        host: ep.host,
-        stack: model.stack,
-        pair: pair.name,
-        tag: ownerTag(model.stack, pair.name),
-        stateDir: `${stateRoot}/${model.stack}/${pair.name}`,
-        objects,
-    };
+    for (const ep of [pair.a, pair.b]) {
+        const gateway = model.hosts[ep.host].underlay.address;
+        for (const c of ep.clients) {
+            out.push({ role: "client", plan: hostPlan(model, pair, c.host, c.networks.map((n): HostObject => ({ kind: "route", dest: n.cidr, via: gateway }))) });
+        }
+        for (const n of ep.computeNodes) {
+            const objects: HostObject[] = [{ kind: "gateway", via: n.gateway }];
+            if (n.dropLinkLocal) objects.push({ kind: "noroute", dest: "169.254.0.0/16" });
+            out.push({ role: "node", plan: hostPlan(model, pair, n.host, objects) });
+        }
+    }
+    return out;
 }
 
 /** The networks' CIDRs, less those inside another one of them (or repeated). */
 function withoutCovered(networks: Network[]): string[] {
     const kept = networks.filter((n, i) => !networks.some((m, j) => j !== i && m.prefix <= n.prefix && contains(m, n.address) && (m.prefix < n.prefix || j < i)));
     return kept.map((n) => n.cidr);
+}
+
+function unique(xs: string[]): string[] {
+    return [...new Set(xs)];
 }

@@ -127,7 +127,6 @@ resolve_mtu() {   # value peer -> the number: "auto" is the MTU of the route to 
     printf '%s' "$((_mtu - 20))"
 }
 
-holder_file() { printf '%s/%s/%s/holders/%s' "$HOSTSTATE" "$1" "$2" "$HOLDER"; }
 
 # --- presence -------------------------------------------------------------------------------
 present() {
@@ -139,13 +138,15 @@ present() {
         devsysctl) [ -e "/proc/sys/net/ipv4/conf/$1/$2" ] && sysctl_read "net/ipv4/conf/$1/$2" && [ "$_v" = "$3" ] ;;
         addr) has_addr "$1" "$2" ;;
         route) has_route "$@" ;;
-        sysctl) [ -e "$(holder_file sysctl "$1")" ] && sysctl_read "$1" && [ "$_v" = "$2" ] ;;
+        sysctl) holds sysctl "$1" && sysctl_read "$1" && [ "$_v" = "$2" ] ;;
+        gateway) holds gateway default && has_gateway "$1" ;;
+        noroute) holds noroute "$1" && ! has_dest "$1" ;;
         chain)
             # ours, as we built it, and nobody has edited it since
             slurp "$STATE/chains/$2.rules" && [ "${_c%"$NL"}" = "$(chain_rules "$2")" ] &&
                 slurp "$STATE/chains/$2.live" && [ "${_c%"$NL"}" = "$(chain_live "$1" "$2")" ] ;;
         jump) has_jump "$@" ;;
-        fwopen) [ -e "$(holder_file fw open)" ] ;;
+        fwopen) holds fw open ;;
         *) die "unknown object kind '$kind'" ;;
     esac
 }
@@ -198,6 +199,8 @@ add() {
             run ipt -t "$1" -I "$2" 1 -m comment --comment "$TAG" -j "$3"
             table_changed "$1" ;;
         fwopen) shared_add fw open ;;
+        gateway) shared_add gateway default "$1" ;;
+        noroute) shared_add noroute "$1" ;;
         *) die "unknown object kind '$kind'" ;;
     esac
 }
@@ -224,6 +227,8 @@ del() {   # tolerates what is already gone
                 table_changed "$1"; _n=$((_n + 1))
             done ;;
         fwopen) shared_del fw open ;;
+        gateway) shared_del gateway default ;;
+        noroute) shared_del noroute "$1" ;;
         *) die "unknown object kind '$kind'" ;;
     esac
 }
@@ -257,9 +262,24 @@ sysctl_companions() {
     for _c in /proc/sys/net/ipv4/conf/*/forwarding; do printf '%s\n' "${_c#/proc/sys/}"; done
     set -f
 }
-shared_add() {   # sysctl KEY VALUE | fw open
-    _dir=$HOSTSTATE/$1/$2
-    case "$1" in sysctl) _undo="del sysctl $2" ;; fw) _undo="del fwopen" ;; esac
+# Each shared value has a directory: its original ("orig") and one file per pair holding it.
+shared_dir() {   # class key
+    case "$1" in
+        sysctl) printf '%s/sysctl/%s' "$HOSTSTATE" "$2" ;;
+        noroute) printf '%s/noroute/%s_%s' "$HOSTSTATE" "${2%/*}" "${2##*/}" ;;
+        *) printf '%s/%s/%s' "$HOSTSTATE" "$1" "$2" ;;
+    esac
+}
+holds() { [ -e "$(shared_dir "$1" "$2")/holders/$HOLDER" ]; }
+# a route as `ip route show` prints it, made into `ip route add` arguments
+route_args() { printf '%s' "$1" | sed -e 's/ linkdown//g' -e 's/ dead//g'; }
+
+shared_add() {   # sysctl KEY VALUE | fw open | gateway default VIA | noroute DEST
+    _dir=$(shared_dir "$1" "$2")
+    case "$1" in
+        sysctl) _undo="del sysctl $2" ;; fw) _undo="del fwopen" ;;
+        gateway) _undo="del gateway $3" ;; noroute) _undo="del noroute $2" ;;
+    esac
     if [ ! -e "$_dir/orig" ]; then
         mkdir -p "$_dir/holders"
         journal "$_undo"
@@ -269,6 +289,8 @@ shared_add() {   # sysctl KEY VALUE | fw open
                   for _k in $(sysctl_companions "$2"); do sysctl_read "$_k" && printf '%s %s\n' "$_k" "$_v"; done
                 } >"$_dir/orig.new" ;;
             fw) run iptables-save >"$_dir/orig.new" ;;
+            gateway) run ip -4 route show default >"$_dir/orig.new" ;;
+            noroute) run ip -4 route show exact "$2" >"$_dir/orig.new" ;;
         esac
         mv "$_dir/orig.new" "$_dir/orig"
     elif [ ! -e "$_dir/holders/$HOLDER" ]; then
@@ -278,10 +300,16 @@ shared_add() {   # sysctl KEY VALUE | fw open
     case "$1" in
         sysctl) sysctl_read "$2"; [ "$_v" = "$3" ] || run sysctl_write "$2" "$3" ;;
         fw) fw_open ;;
+        gateway)
+            has_gateway "$3" && return 0
+            _n=0; while has_default && [ $_n -lt 8 ]; do run ip route del default; ip_changed; _n=$((_n + 1)); done
+            run ip route add default via "$3"; ip_changed ;;
+        noroute)
+            _n=0; while has_dest "$2" && [ $_n -lt 8 ]; do run ip route del "$2"; ip_changed; _n=$((_n + 1)); done ;;
     esac
 }
 shared_del() {
-    _dir=$HOSTSTATE/$1/$2
+    _dir=$(shared_dir "$1" "$2")
     [ -d "$_dir" ] || return 0
     rm -f "$_dir/holders/$HOLDER"
     [ -z "$(ls -A "$_dir/holders" 2>/dev/null)" ] || return 0   # another pair still holds it
@@ -293,11 +321,24 @@ shared_del() {
                     sysctl_read "$_k"; [ "$_v" = "$_o" ] || sysctl_write "$_k" "$_o"
                 done <"$_dir/orig" ;;
             fw) iptables-restore -w "$IPT_WAIT" "$_dir/orig"; tables_changed ;;
+            gateway | noroute)
+                if [ "$1" = gateway ]; then
+                    _n=0; while has_default && [ $_n -lt 8 ]; do ip route del default; ip_changed; _n=$((_n + 1)); done
+                fi
+                while IFS= read -r _line; do
+                    [ -n "$_line" ] || continue
+                    # shellcheck disable=SC2046 # the saved route, split into its arguments
+                    ip route add $(route_args "$_line")
+                done <"$_dir/orig"
+                ip_changed ;;
         esac
     fi
     rm -rf "$_dir"
     prune "${_dir%/*}"
 }
+has_default() { load_routes; case "$NL$ROUTES" in *"${NL}default "*) return 0 ;; esac; return 1; }
+has_gateway() { load_routes; case "$NL$ROUTES" in *"${NL}default via $1 "*) return 0 ;; esac; return 1; }
+has_dest() { load_routes; _k=$(route_key "$1"); case "$NL$ROUTES" in *"$NL$_k "*) return 0 ;; esac; return 1; }
 # The how-to's "stop the firewall": every table the host has, emptied, every policy ACCEPT.
 fw_open() {
     iptables-save >"$STATE/saved" || die "iptables-save failed"

@@ -1,4 +1,4 @@
-// The Pulumi wiring, kept thin: one reconcile Command per endpoint.
+// The Pulumi wiring, kept thin: one reconcile Command per host a pair touches.
 //
 // Why one Command per host and pair (see README, "Design"): every Command is a fresh SSH
 // session, and the provider re-runs `create` (or `update`) on any change and `delete` only
@@ -9,7 +9,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, Model } from "./model";
-import { HostPlan, planEndpoint } from "./plan";
+import { HostPlan, ownerTag, planPair } from "./plan";
 import { commandString, renderApply, renderRemove } from "./render";
 
 export interface TunnelPairArgs {
@@ -40,20 +40,21 @@ export class TunnelPair extends pulumi.ComponentResource {
         super("tunnelpair:index:TunnelPair", name, {}, opts);
         const pair = args.model.pairs.find((p) => p.name === args.pair);
         if (!pair) throw new Error(`TunnelPair ${name}: pair ${JSON.stringify(args.pair)} is not in the model`);
+        // One Command per host: the two endpoints, then the clients and compute nodes behind them.
+        const commands = planPair(args.model, pair).map(({ role, plan }) => ({ role, cmd: hostCommand(`${name}-${role}-${plan.host}`, args.model, plan, this) }));
         const endpoint = (side: "a" | "b"): EndpointOutputs => {
-            const plan = planEndpoint(args.model, pair, side);
-            const cmd = endpointCommand(`${name}-${side}-${plan.host}`, args.model, plan, this);
             const ep = pair[side];
+            const cmd = commands.find((c) => c.role === side)!.cmd;
             return { host: ep.host, interface: ep.interface, tunnelAddress: ep.tunnelAddress, report: cmd.stdout };
         };
         this.a = endpoint("a");
         this.b = endpoint("b");
-        this.tag = planEndpoint(args.model, pair, "a").tag;
+        this.tag = ownerTag(args.model.stack, pair.name);
         this.registerOutputs({ a: this.a, b: this.b, tag: this.tag });
     }
 }
 
-function endpointCommand(name: string, model: Model, plan: HostPlan, parent: pulumi.Resource): command.remote.Command {
+function hostCommand(name: string, model: Model, plan: HostPlan, parent: pulumi.Resource): command.remote.Command {
     const host = model.hosts[plan.host];
     const apply = commandString(renderApply(plan), host.sudo);
     return new command.remote.Command(

@@ -1,8 +1,8 @@
 // Stack configuration -> validated model. Pure: no Pulumi, no I/O. Every problem is
 // collected (not just the first) and names the field path and the offending value, so
 // `pulumi preview` and `npm run check-config` can print them all before any host is touched.
-import { bounds, contains, Network, overlaps, parseAddress, parseInterfaceAddress, parseNetwork } from "./address";
-import { Connection, Endpoint, firewallModes, FirewallMode, Host, LocalAddress, Model, Pair } from "./model";
+import { bounds, contains, Network, networkOf, overlaps, parseAddress, parseInterfaceAddress, parseNetwork } from "./address";
+import { AdmitRule, Client, ComputeNode, Connection, Endpoint, firewallModes, FirewallMode, ForwardRule, Host, LocalAddress, Masquerade, Model, Pair, Protocol, protocols } from "./model";
 
 /** The raw configuration, as `pulumi config` holds it (keys tunnelpair:hosts, tunnelpair:pairs). */
 export interface StackConfig {
@@ -19,6 +19,12 @@ export interface ValidateOptions {
      * the caller passes credentials as Pulumi secrets itself).
      */
     hostsAreSecret?: boolean;
+    /**
+     * The paths whose values are encrypted in the stack file ("hosts.doolittle.connection.privateKey"),
+     * when the caller read the file itself (check-config): a credential elsewhere is plain text,
+     * even in a secret key. Undefined: only hostsAreSecret is checked.
+     */
+    securePaths?: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -32,6 +38,8 @@ export class ConfigError extends Error {
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/;
 /** Linux interface names: 1-15 bytes, no '/', ':', whitespace; we also refuse shell metacharacters. */
 const interfacePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+/** An OpenSSH public key as the provider pins it: type and base64, an optional comment. */
+const hostKeyPattern = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/]+={0,2}( \S.*)?$/;
 const labelPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$/;
 /** ipip: the kernel's minimum IPv4 MTU up to the largest IP packet minus the outer header. */
 export const mtuRange = { min: 68, max: 65515 } as const;
@@ -162,14 +170,16 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
     if (privateKey === undefined && password === undefined && !agent) {
         c.fail(cp, "no credentials: set privateKey or password (pulumi config set --secret --path), or agent: true");
     }
-    if (opts.hostsAreSecret === false) {
+    if (opts.hostsAreSecret === false || opts.securePaths) {
         for (const key of credentialKeys) {
-            if (conn[key] !== undefined) {
+            if (conn[key] !== undefined && (opts.hostsAreSecret === false || !opts.securePaths?.includes(`${cp}.${key}`))) {
                 c.fail(`${cp}.${key}`, "is stored in plain text; set it with `pulumi config set --secret --path`");
             }
         }
     }
     if (sudo && user === "root") c.fail(`${path}.sudo`, "true needs a connection.user other than root");
+    const hostKey = c.optionalString(conn, "hostKey", cp);
+    if (hostKey !== undefined && !hostKeyPattern.test(hostKey)) c.fail(`${cp}.hostKey`, `${show(hostKey)} is not a public key (TYPE BASE64, e.g. ssh-ed25519 AAAA...; no host name in front)`);
     const connection: Connection = {
         host: host ?? "",
         port,
@@ -178,17 +188,67 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
         password,
         privateKeyPassword,
         agent,
-        hostKey: c.optionalString(conn, "hostKey", cp),
+        hostKey,
         proxy: c.optionalString(conn, "proxy", cp),
         dialErrorLimit: c.integer(conn, "dialErrorLimit", cp, 0, 100) ?? 4,
         perDialTimeout: c.integer(conn, "perDialTimeout", cp, 1, 600) ?? 10,
     };
-    const underlay = { interface: c.interfaceName(under, "interface", `${path}.underlay`), address: c.address(under, "address", `${path}.underlay`) };
-    if (host === undefined || underlay.interface === undefined || underlay.address === undefined) return undefined;
-    return { name, connection, sudo, underlay: { interface: underlay.interface, address: underlay.address } };
+    const iface = c.interfaceName(under, "interface", `${path}.underlay`);
+    const text = c.string(under, "address", `${path}.underlay`);
+    const withPrefix = text?.includes("/") ? parseInterfaceAddress(text) : undefined;
+    const address = text === undefined ? undefined : text.includes("/") ? withPrefix?.address : parseAddress(text);
+    if (text !== undefined && address === undefined) c.fail(`${path}.underlay.address`, `${text} is not an IPv4 address (a.b.c.d, or a.b.c.d/n with its segment's prefix)`);
+    if (host === undefined || iface === undefined || address === undefined) return undefined;
+    return { name, connection, sudo, underlay: { interface: iface, address, prefix: withPrefix?.prefix } };
 }
 
-const endpointKeys = ["host", "interface", "network", "tunnelAddress", "keepConnectedRoute", "localAddresses", "routes", "forwarding", "mtu", "ttl"] as const;
+const endpointKeys = ["host", "interface", "network", "tunnelAddress", "keepConnectedRoute", "localAddresses", "routes", "forwarding", "mtu", "ttl", "forward", "admit", "masquerade", "reversePathFilter", "clients", "computeNodes"] as const;
+
+function networks(c: Checker, o: Obj, key: string, path: string, required: boolean): Network[] {
+    if (o[key] === undefined && required) {
+        c.fail(`${path}.${key}`, "is required");
+        return [];
+    }
+    const items = typeof o[key] === "string" ? [o[key]] : c.array(o, key, path);
+    const out: Network[] = [];
+    items.forEach((v, i) => {
+        const n = c.network(v, typeof o[key] === "string" ? `${path}.${key}` : `${path}.${key}[${i}]`);
+        if (n) out.push(n);
+    });
+    return out;
+}
+
+function protocol(c: Checker, v: unknown, path: string): Protocol | undefined {
+    if (protocols.includes(v as Protocol)) return v as Protocol;
+    return c.fail(path, `${show(v)} is not one of ${protocols.join(", ")}`);
+}
+
+function checkForward(c: Checker, raw: unknown, path: string): ForwardRule | undefined {
+    const f = c.object(raw, path, ["from", "to", "in", "out", "protocols"]);
+    if (!f) return undefined;
+    const protos = f.protocols === undefined ? ["all"] : c.array(f, "protocols", path);
+    const rule: ForwardRule = {
+        from: networks(c, f, "from", path, true),
+        to: networks(c, f, "to", path, true),
+        in: f.in === undefined ? undefined : c.interfaceName(f, "in", path),
+        out: f.out === undefined ? undefined : c.interfaceName(f, "out", path),
+        protocols: protos.map((p, i) => protocol(c, p, `${path}.protocols[${i}]`)).filter((p): p is Protocol => p !== undefined),
+    };
+    return rule;
+}
+
+function checkAdmit(c: Checker, raw: unknown, path: string): AdmitRule | undefined {
+    const a = c.object(raw, path, ["from", "protocol", "ports"]);
+    if (!a) return undefined;
+    const proto = a.protocol === undefined ? "all" : protocol(c, a.protocol, `${path}.protocol`);
+    const ports: number[] = [];
+    c.array(a, "ports", path).forEach((p, i) => {
+        if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > 65535) c.fail(`${path}.ports[${i}]`, `${show(p)} is not a port from 1 to 65535`);
+        else ports.push(p);
+    });
+    if (ports.length > 0 && proto !== "tcp" && proto !== "udp") c.fail(`${path}.ports`, `ports need protocol tcp or udp, not ${show(proto)}`);
+    return proto === undefined ? undefined : { from: networks(c, a, "from", path, true), protocol: proto, ports };
+}
 
 function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, hosts: Record<string, Host>): Endpoint | undefined {
     const e = c.object(raw, path, endpointKeys);
@@ -235,9 +295,45 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         if (n) routes.push(n);
     });
 
-    const mtu = c.integer(e, "mtu", path, mtuRange.min, mtuRange.max);
+    const mtu = e.mtu === "auto" ? undefined : c.integer(e, "mtu", path, mtuRange.min, mtuRange.max);
     let ttl: number | "inherit" = "inherit";
     if (e.ttl !== undefined && e.ttl !== "inherit") ttl = c.integer(e, "ttl", path, 1, 255) ?? "inherit";
+
+    const forward = c.array(e, "forward", path).map((f, i) => checkForward(c, f, `${path}.forward[${i}]`)).filter((f): f is ForwardRule => f !== undefined);
+    const admit = c.array(e, "admit", path).map((a, i) => checkAdmit(c, a, `${path}.admit[${i}]`)).filter((a): a is AdmitRule => a !== undefined);
+    const masquerade: Masquerade[] = [];
+    c.array(e, "masquerade", path).forEach((m, i) => {
+        const mp = `${path}.masquerade[${i}]`;
+        const o = c.object(m, mp, ["source", "out"]);
+        if (!o) return;
+        const source = o.source === undefined ? c.fail(`${mp}.source`, "is required") : c.network(o.source, `${mp}.source`);
+        const out = c.interfaceName(o, "out", mp);
+        if (source && out) masquerade.push({ source, out });
+    });
+    let reversePathFilter: "keep" | "loose" = "keep";
+    if (e.reversePathFilter !== undefined) {
+        if (e.reversePathFilter === "keep" || e.reversePathFilter === "loose") reversePathFilter = e.reversePathFilter;
+        else c.fail(`${path}.reversePathFilter`, `${show(e.reversePathFilter)} is not one of keep, loose`);
+    }
+    const clients: Client[] = [];
+    c.array(e, "clients", path).forEach((raw, i) => {
+        const cp = `${path}.clients[${i}]`;
+        const o = c.object(raw, cp, ["host", "networks"]);
+        const name = o && c.string(o, "host", cp);
+        if (!o || name === undefined) return;
+        if (!(name in hosts)) c.fail(`${cp}.host`, `${show(name)} is not a declared host`);
+        clients.push({ host: name, networks: o.networks === undefined ? routes : networks(c, o, "networks", cp, false) });
+    });
+    const computeNodes: ComputeNode[] = [];
+    c.array(e, "computeNodes", path).forEach((raw, i) => {
+        const np = `${path}.computeNodes[${i}]`;
+        const o = c.object(raw, np, ["host", "gateway", "dropLinkLocal"]);
+        const name = o && c.string(o, "host", np);
+        const gateway = o && c.address(o, "gateway", np);
+        if (!o || name === undefined) return;
+        if (!(name in hosts)) c.fail(`${np}.host`, `${show(name)} is not a declared host`);
+        if (gateway !== undefined) computeNodes.push({ host: name, gateway, dropLinkLocal: c.boolean(o, "dropLinkLocal", np, false) });
+    });
 
     if (hostName === undefined || !host || iface === undefined || !network || tunnelAddress === undefined) return undefined;
     return {
@@ -252,6 +348,12 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         forwarding: c.boolean(e, "forwarding", path, false),
         mtu: mtu ?? "auto",
         ttl,
+        forward,
+        admit,
+        masquerade,
+        reversePathFilter,
+        clients,
+        computeNodes,
     };
 }
 
@@ -281,6 +383,37 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
             }
         });
     }
+    for (const [ep, host, side] of [[a, ha, "a"], [b, hb, "b"]] as const) {
+        const ep_ = `${path}.${side}`;
+        if (!ep.forwarding) {
+            if (ep.forward.length > 0) c.fail(`${ep_}.forward`, "needs forwarding: true");
+            if (ep.masquerade.length > 0) c.fail(`${ep_}.masquerade`, "needs forwarding: true");
+            if (ep.clients.length > 0) c.fail(`${ep_}.clients`, "needs forwarding: true (the endpoint is their gateway)");
+            if (ep.computeNodes.length > 0) c.fail(`${ep_}.computeNodes`, "needs forwarding: true (the endpoint is their router)");
+        }
+        if (firewall !== "owned") {
+            for (const key of ["forward", "admit", "masquerade"] as const) {
+                if (ep[key].length > 0) c.fail(`${ep_}.${key}`, `firewall rules need firewall: owned, not ${firewall}`);
+            }
+        }
+        ep.clients.forEach((cl, i) => {
+            const client = hosts[cl.host];
+            if (!client) return;
+            const cp = `${ep_}.clients[${i}].host`;
+            if (cl.host === a.host || cl.host === b.host) c.fail(cp, `${cl.host} is an endpoint of the pair`);
+            else if (client.underlay.prefix === undefined) c.fail(cp, `${cl.host}: set hosts.${cl.host}.underlay.address with its segment's prefix (a.b.c.d/n) so that its gateway can be checked`);
+            else if (!contains(networkOf(client.underlay.address, client.underlay.prefix), host.underlay.address)) {
+                c.fail(cp, `${cl.host} (${client.underlay.address}/${client.underlay.prefix}) is not on the segment of its gateway ${ep.host} (${host.underlay.address}): a desktop client's gateway must be directly connected`);
+            }
+        });
+        ep.computeNodes.forEach((n, i) => {
+            const node = hosts[n.host];
+            if (n.host === a.host || n.host === b.host) c.fail(`${ep_}.computeNodes[${i}].host`, `${n.host} is an endpoint of the pair`);
+            else if (node?.underlay.prefix !== undefined && !contains(networkOf(node.underlay.address, node.underlay.prefix), n.gateway)) {
+                c.fail(`${ep_}.computeNodes[${i}].gateway`, `${n.gateway} is not on the segment of ${n.host} (${node.underlay.address}/${node.underlay.prefix}): a default route's gateway must be directly connected`);
+            }
+        });
+    }
     return { name, a, b, firewall };
 }
 
@@ -289,6 +422,8 @@ function checkAcrossPairs(c: Checker, pairs: Pair[], hosts: Record<string, Host>
     const devices = new Map<string, string>(); // "host/dev" -> path that claimed it
     const networks: { network: Network; path: string }[] = [];
     const modes = new Map<string, { mode: FirewallMode; path: string }>();
+    const routed = new Map<string, string>(); // "host/cidr" -> path that routes it: one route per destination and host
+    const aliases = new Map<string, string>(); // "host/address" -> path of that local address
     for (const pair of pairs) {
         for (const ep of [pair.a, pair.b]) {
             const path = `pairs.${pair.name}.${ep.side}`;
@@ -312,6 +447,25 @@ function checkAcrossPairs(c: Checker, pairs: Pair[], hosts: Record<string, Host>
             ep.localAddresses.forEach((la, i) => {
                 if (la.interface === ep.interface) c.fail(`${path}.localAddresses[${i}].interface`, `${la.interface} is the tunnel device; the tunnel address goes in tunnelAddress`);
                 if (la.address === h.underlay.address) c.fail(`${path}.localAddresses[${i}].address`, `${la.address} is the host's underlay address`);
+                const seen = aliases.get(`${ep.host}/${la.address}`);
+                if (seen) c.fail(`${path}.localAddresses[${i}].address`, `${la.address} on ${ep.host} is already ${seen}`);
+                else aliases.set(`${ep.host}/${la.address}`, `${path}.localAddresses[${i}]`);
+            });
+            ep.routes.forEach((r, i) => {
+                const seen = routed.get(`${ep.host}/${r.cidr}`);
+                if (seen) c.fail(`${path}.routes[${i}]`, `${r.cidr} on ${ep.host} is already routed by ${seen}`);
+                else routed.set(`${ep.host}/${r.cidr}`, `${path}.routes[${i}]`);
+            });
+        }
+    }
+    const gateways = new Map<string, { gateway: string; path: string }>();
+    for (const pair of pairs) {
+        for (const ep of [pair.a, pair.b]) {
+            ep.computeNodes.forEach((n, i) => {
+                const path = `pairs.${pair.name}.${ep.side}.computeNodes[${i}].gateway`;
+                const seen = gateways.get(n.host);
+                if (seen && seen.gateway !== n.gateway) c.fail(path, `${n.gateway} for ${n.host} conflicts with ${seen.path} (${seen.gateway})`);
+                else if (!seen) gateways.set(n.host, { gateway: n.gateway, path });
             });
         }
     }

@@ -20,6 +20,8 @@ export interface Flow {
     readonly port: number;
     /** The tunnel device on `from` whose packet counters must rise. */
     readonly through?: string;
+    /** The host that answers, and the source address it must see (NAT or not). */
+    readonly seenBy?: { readonly host: string; readonly source: string };
 }
 
 export interface Scenario {
@@ -34,6 +36,39 @@ export interface Scenario {
 
 const root = path.join(__dirname, "..");
 export const scenarios: Record<string, Scenario> = {
+    ps3: {
+        world: path.join(root, "lab/worlds/ps3.yaml"),
+        stackFile: path.join(root, "stacks/Pulumi.ps3.yaml"),
+        flows: [
+            { name: "doolittle -> jill 10.10.10.54:22", from: "doolittle", to: "10.10.10.54", port: 22, through: "tunl1", seenBy: { host: "jill", source: "10.200.100.100" } },
+            { name: "doolittle -> jack 10.10.10.60:22", from: "doolittle", to: "10.10.10.60", port: 22, through: "tunl1" },
+            { name: "doolittle -> ps3's tunnel address 10.200.200.200:22", from: "doolittle", to: "10.200.200.200", port: 22 },
+        ],
+    },
+    man2: {
+        world: path.join(root, "lab/worlds/man2.yaml"),
+        stackFile: path.join(root, "stacks/Pulumi.man2.yaml"),
+        flows: [
+            { name: "flow 1: comp000 -> calculon:22, masqueraded by rfe", from: "comp000", to: "130.88.196.129", port: 22, seenBy: { host: "calculon", source: "130.88.200.10" } },
+            { name: "flow 2: doolittle -> comp000:22 through the tunnel", from: "doolittle", to: "192.168.104.100", port: 22, through: "tunl1", seenBy: { host: "comp000", source: "10.200.200.100" } },
+            { name: "flow 3: calculon -> comp000:22 via doolittle, not NATed", from: "calculon", to: "192.168.104.100", port: 22, seenBy: { host: "comp000", source: "130.88.196.129" } },
+            // SSH admitted on the desktop gateway from its desktop clients (before: SSH_SERVICE admits only the lab)
+            { name: "calculon -> doolittle:22 (SSH admitted from the client)", from: "calculon", to: "130.88.198.58", port: 22 },
+        ],
+    },
+    hub: {
+        world: path.join(root, "lab/worlds/hub.yaml"),
+        stackFile: path.join(root, "stacks/Pulumi.hub.yaml"),
+        flows: [...spoke1Flows(), ...spoke2Flows()],
+        extra: async (ctx) => {
+            // destroying one pair leaves the other working, and the first comes back cleanly
+            await ctx.up(await ctx.record((pairs) => delete pairs.spoke1));
+            for (const f of spoke1Flows()) ctx.check(`spoke1 destroyed: ${f.name} does not answer`, !(await ctx.probe(f)).ok);
+            for (const f of spoke2Flows()) ctx.check(`spoke1 destroyed: ${f.name} still answers`, (await ctx.probe(f)).ok);
+            await ctx.up(ctx.recording);
+            for (const f of [...spoke1Flows(), ...spoke2Flows()]) ctx.check(`spoke1 back: ${f.name} answers`, (await ctx.probe(f)).ok);
+        },
+    },
     toy: {
         world: path.join(root, "lab/worlds/toy.yaml"),
         stackFile: path.join(root, "stacks/Pulumi.toy.yaml"),
@@ -67,6 +102,11 @@ export interface ScenarioReport {
 export interface Context {
     readonly lab: Lab;
     readonly recording: Recording;
+    /** The stack's state as the replay holds it: `up` and `destroy` work on it. */
+    readonly state: StackState;
+    /** Records the program with the stack's pairs changed (e.g. one removed). */
+    record(change: (pairs: Record<string, unknown>) => void): Promise<Recording>;
+    up(recording: Recording): Promise<void>;
     check(name: string, ok: boolean, detail?: string): void;
     sh(host: string, script: string): Promise<string>;
     probe(flow: Flow): Promise<{ ok: boolean; detail: string }>;
@@ -75,6 +115,30 @@ export interface Context {
 /** A TCP connect with a bounded wait, answered by a real sshd banner. */
 function probeScript(to: string, port: number): string {
     return `timeout 4 bash -c 'exec 3<>/dev/tcp/${to}/${port} && read -r banner <&3 && echo "$banner"'`;
+}
+
+function spoke1Flows(): Flow[] {
+    return [
+        { name: "spoke1: comp000 -> calculon:22, masqueraded", from: "comp000", to: "130.88.196.129", port: 22, seenBy: { host: "calculon", source: "130.88.200.10" } },
+        { name: "spoke1: doolittle -> comp000:22", from: "doolittle", to: "192.168.104.100", port: 22, through: "tunl1" },
+        { name: "spoke1: calculon -> comp000:22, not NATed", from: "calculon", to: "192.168.104.100", port: 22, seenBy: { host: "comp000", source: "130.88.196.129" } },
+    ];
+}
+function spoke2Flows(): Flow[] {
+    return [
+        { name: "spoke2: comp000 -> leela:22, masqueraded", from: "comp000", to: "130.89.1.20", port: 22, seenBy: { host: "leela", source: "130.88.200.10" } },
+        { name: "spoke2: fry -> comp000:22", from: "fry", to: "192.168.104.100", port: 22, through: "tunl1" },
+        { name: "spoke2: leela -> comp000:22, not NATed", from: "leela", to: "192.168.104.100", port: 22, seenBy: { host: "comp000", source: "130.89.1.20" } },
+    ];
+}
+
+/** Holds a connection open on `from` while `seenBy` lists the peers of its established sessions. */
+async function sourceSeen(lab: Lab, f: Flow): Promise<string[]> {
+    const hold = lab.exec(f.from, `timeout 8 bash -c 'exec 3<>/dev/tcp/${f.to}/${f.port} && read -r banner <&3 && sleep 5'`);
+    await new Promise((r) => setTimeout(r, 2500));
+    const seen = await lab.exec(f.seenBy!.host, `ss -Htn state established '( sport = :${f.port} )'`);
+    await hold;
+    return seen.stdout.split("\n").filter((l) => l.trim()).map((l) => l.trim().split(/\s+/).pop()!.replace(/:\d+$/, ""));
 }
 
 const countersScript = (dev: string) => `cat /sys/class/net/${dev}/statistics/tx_packets /sys/class/net/${dev}/statistics/rx_packets`;
@@ -128,13 +192,30 @@ export async function runScenario(name: string, s: Scenario, log: (line: string)
             const overlaid = overlayConnections(sf, lab);
             const pairs = JSON.parse(JSON.stringify(overlaid.config["tunnelpair:pairs"])) as Record<string, { firewall?: string }>;
             for (const p of Object.values(pairs)) p.firewall = mode;
-            const recording = await recordProgram({ stack: sf.stack, config: { ...overlaid.config, "tunnelpair:pairs": pairs }, secretKeys: overlaid.secretKeys, program: deployStack });
-            const ctx: Context = { lab, recording, check: (n, ok, d) => check(`${tag} ${n}`, ok, d), sh, probe };
+            const record = (change: (p: Record<string, unknown>) => void) => {
+                const changed = JSON.parse(JSON.stringify(pairs)) as Record<string, unknown>;
+                change(changed);
+                return recordProgram({ stack: sf.stack, config: { ...overlaid.config, "tunnelpair:pairs": changed }, secretKeys: overlaid.secretKeys, program: deployStack });
+            };
+            const recording = await record(() => undefined);
+            const state = new StackState();
+            const ctx: Context = {
+                lab,
+                recording,
+                state,
+                record,
+                up: async (r) => {
+                    const report = await up(r, state, labExec);
+                    upMs.push(report.ms);
+                },
+                check: (n, ok, d) => check(`${tag} ${n}`, ok, d),
+                sh,
+                probe,
+            };
 
             const before = await snapshotAll(lab, hostsOfStack);
             for (const f of s.flows) ctx.check(`before up: ${f.name} does not answer`, !(await probe(f)).ok);
 
-            const state = new StackState();
             const first = await up(recording, state, labExec).catch((e: Error) => e);
             if (first instanceof Error) {
                 ctx.check("up succeeds", false, first.message);
@@ -149,6 +230,10 @@ export async function runScenario(name: string, s: Scenario, log: (line: string)
                 const c0 = f.through ? await counters(f.from, f.through) : undefined;
                 const r = await probe(f);
                 ctx.check(`after up: ${f.name} answers`, r.ok, r.detail);
+                if (f.seenBy) {
+                    const peers = await sourceSeen(lab, f);
+                    ctx.check(`after up: ${f.seenBy.host} sees the connection from ${f.seenBy.source} (saw ${peers.join(", ") || "none"})`, peers.includes(f.seenBy.source));
+                }
                 if (f.through && c0) {
                     const c1 = await counters(f.from, f.through);
                     ctx.check(`after up: ${f.from} ${f.through} tx/rx packet counters rose (${c0.join("/")} -> ${c1.join("/")})`, c1[0] > c0[0] && c1[1] > c0[1]);
