@@ -1,0 +1,101 @@
+// Per-host plans of the topologies, from their committed stack files: pure, no Pulumi.
+import * as path from "path";
+import { objectLine, planPair } from "../components/plan";
+import { readStackFile } from "../components/stackFile";
+import { validateConfig } from "../components/validate";
+
+function plans(stack: string) {
+    const sf = readStackFile(path.join(__dirname, "..", "stacks", `Pulumi.${stack}.yaml`));
+    const model = validateConfig({ hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] }, { stack: sf.stack });
+    return model.pairs.flatMap((p) => planPair(model, p)).map(({ role, plan }) => ({ role, plan, lines: plan.objects.map(objectLine), rules: plan.objects.flatMap((o) => (o.kind === "chain" ? o.rules : [])) }));
+}
+const on = (ps: ReturnType<typeof plans>, host: string, role?: string) => ps.find((p) => p.plan.host === host && (!role || p.role === role))!;
+
+describe("the PS3 plan (TOPOLOGIES.md §2)", () => {
+    const ps = plans("ps3");
+    it("doolittle: tunl1 to ps3, its address without connected route, routes to ps3's tunnel and cluster networks", () => {
+        expect(on(ps, "doolittle").lines).toEqual(
+            expect.arrayContaining(["link tunl1 130.88.198.58 130.88.203.56 inherit", "addr 10.200.100.100/24 tunl1 - noprefixroute", "route 10.200.200.0/24 dev tunl1", "route 10.10.10.0/24 dev tunl1"]),
+        );
+        expect(on(ps, "doolittle").lines).not.toContain("sysctl net/ipv4/ip_forward 1");
+    });
+    it("ps3: forwarding, and only doolittle's tunnel network forwarded to the cluster, plus replies", () => {
+        const p = on(ps, "ps3");
+        expect(p.lines).toEqual(expect.arrayContaining(["sysctl net/ipv4/ip_forward 1", "route 10.200.100.0/24 dev tunl1", "jump filter FORWARD TP-6e7a0906-FWD"]));
+        expect(p.rules.filter((r) => r.startsWith("-A TP-6e7a0906-FWD"))).toEqual([
+            "-A TP-6e7a0906-FWD -i tunl1 -j TP-6e7a0906-SRC",
+            "-A TP-6e7a0906-FWD -i tunl1 -o eth1 -s 10.200.100.0/24 -d 10.10.10.0/24 -j ACCEPT",
+            "-A TP-6e7a0906-FWD -s 10.10.10.0/24 -d 10.200.100.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        ]);
+    });
+});
+
+describe("the Man2 plan (TOPOLOGIES.md §3)", () => {
+    const ps = plans("man2");
+    const rfe = on(ps, "rfe");
+    const chain = rfe.lines.find((l) => l.startsWith("chain filter "))!.split(" ")[2].replace(/-SRC$/, "");
+    it("rfe: IPIP and TCP from doolittle only, on the external address", () => {
+        expect(rfe.rules).toEqual(expect.arrayContaining([`-A ${chain}-IN -s 130.88.198.58/32 -d 130.88.200.10/32 -p 4 -j ACCEPT`, `-A ${chain}-IN -s 130.88.198.58/32 -p tcp -j ACCEPT`]));
+    });
+    it("rfe: forwards the cluster out eth3 to the campus, and doolittle's tunnel address and calculon in from the tunnel", () => {
+        expect(rfe.rules).toEqual(
+            expect.arrayContaining([
+                `-A ${chain}-FWD -i eth0 -o eth3 -s 192.168.104.0/24 -d 130.88.0.0/16 -p tcp -j ACCEPT`,
+                `-A ${chain}-FWD -i eth0 -o eth3 -s 192.168.104.0/24 -d 130.88.0.0/16 -p udp -j ACCEPT`,
+                `-A ${chain}-FWD -i tunl1 -o eth0 -s 10.200.200.100/32 -d 192.168.104.0/24 -p tcp -j ACCEPT`,
+                `-A ${chain}-FWD -i tunl1 -o eth0 -s 130.88.196.129/32 -d 192.168.104.0/24 -p udp -j ACCEPT`,
+                `-A ${chain}-FWD -s 192.168.104.0/24 -d 130.88.196.129/32 -p tcp -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+            ]),
+        );
+    });
+    it("rfe: masquerades the cluster leaving by eth3, in a nat chain of its own", () => {
+        expect(rfe.lines).toEqual(expect.arrayContaining([`chain nat ${chain}-NAT`, `jump nat POSTROUTING ${chain}-NAT`]));
+        expect(rfe.rules).toContain(`-A ${chain}-NAT -s 192.168.104.0/24 -o eth3 -j MASQUERADE`);
+    });
+    it("rfe: the inner sources admitted from the tunnel are what lies behind doolittle, and calculon", () => {
+        expect(rfe.rules.filter((r) => r.startsWith(`-A ${chain}-SRC`))).toEqual([
+            `-A ${chain}-SRC -s 10.200.200.0/24 -j RETURN`,
+            `-A ${chain}-SRC -s 130.88.196.129/32 -j RETURN`,
+            `-A ${chain}-SRC -j DROP`,
+        ]);
+    });
+    it("rfe: the tunnel's reverse-path filter is loose (rfe filters strictly)", () => {
+        expect(rfe.lines).toContain("devsysctl tunl1 rp_filter 2");
+    });
+    it("doolittle: SSH from the tunnel networks and calculon; calculon forwarded into the tunnel, no masquerade", () => {
+        const d = on(ps, "doolittle");
+        const dc = d.lines.find((l) => l.startsWith("chain filter "))!.split(" ")[2].replace(/-SRC$/, "");
+        expect(d.rules).toEqual(
+            expect.arrayContaining([
+                `-A ${dc}-IN -s 10.200.100.0/24 -p tcp -m tcp --dport 22 -j ACCEPT`,
+                `-A ${dc}-IN -s 130.88.196.129/32 -p tcp -m tcp --dport 22 -j ACCEPT`,
+                `-A ${dc}-FWD -i eth0 -o tunl1 -s 130.88.196.129/32 -d 192.168.104.0/24 -j ACCEPT`,
+            ]),
+        );
+        expect(d.lines.some((l) => l.startsWith("chain nat"))).toBe(false);
+        expect(d.lines).toEqual(expect.arrayContaining(["route 10.200.100.0/24 dev tunl1", "route 192.168.104.0/24 dev tunl1"]));
+    });
+    it("calculon: the cluster network via its desktop gateway", () => {
+        expect(on(ps, "calculon", "client").lines).toEqual(["route 192.168.104.0/24 via 130.88.198.58"]);
+    });
+    it("comp000: default gateway rfe, the 169.254.0.0/16 route dropped", () => {
+        expect(on(ps, "comp000", "node").lines).toEqual(["gateway 192.168.1.253", "noroute 169.254.0.0/16"]);
+    });
+});
+
+describe("the hub plan", () => {
+    const ps = plans("hub");
+    it("gives each spoke its own device, chains and state on rfe", () => {
+        const rfe = ps.filter((p) => p.plan.host === "rfe");
+        expect(rfe.map((p) => p.lines.find((l) => l.startsWith("link ")))).toEqual(["link tunl1 130.88.200.10 130.88.198.58 inherit", "link tunl2 130.88.200.10 130.89.1.10 inherit"]);
+        expect(new Set(rfe.map((p) => p.plan.stateDir)).size).toBe(2);
+        const chains = rfe.flatMap((p) => p.lines.filter((l) => l.startsWith("chain ")));
+        expect(new Set(chains).size).toBe(chains.length);
+    });
+    it("lets both spokes hold comp000's gateway: it is put back when the last one goes", () => {
+        expect(ps.filter((p) => p.plan.host === "comp000").map((p) => p.lines)).toEqual([
+            ["gateway 192.168.1.253", "noroute 169.254.0.0/16"],
+            ["gateway 192.168.1.253", "noroute 169.254.0.0/16"],
+        ]);
+    });
+});
