@@ -13,13 +13,31 @@ export const configKeys = { hosts: "hosts", pairs: "pairs" } as const;
 export function loadModel(config: pulumi.Config, stack: string): Model {
     try {
         return validateConfig(
-            { hosts: config.getObject(configKeys.hosts), pairs: config.getObject(configKeys.pairs) },
+            { hosts: getObject(config, configKeys.hosts), pairs: getObject(config, configKeys.pairs), otherKeys: otherKeys(config) },
             { stack, hostsAreSecret: isSecretKey(`${config.name}:${configKeys.hosts}`) },
         );
     } catch (e) {
         if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
         throw e;
     }
+}
+
+/**
+ * The value as an object; a value that is not JSON (`tunnelpair:pairs: toy`) as its text, for
+ * validation to name it (getObject would throw "is not a valid JSON object" naming no field).
+ */
+function getObject(config: pulumi.Config, key: string): unknown {
+    try {
+        return config.getObject(key);
+    } catch {
+        return config.get(key);
+    }
+}
+
+/** The keys in the project's namespace that the program does not read (typos). */
+function otherKeys(config: pulumi.Config): string[] {
+    const known = Object.values(configKeys).map((k) => `${config.name}:${k}`);
+    return Object.keys(pulumi.runtime.allConfig()).filter((k) => k.startsWith(`${config.name}:`) && !known.includes(k));
 }
 
 /**

@@ -40,8 +40,9 @@ export function readStackFile(file: string): StackFile {
     const m = /^Pulumi\.(.+)\.ya?ml$/.exec(base);
     if (!m) throw new StackFileError(file, ["a stack file is named Pulumi.<stack>.yaml"]);
     const doc = YAML.parseDocument(fs.readFileSync(file, "utf8"));
-    // The yaml package's message is "<what> at line L, column C:" followed by an excerpt.
-    if (doc.errors.length > 0) throw new StackFileError(file, doc.errors.map((e) => e.message.split("\n")[0].replace(/:$/, "")));
+    // The yaml package's message is "<what> at line L, column C:" followed by an excerpt. Only
+    // the first is reliable: the errors after it are mostly the parser losing its footing.
+    if (doc.errors.length > 0) throw new StackFileError(file, [doc.errors[0].message.split("\n")[0].replace(/:$/, "")]);
     let top: unknown;
     try {
         top = doc.toJS();

@@ -8,6 +8,8 @@ import { AdmitRule, Client, ComputeNode, Connection, Endpoint, firewallModes, Fi
 export interface StackConfig {
     hosts?: unknown;
     pairs?: unknown;
+    /** The stack's other keys in the project's namespace ("tunnelpair:pair"): typos, none is read. */
+    otherKeys?: readonly string[];
 }
 
 export interface ValidateOptions {
@@ -48,6 +50,8 @@ type Obj = Record<string, unknown>;
 
 class Checker {
     readonly problems: string[] = [];
+    /** The names under hosts, valid or not: a host with problems is not also "not declared". */
+    declared: ReadonlySet<string> = new Set();
 
     fail(path: string, message: string): undefined {
         this.problems.push(`${path}: ${message}`);
@@ -144,7 +148,9 @@ class Checker {
 function show(v: unknown): string {
     if (typeof v === "string") return JSON.stringify(v);
     if (v === undefined) return "nothing";
-    return JSON.stringify(v) ?? String(v);
+    // a map or list in the wrong place may hold a credential: never echo one, and keep it short
+    const text = JSON.stringify(v, (k, x) => ((credentialKeys as readonly string[]).includes(k) ? "(not shown)" : x)) ?? String(v);
+    return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 }
 
 const connectionKeys = ["host", "port", "user", "privateKey", "privateKeyPassword", "password", "agent", "hostKey", "proxy", "dialErrorLimit", "perDialTimeout"] as const;
@@ -163,9 +169,14 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
     if (host !== undefined && !/^[A-Za-z0-9.:_-]+$/.test(host)) c.fail(`${cp}.host`, `${show(host)} is not a host name or address`);
     const port = c.integer(conn, "port", cp, 1, 65535) ?? 22;
     const user = c.optionalString(conn, "user", cp) ?? "root";
-    const privateKey = c.optionalString(conn, "privateKey", cp);
-    const password = c.optionalString(conn, "password", cp);
-    const privateKeyPassword = c.optionalString(conn, "privateKeyPassword", cp);
+    const credential = (key: (typeof credentialKeys)[number]): string | undefined => {
+        const v = conn[key];
+        if (v === undefined || (typeof v === "string" && v !== "")) return v;
+        return c.fail(`${cp}.${key}`, `is not a non-empty string (a ${Array.isArray(v) ? "list" : v === "" ? "empty string" : typeof v}; a credential's value is never shown)`);
+    };
+    const privateKey = credential("privateKey");
+    const password = credential("password");
+    const privateKeyPassword = credential("privateKeyPassword");
     const agent = c.boolean(conn, "agent", cp, false);
     if (privateKey === undefined && password === undefined && !agent) {
         c.fail(cp, "no credentials: set privateKey or password (pulumi config set --secret --path), or agent: true");
@@ -255,7 +266,7 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
     if (!e) return undefined;
     const hostName = c.string(e, "host", path);
     const host = hostName === undefined ? undefined : hosts[hostName];
-    if (hostName !== undefined && !(hostName in hosts)) c.fail(`${path}.host`, `${show(hostName)} is not a declared host`);
+    if (hostName !== undefined && !c.declared.has(hostName)) c.fail(`${path}.host`, `${show(hostName)} is not a declared host`);
     const iface = c.interfaceName(e, "interface", path, "tunl1");
     if (iface === "tunl0") c.fail(`${path}.interface`, `"tunl0" is the kernel's shared fallback device; use tunl1 or another name`);
     if (iface !== undefined && host && iface === host.underlay.interface) c.fail(`${path}.interface`, `${show(iface)} is the host's underlay interface`);
@@ -321,7 +332,7 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         const o = c.object(raw, cp, ["host", "networks"]);
         const name = o && c.string(o, "host", cp);
         if (!o || name === undefined) return;
-        if (!(name in hosts)) c.fail(`${cp}.host`, `${show(name)} is not a declared host`);
+        if (!c.declared.has(name)) c.fail(`${cp}.host`, `${show(name)} is not a declared host`);
         clients.push({ host: name, networks: o.networks === undefined ? routes : networks(c, o, "networks", cp, false) });
     });
     const computeNodes: ComputeNode[] = [];
@@ -331,7 +342,7 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         const name = o && c.string(o, "host", np);
         const gateway = o && c.address(o, "gateway", np);
         if (!o || name === undefined) return;
-        if (!(name in hosts)) c.fail(`${np}.host`, `${show(name)} is not a declared host`);
+        if (!c.declared.has(name)) c.fail(`${np}.host`, `${show(name)} is not a declared host`);
         if (gateway !== undefined) computeNodes.push({ host: name, gateway, dropLinkLocal: c.boolean(o, "dropLinkLocal", np, false) });
     });
 
@@ -472,9 +483,9 @@ function checkAcrossPairs(c: Checker, pairs: Pair[], hosts: Record<string, Host>
     for (const h of Object.values(hosts)) {
         const proxy = h.connection.proxy;
         if (proxy === undefined) continue;
-        if (!(proxy in hosts)) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is not a declared host`);
+        if (!c.declared.has(proxy)) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is not a declared host`);
         else if (proxy === h.name) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is the host itself`);
-        else if (hosts[proxy].connection.proxy !== undefined) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} itself has a proxy; one jump host is supported`);
+        else if (hosts[proxy] && hosts[proxy].connection.proxy !== undefined) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} itself has a proxy; one jump host is supported`);
     }
 }
 
@@ -483,7 +494,9 @@ export function validateConfig(raw: StackConfig, opts: ValidateOptions): Model {
     const c = new Checker();
     if (!namePattern.test(opts.stack)) c.fail("stack", `${show(opts.stack)} must match ${namePattern.source}`);
     const hosts: Record<string, Host> = {};
+    for (const key of raw.otherKeys ?? []) c.fail(key, "unknown config key (known: hosts, pairs)");
     const rawHosts = raw.hosts === undefined ? c.fail("hosts", "is required (pulumi config set --path hosts.NAME...)") : c.map(raw.hosts, "hosts");
+    c.declared = new Set(Object.keys(rawHosts ?? {}));
     for (const [name, value] of Object.entries(rawHosts ?? {})) {
         const h = checkHost(c, name, value, opts);
         if (h) hosts[name] = h;

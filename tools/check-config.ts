@@ -1,19 +1,30 @@
 // `npm run check-config -- stacks/Pulumi.toy.yaml`: validates a stack file as `pulumi preview`
 // would, without Pulumi credentials or hosts; prints every problem; exits non-zero on any.
-import { readStackFile } from "../components/stackFile";
+import { readStackFile, StackFileError } from "../components/stackFile";
 import { ConfigError, validateConfig } from "../components/validate";
 
-function check(file: string): string[] {
+/** Every problem of one stack file, each a line "FILE: path: message"; none when it is valid. */
+export function checkStackFile(file: string): string[] {
     let sf;
     try {
         sf = readStackFile(file);
     } catch (e) {
+        if (e instanceof StackFileError) return [...e.problems];
         return [`${file}: ${(e as Error).message.split("\n")[0]}`];
     }
+    const ns = "tunnelpair:";
     try {
         validateConfig(
-            { hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] },
-            { stack: sf.stack, hostsAreSecret: sf.secretKeys.includes("tunnelpair:hosts") },
+            {
+                hosts: sf.config["tunnelpair:hosts"],
+                pairs: sf.config["tunnelpair:pairs"],
+                otherKeys: Object.keys(sf.config).filter((k) => k.startsWith(ns) && k !== "tunnelpair:hosts" && k !== "tunnelpair:pairs"),
+            },
+            {
+                stack: sf.stack,
+                hostsAreSecret: sf.secretKeys.includes("tunnelpair:hosts"),
+                securePaths: sf.securePaths.filter((p) => p.startsWith(ns)).map((p) => p.slice(ns.length)),
+            },
         );
         return [];
     } catch (e) {
@@ -22,16 +33,18 @@ function check(file: string): string[] {
     }
 }
 
-const files = process.argv.slice(2);
-if (files.length === 0) {
-    console.error("usage: npm run check-config -- stacks/Pulumi.<stack>.yaml ...");
-    process.exit(2);
+if (require.main === module) {
+    const files = process.argv.slice(2);
+    if (files.length === 0) {
+        console.error("usage: npm run check-config -- stacks/Pulumi.<stack>.yaml ...");
+        process.exit(2);
+    }
+    let bad = 0;
+    for (const f of files) {
+        const problems = checkStackFile(f);
+        bad += problems.length;
+        for (const p of problems) console.log(p);
+        if (problems.length === 0) console.log(`${f}: ok`);
+    }
+    process.exitCode = bad === 0 ? 0 : 1;
 }
-let bad = 0;
-for (const f of files) {
-    const problems = check(f);
-    bad += problems.length;
-    for (const p of problems) console.log(p);
-    if (problems.length === 0) console.log(`${f}: ok`);
-}
-process.exitCode = bad === 0 ? 0 : 1;

@@ -1,5 +1,6 @@
 // Records the program under mocks with a given configuration (see replay/record.ts).
 import { deployStack } from "../../components/program";
+import { StackFile } from "../../components/stackFile";
 import { Recording, recordProgram, RecordedResource } from "../../replay/record";
 
 export interface Cfg {
@@ -26,4 +27,9 @@ export function desiredLines(createCommand: string): string[] {
     const m = /DESIRED='\\''([^']*)'\\''/.exec(createCommand);
     if (!m) throw new Error("no DESIRED block in the command");
     return m[1].split("\n");
+}
+
+/** Records the program with a stack file's whole configuration and secret keys, as `pulumi preview` runs it. */
+export function recordStackFile(sf: StackFile, opts: { preview?: boolean } = {}): Promise<Recording> {
+    return recordProgram({ stack: sf.stack, preview: opts.preview, config: sf.config, secretKeys: sf.secretKeys, program: deployStack });
 }
