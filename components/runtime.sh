@@ -96,7 +96,8 @@ slurp() { _c=; [ -e "$1" ] || return 1; while IFS= read -r _l; do _c=$_c$_l$NL; 
 
 # --- the ipip device ----------------------------------------------------------------------
 dev_exists() { [ -e "/sys/class/net/$1" ]; }
-dev_alias() { _v=; [ -r "/sys/class/net/$1/ifalias" ] && read_first "/sys/class/net/$1/ifalias"; printf '%s' "$_v"; }
+# (no "a && b" as a function's last command: under set -e a false b would end the script)
+dev_alias() { _v=; if [ -r "/sys/class/net/$1/ifalias" ]; then read_first "/sys/class/net/$1/ifalias" || true; fi; printf '%s' "$_v"; }
 dev_up() { read_first "/sys/class/net/$1/flags" && [ $((_v & 1)) -eq 1 ]; }
 # "local remote ttl" of an ipip device as `ip -d link` reports them; ttl 0 reads "inherit".
 tunnel_params() {
@@ -169,7 +170,8 @@ add() {
                 journal "add link $1 $(tunnel_params "$1")"
                 run ip link set dev "$1" type ipip local "$2" remote "$3" ttl "$4"
             else
-                journal "del link $1"
+                # undone as "newlink": it has no alias yet if the next step fails
+                journal "del newlink $1"
                 run ip link add name "$1" type ipip local "$2" remote "$3" ttl "$4"
                 run ip link set dev "$1" alias "$TAG"
             fi
@@ -211,6 +213,11 @@ del() {   # tolerates what is already gone
         link)
             dev_exists "$1" || return 0
             [ "$(dev_alias "$1")" = "$TAG" ] || { warn "$1 is no longer ours; left alone"; return 0; }
+            ip link del dev "$1"; ip_changed ;;
+        newlink)   # made by this run: no device of this name existed before it (preflight)
+            dev_exists "$1" || return 0
+            _a=$(dev_alias "$1")
+            if [ -n "$_a" ] && [ "$_a" != "$TAG" ]; then warn "$1 is no longer ours; left alone"; return 0; fi
             ip link del dev "$1"; ip_changed ;;
         mtu | state | down | devsysctl) ;;   # settings of our own device go with it
         addr) has_addr "$1" "$2" || return 0; ip addr del "$1" dev "$2"; ip_changed ;;

@@ -39,7 +39,8 @@ export function parseSnapshot(text: string): Snapshot {
             sections[current] = [];
         } else if (current && line !== "") sections[current].push(line);
     }
-    for (const s of ["link", "addr"]) sections[s] = withoutBlocksOf(sections[s] ?? [], "tunl0");
+    // A device made anew gets a new ifindex: compare devices by name, not by number.
+    for (const s of ["link", "addr"]) sections[s] = withoutBlocksOf(sections[s] ?? [], "tunl0").map((l) => l.replace(/^\d+: /, "N: "));
     sections.sysctl = (sections.sysctl ?? []).filter((l) => !l.includes("/conf/tunl0/"));
     sections.modules = (sections.modules ?? []).filter((l) => l !== "ipip");
     sections.iptables = normalizeIptables(sections.iptables ?? []);
