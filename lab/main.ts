@@ -7,22 +7,25 @@ import * as path from "path";
 import YAML from "yaml";
 import { readStackFile } from "../components/stackFile";
 import { Lab } from "./lab";
+import { runFaults } from "./faults";
 import { runScenario, Scenario, scenarios } from "./scenario";
 
 function usage(): never {
-    console.error(`usage: npm run lab -- [--keep] <${Object.keys(scenarios).join("|")}>
-       npm run lab -- [--keep] --world FILE --stack-file FILE`);
+    console.error(`usage: npm run lab -- [--keep|--faults] <${Object.keys(scenarios).join("|")}>
+       npm run lab -- [--keep|--faults] --world FILE --stack-file FILE`);
     process.exit(2);
 }
 
-function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolean } {
+function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolean; faults: boolean } {
     let keep = false;
+    let faults = false;
     let world: string | undefined;
     let stackFile: string | undefined;
     let name: string | undefined;
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         if (a === "--keep") keep = true;
+        else if (a === "--faults") faults = true;
         else if (a === "--world") world = argv[++i];
         else if (a === "--stack-file") stackFile = argv[++i];
         else if (!a.startsWith("-") && !name) name = a;
@@ -31,11 +34,11 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
     if (name && !world && !stackFile) {
         const scenario = scenarios[name];
         if (!scenario) usage();
-        return { name, scenario, keep };
+        return { name, scenario, keep, faults };
     }
     if (!world || !stackFile) usage();
     // A topology of the user's own: the generic checks (idempotency, exact restore).
-    return { name: name ?? readStackFile(stackFile).stack, scenario: { world: path.resolve(world), stackFile: path.resolve(stackFile), flows: [] }, keep };
+    return { name: name ?? readStackFile(stackFile).stack, scenario: { world: path.resolve(world), stackFile: path.resolve(stackFile), flows: [] }, keep, faults };
 }
 
 /** What a user with the Pulumi CLI needs to point the stack at the running lab. */
@@ -64,8 +67,15 @@ function printConnections(lab: Lab, stackFile: string): void {
 }
 
 async function main(): Promise<void> {
-    const { name, scenario, keep } = parse(process.argv.slice(2));
+    const { name, scenario, keep, faults } = parse(process.argv.slice(2));
     const t0 = Date.now();
+    if (faults) {
+        const r = await runFaults(name, scenario, (line) => console.log(line));
+        const failed = r.checks.filter((c) => !c.ok).length;
+        console.log(`faults ${name}: ${r.cases} fault cases; ${r.checks.length - failed} checks passed, ${failed} failed (${Date.now() - t0} ms)`);
+        process.exitCode = failed === 0 ? 0 : 1;
+        return;
+    }
     const report = await runScenario(
         name,
         scenario,

@@ -1,0 +1,162 @@
+// Fault injection: every create script of a stack, failing at each of its changing steps in
+// turn, must leave its host exactly as before, say which host and step failed and why, and
+// converge like a clean run when run again. Also: the SSH connection cut mid-run, and a
+// destroy after a partially applied stack.
+//
+// A step is one command that changes the host (ip ... add/del/set, iptables, iptables-restore,
+// modprobe). The failure comes from wrappers put first on the script's PATH, on the lab host
+// only: the product's scripts are run unmodified.
+import { readStackFile } from "../components/stackFile";
+import { deployStack } from "../components/program";
+import { destroy, Executor, StackState, up } from "../replay/engine";
+import { overlayConnections } from "../replay/overlay";
+import { recordProgram } from "../replay/record";
+import { Connection } from "../replay/ssh";
+import { Lab, startLab } from "./lab";
+import { CheckResult, labExec, Scenario } from "./scenario";
+import { diffSnapshots, parseSnapshot, Snapshot, snapshotScript } from "./snapshot";
+
+const faultDir = "/run/tunnelpair-fault";
+
+/**
+ * One wrapper, installed as ip, iptables, iptables-restore and modprobe: it counts the calls
+ * that change the host and fails the FAULT_AT-th, as a refusal (exit 2), a missing binary
+ * (127) or a hang; every other call goes straight to the real command.
+ */
+const wrapper = `#!/bin/sh
+self=\${0##*/}
+PATH=\${PATH#${faultDir}:}
+case "$self $*" in
+    "ip "*" add "* | "ip "*" del "* | "ip "*" set "* | "ip "*" replace "* | "iptables "*" -"[IDANFX]" "* | iptables-restore* | modprobe*) ;;
+    *) exec "$self" "$@" ;;
+esac
+n=0; [ -r ${faultDir}/count ] && read -r n <${faultDir}/count
+n=$((n + 1)); echo "$n" >${faultDir}/count
+if [ "$n" = "\${FAULT_AT:-0}" ]; then
+    case "\${FAULT_KIND:-refuse}" in
+        missing) echo "$self: command not found (injected)" >&2; exit 127 ;;
+        hang) sleep 6 ;;
+        *) echo "RTNETLINK answers: Operation not permitted (injected into $self $*)" >&2; exit 2 ;;
+    esac
+fi
+exec "$self" "$@"
+`;
+const installWrappers = `mkdir -p ${faultDir} && cat >${faultDir}/wrapper <<'EOF'
+${wrapper}EOF
+chmod +x ${faultDir}/wrapper && for c in ip iptables iptables-restore modprobe; do ln -sf wrapper ${faultDir}/$c; done`;
+
+function withFault(command: string, at: number, kind: "refuse" | "missing" | "hang"): string {
+    return `rm -f ${faultDir}/count; PATH=${faultDir}:$PATH FAULT_AT=${at} FAULT_KIND=${kind} ${command}`;
+}
+
+export interface FaultReport {
+    readonly checks: CheckResult[];
+    readonly cases: number;
+}
+
+async function snapshot(lab: Lab, host: string): Promise<Snapshot> {
+    const r = await lab.exec(host, snapshotScript);
+    if (r.code !== 0) throw new Error(`snapshot of ${host}: ${r.stderr}`);
+    return parseSnapshot(r.stdout);
+}
+
+export async function runFaults(name: string, s: Scenario, log: (l: string) => void = () => undefined): Promise<FaultReport> {
+    const checks: CheckResult[] = [];
+    const check = (n: string, ok: boolean, detail?: string) => {
+        checks.push({ name: n, ok, detail });
+        if (!ok) log(`FAIL ${n}${detail ? `\n       ${detail.split("\n").join("\n       ")}` : ""}`);
+    };
+    let cases = 0;
+    const lab = await startLab(s.world);
+    try {
+        const sf = readStackFile(s.stackFile);
+        const overlaid = overlayConnections(sf, lab);
+        const recording = await recordProgram({ stack: sf.stack, config: overlaid.config, secretKeys: overlaid.secretKeys, program: deployStack });
+        const commands = recording.resources.filter((r) => r.type === "command:remote:Command");
+        for (const host of Object.keys(sf.config["tunnelpair:hosts"] as object)) {
+            const r = await lab.exec(host, installWrappers);
+            if (r.code !== 0) throw new Error(`installing the fault wrappers on ${host}: ${r.stderr}`);
+        }
+        const run = (c: (typeof commands)[number], text: string) => labExec(c.inputs.connection as Connection, text);
+
+        for (const c of commands) {
+            const host = hostOf(c.name, Object.keys(sf.config["tunnelpair:hosts"] as object));
+            const create = c.inputs.create as string;
+            const del = c.inputs.delete as string;
+            const before = await snapshot(lab, host);
+            // a first run loads ipip (a step the later runs do not have); then a clean run, counting its changing steps
+            await run(c, create);
+            await run(c, del);
+            const clean = await run(c, withFault(create, 0, "refuse"));
+            const steps = Number((await lab.exec(host, `cat ${faultDir}/count 2>/dev/null || echo 0`)).stdout.trim());
+            check(`${c.name}: clean create succeeds (${steps} changing steps)`, clean.code === 0, clean.stderr);
+            const applied = await snapshot(lab, host);
+            await run(c, del);
+            check(`${c.name}: delete after the clean create restores ${host}`, diffSnapshots(before, await snapshot(lab, host)).length === 0);
+
+            for (let k = 1; k <= steps; k++) {
+                const kind = k % 3 === 0 ? "missing" : "refuse";
+                cases++;
+                const failed = await run(c, withFault(create, k, kind));
+                const named = new RegExp(`tunnelpair\\[[^\\]]*@${host}\\]: .*(step|error)`).test(failed.stderr) && /injected/.test(failed.stderr);
+                check(`${c.name} step ${k}/${steps} (${kind}): fails, naming host, step and cause`, failed.code !== 0 && named, failed.stderr);
+                const d = diffSnapshots(before, await snapshot(lab, host));
+                check(`${c.name} step ${k}/${steps} (${kind}): ${host} left as before (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+                const rerun = await run(c, create);
+                const d2 = diffSnapshots(applied, await snapshot(lab, host));
+                check(`${c.name} step ${k}/${steps}: a rerun converges to the clean state (${d2.length} diff lines)`, rerun.code === 0 && d2.length === 0, rerun.stderr + d2.join("\n"));
+                await run(c, del);
+            }
+
+            // the connection cut mid-run: the step in the middle hangs, the client goes away
+            if (steps > 1) {
+                cases++;
+                const k = Math.ceil(steps / 2);
+                const conn = c.inputs.connection as Connection;
+                const cut = labExecWithTimeout(conn, withFault(create, k, "hang"), 2500);
+                await cut;
+                await new Promise((r) => setTimeout(r, 9000)); // the hung step ends; the script meets the closed pipe
+                const d = diffSnapshots(before, await snapshot(lab, host));
+                check(`${c.name}: SSH cut at step ${k}: ${host} rolled back (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+                const rerun = await run(c, create);
+                check(`${c.name}: after the cut, a rerun converges`, rerun.code === 0 && diffSnapshots(applied, await snapshot(lab, host)).length === 0, rerun.stderr);
+                await run(c, del);
+            }
+            const d = diffSnapshots(before, await snapshot(lab, host));
+            check(`${c.name}: ${host} restored after its fault cases`, d.length === 0, d.join("\n"));
+        }
+
+        // a stack applied partway (the last command fails), then destroyed
+        cases++;
+        const last = commands[commands.length - 1];
+        const befores = Object.fromEntries(await Promise.all(Object.keys(sf.config["tunnelpair:hosts"] as object).map(async (h) => [h, await snapshot(lab, h)] as const)));
+        const failing: Executor = (conn, text, stdin) => (text === last.inputs.create ? labExec(conn, withFault(text, 1, "refuse"), stdin) : labExec(conn, text, stdin));
+        const state = new StackState();
+        const partial = await up(recording, state, failing).then(() => undefined, (e: Error) => e);
+        check(`partial up: fails on ${last.name}`, partial instanceof Error && !state.resources.has(last.urn), partial?.message);
+        await destroy(state, labExec);
+        for (const [h, b] of Object.entries(befores)) {
+            const d = diffSnapshots(b, await snapshot(lab, h));
+            check(`destroy after the partial up restores ${h} (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+        }
+        for (const h of Object.keys(sf.config["tunnelpair:hosts"] as object)) await lab.exec(h, `rm -rf ${faultDir}`);
+    } finally {
+        await lab.stop();
+    }
+    log(`faults ${name}: ${cases} cases, ${checks.filter((c) => c.ok).length} checks passed, ${checks.filter((c) => !c.ok).length} failed`);
+    return { checks, cases };
+}
+
+/** Command names end with the host: "<pair>-<role>-<host>". */
+function hostOf(commandName: string, hosts: string[]): string {
+    const h = hosts.filter((x) => commandName.endsWith(`-${x}`)).sort((x, y) => y.length - x.length)[0];
+    if (!h) throw new Error(`no host for ${commandName}`);
+    return h;
+}
+
+/** Runs, and drops the connection after `ms`, as a cut network would. */
+async function labExecWithTimeout(conn: Connection, command: string, ms: number) {
+    const { sshExec } = await import("../replay/ssh");
+    const { tapName } = await import("./lab");
+    return sshExec(conn, command, undefined, { bindInterface: tapName, timeoutMs: ms });
+}
