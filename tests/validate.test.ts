@@ -35,6 +35,16 @@ describe("validateConfig on the toy stack", () => {
         expect(m.pairs[0].firewall).toBe("owned");
     });
 
+    it("accepts the defaults written out: mtu auto, ttl inherit, and a pinned host key", () => {
+        const c = toyConfig();
+        c.pairs.toy.a.mtu = "auto";
+        c.pairs.toy.a.ttl = "inherit";
+        c.hosts.doolittle.connection.hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+        const m = validateConfig(c, { stack: "toy" });
+        expect(m.pairs[0].a).toMatchObject({ mtu: "auto", ttl: "inherit" });
+        expect(m.hosts.doolittle.connection.hostKey).toBe(c.hosts.doolittle.connection.hostKey);
+    });
+
     it("lists every problem, not just the first", () => {
         const p = problems((c) => {
             c.pairs.toy.a.tunnelAddress = "10.9.9.9";
