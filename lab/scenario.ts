@@ -113,7 +113,7 @@ export interface Context {
 }
 
 /** A TCP connect with a bounded wait, answered by a real sshd banner. */
-function probeScript(to: string, port: number): string {
+export function probeScript(to: string, port: number): string {
     return `timeout 4 bash -c 'exec 3<>/dev/tcp/${to}/${port} && read -r banner <&3 && echo "$banner"'`;
 }
 
@@ -143,7 +143,7 @@ async function sourceSeen(lab: Lab, f: Flow): Promise<string[]> {
 
 const countersScript = (dev: string) => `cat /sys/class/net/${dev}/statistics/tx_packets /sys/class/net/${dev}/statistics/rx_packets`;
 
-async function snapshotAll(lab: Lab, hosts: string[]): Promise<Record<string, Snapshot>> {
+export async function snapshotAll(lab: Lab, hosts: string[]): Promise<Record<string, Snapshot>> {
     const out: Record<string, Snapshot> = {};
     await Promise.all(
         hosts.map(async (h) => {

@@ -1,0 +1,119 @@
+// Foreign and pre-existing state on the toy's hosts: what the admin had, or does meanwhile,
+// the pair must refuse to touch or leave as it finds it.
+import { deployStack } from "../components/program";
+import { readStackFile } from "../components/stackFile";
+import { destroy, StackState, up } from "../replay/engine";
+import { overlayConnections } from "../replay/overlay";
+import { recordProgram } from "../replay/record";
+import { startLab } from "./lab";
+import { CheckResult, labExec, probeScript, scenarios, snapshotAll } from "./scenario";
+import { diffSnapshots } from "./snapshot";
+
+interface Case {
+    readonly name: string;
+    /** Run on the host before up; what the snapshot "before" includes. */
+    readonly setup: [string, string][];
+    /** After up: [host, script] run by the admin, and lines the destroy must keep. */
+    readonly meanwhile?: [string, string][];
+    /** up must fail (the pair refuses), naming this. */
+    readonly refusal?: RegExp;
+    /** Undoes the setup by hand at the end. */
+    readonly cleanup: [string, string][];
+}
+
+const cases: Case[] = [
+    {
+        name: "a tunl1 that is not ours is refused and left untouched",
+        setup: [["doolittle", "modprobe ipip; ip link add tunl1 type ipip local 130.88.198.58 remote 130.88.196.200 && ip link set tunl1 alias admin-tunnel"]],
+        refusal: /tunl1 exists and is not ours \(ifalias 'admin-tunnel'/,
+        cleanup: [["doolittle", "ip link del tunl1"]],
+    },
+    {
+        name: "an address the admin already had stays after destroy",
+        setup: [["doolittle", "ip addr add 10.0.1.1/24 dev eth0 label eth0:0 noprefixroute"]],
+        cleanup: [["doolittle", "ip addr del 10.0.1.1/24 dev eth0"]],
+    },
+    {
+        name: "ip_forward already 1 is still 1 after destroy",
+        setup: [["calculon", "echo 1 >/proc/sys/net/ipv4/ip_forward"]],
+        cleanup: [["calculon", "echo 0 >/proc/sys/net/ipv4/ip_forward; echo 0 >/proc/sys/net/ipv4/conf/all/accept_redirects || true"]],
+    },
+    {
+        name: "FORWARD and INPUT policy DROP: the tunnel works through our chains, the policies are unchanged after destroy",
+        setup: [["doolittle", "iptables -P FORWARD DROP && iptables -P INPUT DROP"], ["calculon", "iptables -P INPUT DROP"]],
+        cleanup: [["doolittle", "iptables -P FORWARD ACCEPT && iptables -P INPUT ACCEPT"], ["calculon", "iptables -P INPUT ACCEPT"]],
+    },
+    {
+        name: "rules the admin adds after up are still there after destroy",
+        setup: [],
+        meanwhile: [["doolittle", "iptables -I INPUT 1 -s 10.9.9.9/32 -j ACCEPT && iptables -A FORWARD -s 10.9.9.8/32 -j DROP && ip route add 10.9.9.0/24 dev eth0"]],
+        cleanup: [["doolittle", "iptables -D INPUT -s 10.9.9.9/32 -j ACCEPT; iptables -D FORWARD -s 10.9.9.8/32 -j DROP; ip route del 10.9.9.0/24 dev eth0"]],
+    },
+    {
+        name: "the firewall service reloading between up and destroy: destroy still succeeds and restores",
+        setup: [["doolittle", "iptables-save >/run/fw.before"]],
+        meanwhile: [["doolittle", "iptables-restore </run/fw.before"]],
+        cleanup: [["doolittle", "rm -f /run/fw.before"]],
+    },
+];
+
+export async function runForeign(log: (l: string) => void = () => undefined): Promise<CheckResult[]> {
+    const checks: CheckResult[] = [];
+    const check = (name: string, ok: boolean, detail?: string) => {
+        checks.push({ name, ok, detail });
+        log(`${ok ? "ok  " : "FAIL"} ${name}${detail && !ok ? `\n       ${detail.split("\n").join("\n       ")}` : ""}`);
+    };
+    const s = scenarios.toy;
+    const lab = await startLab(s.world);
+    try {
+        const sf = readStackFile(s.stackFile);
+        const overlaid = overlayConnections(sf, lab);
+        const recording = await recordProgram({ stack: sf.stack, config: overlaid.config, secretKeys: overlaid.secretKeys, program: deployStack });
+        const hosts = ["doolittle", "calculon"];
+        const sh = async (host: string, script: string) => {
+            const r = await lab.exec(host, script);
+            if (r.code !== 0) throw new Error(`${host}: ${script}: ${r.stderr}`);
+        };
+        for (const c of cases) {
+            for (const [h, script] of c.setup) await sh(h, script);
+            const before = await snapshotAll(lab, hosts);
+            const state = new StackState();
+            const result = await up(recording, state, labExec).then(() => undefined, (e: Error) => e);
+            if (c.refusal) {
+                check(`${c.name}: up fails with the refusal`, result instanceof Error && c.refusal.test(result.message), result?.message);
+                const d = diffSnapshots(before.doolittle, (await snapshotAll(lab, ["doolittle"])).doolittle);
+                check(`${c.name}: doolittle untouched by the refused apply (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+            } else {
+                check(`${c.name}: up succeeds`, result === undefined, result?.message);
+                const flow = s.flows[0];
+                const p = await lab.exec(flow.from, probeScript(flow.to, flow.port));
+                check(`${c.name}: the toy flow answers`, p.code === 0 && p.stdout.startsWith("SSH-"), p.stderr);
+            }
+            for (const [h, script] of c.meanwhile ?? []) await sh(h, script);
+            const expected = c.meanwhile ? await snapshotAll(lab, hosts) : before;
+            const gone = await destroy(state, labExec).then(() => undefined, (e: Error) => e);
+            check(`${c.name}: destroy succeeds`, gone === undefined, gone?.message);
+            const after = await snapshotAll(lab, hosts);
+            for (const h of hosts) {
+                // after "meanwhile", the admin's own changes must stay; ours must go
+                const ref = c.meanwhile ? before[h] : expected[h];
+                const d = diffSnapshots(ref, after[h]).filter((l) => !(c.meanwhile && adminLine(l)));
+                check(`${c.name}: ${h} as the admin left it (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+                const wanted = diffSnapshots(before[h], expected[h]).filter(adminLine);
+                if (wanted.length > 0) {
+                    const kept = diffSnapshots(before[h], after[h]).filter(adminLine);
+                    check(`${c.name}: ${h} keeps the admin's ${wanted.length} added lines`, kept.length === wanted.length, kept.join("\n"));
+                }
+            }
+            for (const [h, script] of c.cleanup) await lab.exec(h, script);
+        }
+    } finally {
+        await lab.stop();
+    }
+    return checks;
+}
+
+/** Lines the admin's own changes in the "meanwhile" cases add. */
+function adminLine(l: string): boolean {
+    return /10\.9\.9\./.test(l);
+}
