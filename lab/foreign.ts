@@ -107,6 +107,30 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
             }
             for (const [h, script] of c.cleanup) await lab.exec(h, script);
         }
+
+        // Bounded waits. A run that hangs holding the host's lock: the next fails within its
+        // lock wait, naming the host, having changed nothing.
+        const before = await snapshotAll(lab, ["doolittle"]);
+        const holder = lab.exec("doolittle", "exec 9</var/lib; flock 9; : >/run/held; sleep 70", { timeoutMs: 120000 });
+        await lab.exec("doolittle", "n=0; while [ ! -e /run/held ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; rm -f /run/held");
+        const doolittle = recording.resources.find((r) => r.name === "toy-a-doolittle")!;
+        const t0 = Date.now();
+        const locked = await labExec(doolittle.inputs.connection as never, doolittle.inputs.create as string);
+        const lockMs = Date.now() - t0;
+        check(`a hung run holding the lock: the next fails in ${lockMs} ms (bound 60 s + SSH), naming the host`, locked.code !== 0 && lockMs < 75000 && /@doolittle\]: error: .*lock/.test(locked.stderr), locked.stderr);
+        const d = diffSnapshots(before.doolittle, (await snapshotAll(lab, ["doolittle"])).doolittle);
+        check(`a hung run holding the lock: doolittle unchanged (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+        await holder;
+        // A host that does not answer: up fails within the connection's bound, naming the host.
+        const unreachable = JSON.parse(JSON.stringify(overlaid.config["tunnelpair:hosts"])) as Record<string, { connection: Record<string, unknown> }>;
+        unreachable.doolittle.connection.host = "198.18.0.99";
+        const r2 = await recordProgram({ stack: sf.stack, config: { ...overlaid.config, "tunnelpair:hosts": unreachable }, secretKeys: overlaid.secretKeys, program: deployStack });
+        const t1 = Date.now();
+        const state2 = new StackState();
+        const failed = await up(r2, state2, labExec).then(() => undefined, (e: Error) => e);
+        const ms = Date.now() - t1;
+        check(`a host that does not answer: up fails in ${ms} ms (perDialTimeout 10 s), naming 198.18.0.99`, failed instanceof Error && ms < 30000 && failed.message.includes("198.18.0.99"), failed?.message);
+        await destroy(state2, labExec);
     } finally {
         await lab.stop();
     }
