@@ -1,7 +1,10 @@
 // The program under Pulumi mocks with the toy stack: what it registers, with which options,
 // and what the provider would do on each kind of change.
 import * as pulumi from "@pulumi/pulumi";
-import { RecordedResource } from "../replay/record";
+import * as path from "path";
+import { deployStack } from "../components/program";
+import { readStackFile } from "../components/stackFile";
+import { recordProgram, RecordedResource } from "../replay/record";
 import { diffCommand } from "../replay/provider";
 import { commands, desiredLines, record } from "./support/record";
 import { toyConfig, toyFile } from "./support/toy";
@@ -135,6 +138,25 @@ describe("credentials stay secret", () => {
             r.logs,
         ]);
         for (const s of [key, "testkeymaterial", password]) expect(visible).not.toContain(s);
+    });
+
+    it.each(["toy", "ps3", "man2", "hub"])("never appear in %s's commands, outputs or logs, jump hosts included", async (stack) => {
+        const sf = readStackFile(path.join(__dirname, "..", "stacks", `Pulumi.${stack}.yaml`));
+        const hosts = JSON.parse(JSON.stringify(sf.config["tunnelpair:hosts"])) as Record<string, { connection: Record<string, unknown> }>;
+        Object.entries(hosts).forEach(([name, h], i) => {
+            delete h.connection.agent;
+            if (i % 2 === 0) h.connection.privateKey = `${key}-${name}`;
+            else h.connection.password = `${password}-${name}`;
+        });
+        const r = await recordProgram({ stack, config: { ...sf.config, "tunnelpair:hosts": hosts }, secretKeys: ["tunnelpair:hosts"], program: deployStack });
+        const cmds = commands(r);
+        expect(cmds.length).toBeGreaterThanOrEqual(2);
+        for (const c of cmds) expect(c.secretPaths).toContain("connection");
+        const visible = JSON.stringify([cmds.map((x) => [x.inputs.create, x.inputs.update, x.inputs.delete, x.inputs.triggers]), r.outputs, r.logs]);
+        for (const s of ["testkeymaterial", password]) expect(visible).not.toContain(s);
+        // the jump host's credentials travel inside the (secret) connection, nowhere else
+        const proxied = cmds.filter((x) => (x.inputs.connection as { proxy?: unknown }).proxy);
+        if (stack === "man2" || stack === "hub") expect(proxied.length).toBeGreaterThan(0);
     });
 
     it("are refused when the stack file holds them in plain text", async () => {
