@@ -117,7 +117,8 @@ describe("the toy stack under mocks", () => {
 });
 
 describe("credentials stay secret", () => {
-    const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAtestkeymaterial\n-----END OPENSSH PRIVATE KEY-----";
+    // a stand-in, not a key: only its uniqueness matters here
+    const key = "-----BEGIN FAKE TEST KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAtestkeymaterial\n-----END FAKE TEST KEY-----";
     const password = "s3cr3t-pa55";
 
     it("never appear in a command string, an output or a log, and the connection is secret", async () => {
