@@ -7,13 +7,10 @@
 // modprobe). The failure comes from wrappers put first on the script's PATH, on the lab host
 // only: the product's scripts are run unmodified.
 import { readStackFile } from "../components/stackFile";
-import { deployStack } from "../components/program";
 import { destroy, Executor, StackState, up } from "../replay/engine";
-import { overlayConnections } from "../replay/overlay";
-import { recordProgram } from "../replay/record";
 import { Connection } from "../replay/ssh";
 import { Lab, startLab } from "./lab";
-import { CheckResult, labExec, Scenario } from "./scenario";
+import { CheckResult, labExec, recordInLab, Scenario } from "./scenario";
 import { diffSnapshots, parseSnapshot, Snapshot, snapshotScript } from "./snapshot";
 
 const faultDir = "/run/tunnelpair-fault";
@@ -70,8 +67,7 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
     const lab = await startLab(s.world);
     try {
         const sf = readStackFile(s.stackFile);
-        const overlaid = overlayConnections(sf, lab);
-        const recording = await recordProgram({ stack: sf.stack, config: overlaid.config, secretKeys: overlaid.secretKeys, program: deployStack });
+        const recording = await recordInLab(sf, lab);
         const commands = recording.resources.filter((r) => r.type === "command:remote:Command");
         for (const host of Object.keys(sf.config["tunnelpair:hosts"] as object)) {
             const r = await lab.exec(host, installWrappers);
@@ -113,8 +109,7 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
                 cases++;
                 const k = Math.ceil(steps / 2);
                 const conn = c.inputs.connection as Connection;
-                const cut = labExecWithTimeout(conn, withFault(create, k, "hang"), 2500);
-                await cut;
+                await labExec(conn, withFault(create, k, "hang"), undefined, 2500);
                 await new Promise((r) => setTimeout(r, 9000)); // the hung step ends; the script meets the closed pipe
                 const d = diffSnapshots(before, await snapshot(lab, host));
                 check(`${c.name}: SSH cut at step ${k}: ${host} rolled back (${d.length} diff lines)`, d.length === 0, d.join("\n"));
@@ -156,9 +151,3 @@ function hostOf(commandName: string, hosts: string[]): string {
     return h;
 }
 
-/** Runs, and drops the connection after `ms`, as a cut network would. */
-async function labExecWithTimeout(conn: Connection, command: string, ms: number) {
-    const { sshExec } = await import("../replay/ssh");
-    const { tapName } = await import("./lab");
-    return sshExec(conn, command, undefined, { bindInterface: tapName, timeoutMs: ms });
-}

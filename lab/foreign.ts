@@ -1,12 +1,10 @@
 // Foreign and pre-existing state on the toy's hosts: what the admin had, or does meanwhile,
 // the pair must refuse to touch or leave as it finds it.
-import { deployStack } from "../components/program";
 import { readStackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
-import { recordProgram } from "../replay/record";
 import { startLab } from "./lab";
-import { CheckResult, labExec, probeScript, scenarios, snapshotAll } from "./scenario";
+import { CheckResult, labExec, probeScript, recordInLab, scenarios, snapshotAll } from "./scenario";
 import { diffSnapshots } from "./snapshot";
 
 interface Case {
@@ -67,8 +65,7 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
     const lab = await startLab(s.world);
     try {
         const sf = readStackFile(s.stackFile);
-        const overlaid = overlayConnections(sf, lab);
-        const recording = await recordProgram({ stack: sf.stack, config: overlaid.config, secretKeys: overlaid.secretKeys, program: deployStack });
+        const recording = await recordInLab(sf, lab);
         const hosts = ["doolittle", "calculon"];
         const sh = async (host: string, script: string) => {
             const r = await lab.exec(host, script);
@@ -122,9 +119,9 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
         check(`a hung run holding the lock: doolittle unchanged (${d.length} diff lines)`, d.length === 0, d.join("\n"));
         await holder;
         // A host that does not answer: up fails within the connection's bound, naming the host.
-        const unreachable = JSON.parse(JSON.stringify(overlaid.config["tunnelpair:hosts"])) as Record<string, { connection: Record<string, unknown> }>;
+        const unreachable = JSON.parse(JSON.stringify(overlayConnections(sf, lab).config["tunnelpair:hosts"])) as Record<string, { connection: Record<string, unknown> }>;
         unreachable.doolittle.connection.host = "198.18.0.99";
-        const r2 = await recordProgram({ stack: sf.stack, config: { ...overlaid.config, "tunnelpair:hosts": unreachable }, secretKeys: overlaid.secretKeys, program: deployStack });
+        const r2 = await recordInLab(sf, lab, { "tunnelpair:hosts": unreachable });
         const t1 = Date.now();
         const state2 = new StackState();
         const failed = await up(r2, state2, labExec).then(() => undefined, (e: Error) => e);

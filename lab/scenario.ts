@@ -4,7 +4,7 @@
 import * as path from "path";
 import { FirewallMode } from "../components/model";
 import { deployStack } from "../components/program";
-import { readStackFile } from "../components/stackFile";
+import { readStackFile, StackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
 import { recordProgram, Recording } from "../replay/record";
@@ -166,8 +166,14 @@ export async function snapshotAll(lab: Lab, hosts: string[]): Promise<Record<str
 }
 
 /** The replay's SSH, bound to the lab's TAP: lab traffic never takes this machine's default route. */
-export const labExec = (conn: Parameters<typeof sshExec>[0], command: string, stdin?: string): Promise<ExecResult> =>
-    sshExec(conn, command, stdin, { bindInterface: tapName });
+export const labExec = (conn: Parameters<typeof sshExec>[0], command: string, stdin?: string, timeoutMs?: number): Promise<ExecResult> =>
+    sshExec(conn, command, stdin, { bindInterface: tapName, timeoutMs });
+
+/** The program recorded with the stack file as written but for its connections, which point at the lab; `replace` swaps whole config keys. */
+export function recordInLab(sf: StackFile, lab: Lab, replace: Record<string, unknown> = {}): Promise<Recording> {
+    const overlaid = overlayConnections(sf, lab);
+    return recordProgram({ stack: sf.stack, config: { ...overlaid.config, ...replace }, secretKeys: overlaid.secretKeys, program: deployStack });
+}
 
 export async function runScenario(name: string, s: Scenario, log: (line: string) => void = () => undefined, keepLab?: (lab: Lab) => Promise<void>): Promise<ScenarioReport> {
     const checks: CheckResult[] = [];
@@ -199,13 +205,12 @@ export async function runScenario(name: string, s: Scenario, log: (line: string)
 
         for (const mode of s.firewallModes ?? ["owned"]) {
             const tag = `[firewall ${mode}]`;
-            const overlaid = overlayConnections(sf, lab);
-            const pairs = JSON.parse(JSON.stringify(overlaid.config["tunnelpair:pairs"])) as Record<string, { firewall?: string }>;
+            const pairs = JSON.parse(JSON.stringify(sf.config["tunnelpair:pairs"])) as Record<string, { firewall?: string }>;
             for (const p of Object.values(pairs)) p.firewall = mode;
             const record = (change: (p: Record<string, unknown>) => void) => {
                 const changed = JSON.parse(JSON.stringify(pairs)) as Record<string, unknown>;
                 change(changed);
-                return recordProgram({ stack: sf.stack, config: { ...overlaid.config, "tunnelpair:pairs": changed }, secretKeys: overlaid.secretKeys, program: deployStack });
+                return recordInLab(sf, lab, { "tunnelpair:pairs": changed });
             };
             const recording = await record(() => undefined);
             const state = new StackState();

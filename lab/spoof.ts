@@ -7,14 +7,11 @@
 // And what it cannot stop (README, "Security notes"): E. a forger using the peer's address
 // and an inner source that does lie behind the peer is accepted.
 import * as path from "path";
-import { deployStack } from "../components/program";
 import { chainPrefix } from "../components/plan";
 import { readStackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
-import { overlayConnections } from "../replay/overlay";
-import { recordProgram } from "../replay/record";
 import { Lab, startLab } from "./lab";
-import { CheckResult, labExec, scenarios } from "./scenario";
+import { CheckResult, labExec, recordInLab, scenarios } from "./scenario";
 
 const root = path.join(__dirname, "..");
 const prefix = chainPrefix("toy", "toy");
@@ -78,8 +75,7 @@ export async function runSpoof(log: (l: string) => void = () => undefined): Prom
     const state = new StackState();
     try {
         const sf = readStackFile(scenarios.toy.stackFile);
-        const overlaid = overlayConnections(sf, lab);
-        await up(await recordProgram({ stack: sf.stack, config: overlaid.config, secretKeys: overlaid.secretKeys, program: deployStack }), state, labExec);
+        await up(await recordInLab(sf, lab), state, labExec);
         const flow = scenarios.toy.flows[0];
         const real = await lab.exec(flow.from, `timeout 4 bash -c 'exec 3<>/dev/tcp/${flow.to}/${flow.port} && read -r b <&3 && echo "$b"'`);
         check("the real tunnel works with mallory on the segment", real.stdout.startsWith("SSH-"), real.stderr);
