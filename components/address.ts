@@ -68,3 +68,9 @@ export function bounds(network: Network): { first: string; last: string } {
     const a = new Address4(network.cidr);
     return { first: a.startAddress().correctForm(), last: a.endAddress().correctForm() };
 }
+
+/** An address to stand for the network in a probe: the network itself when /31 or /32, else its first host. */
+export function representative(network: Network): string {
+    if (network.prefix >= 31) return network.address;
+    return Address4.fromBigInt(new Address4(network.address).bigInt() + 1n).correctForm();
+}

@@ -113,6 +113,12 @@ export interface Endpoint {
      * admits sources whose return path is another interface. "keep": unchanged.
      */
     readonly reversePathFilter: "keep" | "loose";
+    /**
+     * Clamp the MSS of forwarded TCP connections leaving by the tunnel to its path MTU
+     * (mangle FORWARD, a chain the pair owns): large transfers then never depend on ICMP
+     * "fragmentation needed" reaching the sender. Defaults to `forwarding`.
+     */
+    readonly clampMss: boolean;
     readonly clients: readonly Client[];
     readonly computeNodes: readonly ComputeNode[];
 }
@@ -122,6 +128,8 @@ export interface Pair {
     readonly a: Endpoint;
     readonly b: Endpoint;
     readonly firewall: FirewallMode;
+    /** End `pulumi up` with a probe from a's tunnel address to b's through the tunnel. */
+    readonly verify: boolean;
 }
 
 export interface Model {

@@ -132,9 +132,9 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
                     table: "filter",
                     name: `${p}-IN`,
                     // IPIP is protocol 4 ("ipip" in /etc/protocols is 94): only from the peer, only to us.
-                    rules: [`-A ${p}-IN -s ${remote} -d ${local} -p 4 -j ACCEPT`, `-A ${p}-IN -i ${ep.interface} -j ${p}-SRC`, ...admitRules(`${p}-IN`, ep.admit)],
+                    rules: [`-A ${p}-IN -s ${remote} -d ${local} -p 4 -j ACCEPT`, `-A ${p}-IN -i ${ep.interface} -j ${p}-SRC`, ...probeRules(`${p}-IN`, "-i", ep, peer, pair), ...admitRules(`${p}-IN`, ep.admit)],
                 },
-                { kind: "chain", table: "filter", name: `${p}-OUT`, rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p 4 -j ACCEPT`] },
+                { kind: "chain", table: "filter", name: `${p}-OUT`, rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p 4 -j ACCEPT`, ...probeRules(`${p}-OUT`, "-o", ep, peer, pair)] },
             ];
             const jumps: HostObject[] = [
                 { kind: "jump", table: "filter", from: "INPUT", chain: `${p}-IN` },
@@ -157,6 +157,26 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
     }
 }
 
+/** ICMP between the two tunnel addresses, both ways: the verification probe and its answer. */
+function probeRules(chain: string, dir: "-i" | "-o", ep: Endpoint, peer: Endpoint, pair: Pair): string[] {
+    if (!pair.verify) return [];
+    const [src, dst] = dir === "-i" ? [peer.tunnelAddress, ep.tunnelAddress] : [ep.tunnelAddress, peer.tunnelAddress];
+    return [`-A ${chain} ${dir} ${ep.interface} -s ${src}/32 -d ${dst}/32 -p icmp -j ACCEPT`];
+}
+
+/**
+ * TCP connections forwarded into the tunnel get an MSS that fits its MTU, whatever the
+ * endpoints announced: a transfer then never relies on "fragmentation needed" getting back
+ * to the sender (filtered ICMP is the classic MTU black hole).
+ */
+function mssObjects(stack: string, pair: Pair, ep: Endpoint): HostObject[] {
+    const chain = `${chainPrefix(stack, pair.name)}-MSS`;
+    return [
+        { kind: "chain", table: "mangle", name: chain, rules: [`-A ${chain} -o ${ep.interface} -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu`] },
+        { kind: "jump", table: "mangle", from: "FORWARD", chain },
+    ];
+}
+
 function hostPlan(model: Model, pair: Pair, host: string, objects: HostObject[]): HostPlan {
     return { host, stack: model.stack, pair: pair.name, tag: ownerTag(model.stack, pair.name), stateDir: `${stateRoot}/${model.stack}/${pair.name}`, objects };
 }
@@ -170,6 +190,7 @@ export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPla
     const dev = ep.interface;
     return hostPlan(model, pair, ep.host, [
         ...firewallObjects(pair.firewall, model.stack, pair, ep, host, peerHost),
+        ...(ep.clampMss ? mssObjects(model.stack, pair, ep) : []),
         ...(ep.forwarding ? [{ kind: "sysctl", key: "net/ipv4/ip_forward", value: "1" } as const] : []),
         { kind: "link", dev, local: host.underlay.address, remote: peerHost.underlay.address, ttl: String(ep.ttl) },
         { kind: "mtu", dev, value: ep.mtu, peer: peerHost.underlay.address },
@@ -208,6 +229,37 @@ export function planPair(model: Model, pair: Pair): PlannedHost[] {
         }
     }
     return out;
+}
+
+/** The probe that ends a pair's `pulumi up`: on a's host, from a's tunnel address to b's. */
+export interface VerifyPlan {
+    readonly host: string;
+    readonly stack: string;
+    readonly tag: string;
+    readonly dev: string;
+    readonly from: string;
+    readonly to: string;
+    /** The peer's host name, for the diagnosis. */
+    readonly peer: string;
+    /** The underlay addresses of this host and the peer. */
+    readonly local: string;
+    readonly remote: string;
+}
+
+export function planVerify(model: Model, pair: Pair): VerifyPlan | undefined {
+    if (!pair.verify) return undefined;
+    const { a, b } = pair;
+    return {
+        host: a.host,
+        stack: model.stack,
+        tag: ownerTag(model.stack, pair.name),
+        dev: a.interface,
+        from: a.tunnelAddress,
+        to: b.tunnelAddress,
+        peer: b.host,
+        local: model.hosts[a.host].underlay.address,
+        remote: model.hosts[b.host].underlay.address,
+    };
 }
 
 /** The networks' CIDRs, less those inside another one of them (or repeated). */

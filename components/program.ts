@@ -10,12 +10,12 @@ export function deployStack(config = new pulumi.Config(), stack = pulumi.getStac
         pulumi.log.warn(w);
     }
     const pairs = model.pairs.map((p) => new TunnelPair(p.name, { model, pair: p.name }));
-    /** Per pair: each endpoint's host, device and tunnel address, and the ownership tag. */
+    /** Per pair: each endpoint's host, device and tunnel address, the ownership tag, the probe's report. */
     const tunnels = Object.fromEntries(
         model.pairs.map((p, i) => {
             const t = pairs[i];
             const side = (e: typeof t.a) => ({ host: e.host, interface: e.interface, tunnelAddress: e.tunnelAddress, report: e.report });
-            return [p.name, { tag: t.tag, a: side(t.a), b: side(t.b) }];
+            return [p.name, { tag: t.tag, a: side(t.a), b: side(t.b), verified: t.verified }];
         }),
     );
     return { tunnels };

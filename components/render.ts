@@ -3,10 +3,12 @@
 // and names only.
 import * as fs from "fs";
 import * as path from "path";
-import { HostPlan, objectLine, stateRoot } from "./plan";
+import { createHash } from "crypto";
+import { HostPlan, objectLine, stateRoot, VerifyPlan } from "./plan";
 
 /** The constant runtime, read once: see runtime.sh for how apply and remove work. */
 const runtime = fs.readFileSync(path.join(__dirname, "runtime.sh"), "utf8");
+const verifyRuntime = fs.readFileSync(path.join(__dirname, "verify.sh"), "utf8");
 
 /** Quotes a value for POSIX sh: 'it'\''s'. */
 export function shellQuote(value: string): string {
@@ -51,6 +53,28 @@ export function renderApply(plan: HostPlan): string {
  */
 export function renderRemove(plan: HostPlan): string {
     return `${header({ ...plan, objects: [] })}\n${runtime}\nremove\n`;
+}
+
+/**
+ * The verification script. It names a digest of the endpoints' deployments (script and SSH
+ * address each): the provider re-runs a Command whose inputs change, so the probe runs again
+ * whenever either endpoint is updated or replaced, and never on its own (a second preview
+ * shows no change).
+ */
+export function renderVerify(v: VerifyPlan, endpoints: readonly string[]): string {
+    const digest = createHash("sha256").update(endpoints.join("\0")).digest("hex").slice(0, 16);
+    const vars: [string, string][] = [
+        ["HOST", v.host],
+        ["TAG", v.tag],
+        ["STACK", v.stack],
+        ["DEV", v.dev],
+        ["FROM", v.from],
+        ["TO", v.to],
+        ["PEER", v.peer],
+        ["LOCAL", v.local],
+        ["REMOTE", v.remote],
+    ];
+    return ["#!/bin/sh", `# tunnelpair ${v.tag}: verification on ${v.host} after the endpoints' apply ${digest}`, "set -u", ...vars.map(([k, val]) => `${k}=${shellQuote(val)}`), verifyRuntime].join("\n");
 }
 
 /**

@@ -9,8 +9,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, Model } from "./model";
-import { HostPlan, ownerTag, planPair } from "./plan";
-import { commandString, renderApply, renderRemove } from "./render";
+import { HostPlan, ownerTag, planPair, planVerify } from "./plan";
+import { commandString, renderApply, renderRemove, renderVerify } from "./render";
 
 export interface TunnelPairArgs {
     /**
@@ -35,13 +35,15 @@ export class TunnelPair extends pulumi.ComponentResource {
     public readonly b: EndpointOutputs;
     /** The ownership mark on the hosts: device ifalias and firewall comments. */
     public readonly tag: string;
+    /** The verification probe's report; undefined with `verify: false`. */
+    public readonly verified?: pulumi.Output<string>;
 
     constructor(name: string, args: TunnelPairArgs, opts?: pulumi.ComponentResourceOptions) {
         super("tunnelpair:index:TunnelPair", name, {}, opts);
         const pair = args.model.pairs.find((p) => p.name === args.pair);
         if (!pair) throw new Error(`TunnelPair ${name}: pair ${JSON.stringify(args.pair)} is not in the model`);
         // One Command per host: the two endpoints, then the clients and compute nodes behind them.
-        const commands = planPair(args.model, pair).map(({ role, plan }) => ({ role, cmd: hostCommand(`${name}-${role}-${plan.host}`, args.model, plan, this) }));
+        const commands = planPair(args.model, pair).map(({ role, plan }) => ({ role, ...hostCommand(`${name}-${role}-${plan.host}`, args.model, plan, this) }));
         const endpoint = (side: "a" | "b"): EndpointOutputs => {
             const ep = pair[side];
             const cmd = commands.find((c) => c.role === side)!.cmd;
@@ -50,14 +52,31 @@ export class TunnelPair extends pulumi.ComponentResource {
         this.a = endpoint("a");
         this.b = endpoint("b");
         this.tag = ownerTag(args.model.stack, pair.name);
-        this.registerOutputs({ a: this.a, b: this.b, tag: this.tag });
+        const v = planVerify(args.model, pair);
+        if (v) {
+            // After both endpoints, on a's host; nothing to undo, so no delete.
+            const ends = (["a", "b"] as const).map((side) => commands.find((c) => c.role === side)!);
+            const host = args.model.hosts[v.host];
+            const probe = new command.remote.Command(
+                `${name}-verify`,
+                {
+                    connection: connectionArgs(args.model, host),
+                    create: commandString(renderVerify(v, ends.map((e) => e.identity)), host.sudo),
+                    addPreviousOutputInEnv: false,
+                },
+                { parent: this, dependsOn: ends.map((e) => e.cmd) },
+            );
+            this.verified = probe.stdout;
+        }
+        this.registerOutputs({ a: this.a, b: this.b, tag: this.tag, verified: this.verified });
     }
 }
 
-function hostCommand(name: string, model: Model, plan: HostPlan, parent: pulumi.Resource): command.remote.Command {
+/** The host's Command, and what identifies its deployment: its script and its SSH address. */
+function hostCommand(name: string, model: Model, plan: HostPlan, parent: pulumi.Resource): { cmd: command.remote.Command; identity: string } {
     const host = model.hosts[plan.host];
     const apply = commandString(renderApply(plan), host.sudo);
-    return new command.remote.Command(
+    const cmd = new command.remote.Command(
         name,
         {
             connection: connectionArgs(model, host),
@@ -73,6 +92,7 @@ function hostCommand(name: string, model: Model, plan: HostPlan, parent: pulumi.
         // state directory if the "new" host is the old one under another address.
         { parent, deleteBeforeReplace: true },
     );
+    return { cmd, identity: `${host.connection.host}:${host.connection.port}\n${apply}` };
 }
 
 /** The provider's connection; credentials become Pulumi secrets here and nowhere else. */

@@ -213,7 +213,7 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
     return { name, connection, sudo, underlay: { interface: iface, address, prefix: withPrefix?.prefix } };
 }
 
-const endpointKeys = ["host", "interface", "network", "tunnelAddress", "keepConnectedRoute", "localAddresses", "routes", "forwarding", "mtu", "ttl", "forward", "admit", "masquerade", "reversePathFilter", "clients", "computeNodes"] as const;
+const endpointKeys = ["host", "interface", "network", "tunnelAddress", "keepConnectedRoute", "localAddresses", "routes", "forwarding", "mtu", "ttl", "forward", "admit", "masquerade", "reversePathFilter", "clampMss", "clients", "computeNodes"] as const;
 
 function networks(c: Checker, o: Obj, key: string, path: string, required: boolean): Network[] {
     if (o[key] === undefined && required) {
@@ -347,6 +347,9 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
     });
 
     if (hostName === undefined || !host || iface === undefined || !network || tunnelAddress === undefined) return undefined;
+    const forwarding = c.boolean(e, "forwarding", path, false);
+    const clampMss = c.boolean(e, "clampMss", path, forwarding);
+    if (clampMss && !forwarding) c.fail(`${path}.clampMss`, "true needs forwarding: true (it clamps forwarded connections; the host's own use the tunnel's MTU)");
     return {
         side,
         host: hostName,
@@ -356,13 +359,14 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         keepConnectedRoute: c.boolean(e, "keepConnectedRoute", path, false),
         localAddresses,
         routes,
-        forwarding: c.boolean(e, "forwarding", path, false),
+        forwarding,
         mtu: mtu ?? "auto",
         ttl,
         forward,
         admit,
         masquerade,
         reversePathFilter,
+        clampMss,
         clients,
         computeNodes,
     };
@@ -370,7 +374,7 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
 
 function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string, Host>): Pair | undefined {
     const path = `pairs.${name}`;
-    const p = c.object(raw, path, ["a", "b", "firewall"]);
+    const p = c.object(raw, path, ["a", "b", "firewall", "verify"]);
     if (!p) return undefined;
     const a = checkEndpoint(c, `${path}.a`, "a", p.a, hosts);
     const b = checkEndpoint(c, `${path}.b`, "b", p.b, hosts);
@@ -379,7 +383,16 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
         if (firewallModes.includes(p.firewall as FirewallMode)) firewall = p.firewall as FirewallMode;
         else c.fail(`${path}.firewall`, `${show(p.firewall)} is not one of ${firewallModes.join(", ")}`);
     }
+    const verify = c.boolean(p, "verify", path, true);
     if (!a || !b) return undefined;
+    if (verify) {
+        // the probe goes from one tunnel address to the other and back: each end routes the other's
+        for (const [ep, peer] of [[a, b], [b, a]] as const) {
+            if (!ep.routes.some((r) => contains(r, peer.tunnelAddress))) {
+                c.fail(`${path}.${ep.side}.routes`, `include no route to ${peer.side}'s tunnel address ${peer.tunnelAddress} (add ${peer.network.cidr}), which the verification probe needs; or set ${path}.verify: false`);
+            }
+        }
+    }
     const [ha, hb] = [hosts[a.host], hosts[b.host]];
     if (a.host === b.host || ha.underlay.address === hb.underlay.address) {
         c.fail(`${path}.b.host`, `${b.host} (${hb.underlay.address}) is the same host as a (${ha.underlay.address}): local = remote`);
@@ -425,7 +438,7 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
             }
         });
     }
-    return { name, a, b, firewall };
+    return { name, a, b, firewall, verify };
 }
 
 /** Checks that span pairs: names and networks on one host, proxies, firewall modes. */

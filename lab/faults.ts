@@ -68,7 +68,8 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
     try {
         const sf = readStackFile(s.stackFile);
         const recording = await recordInLab(sf, lab);
-        const commands = recording.resources.filter((r) => r.type === "command:remote:Command");
+        // the Commands that change their host (the verification probe changes nothing)
+        const commands = recording.resources.filter((r) => r.type === "command:remote:Command" && r.inputs.delete !== undefined);
         for (const host of Object.keys(sf.config["tunnelpair:hosts"] as object)) {
             const r = await lab.exec(host, installWrappers);
             if (r.code !== 0) throw new Error(`installing the fault wrappers on ${host}: ${r.stderr}`);

@@ -332,8 +332,9 @@ function spawnKernel(dir: string, kernelArgs: string[], lock: ChildProcess): Ker
     return kernel;
 }
 
-export async function startLab(worldFile: string, opts: StartOptions = {}): Promise<Lab> {
-    const world = loadWorld(worldFile);
+/** Boots a world: a world file, or a world already loaded (e.g. one with an interface changed). */
+export async function startLab(worldOrFile: string | World, opts: StartOptions = {}): Promise<Lab> {
+    const world = typeof worldOrFile === "string" ? loadWorld(worldOrFile) : worldOrFile;
     checkMachine();
     const lock = await lockMachine(opts.waitForOtherLabMs ?? 600_000);
     let dir = "";

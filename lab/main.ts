@@ -3,16 +3,19 @@
 // `npm run lab -- --world FILE --stack-file FILE`: any topology.
 // `npm run lab -- --keep toy`: boots the world and keeps it, printing what the real
 // `pulumi up` needs to deploy the stack into it.
+// `npm run lab -- --doctor`: the doctor on Man2, each item broken on purpose.
 import * as path from "path";
 import YAML from "yaml";
 import { readStackFile } from "../components/stackFile";
 import { Lab } from "./lab";
+import { runDoctorLab } from "./doctor";
 import { runFaults } from "./faults";
 import { runScenario, Scenario, scenarios } from "./scenario";
 
 function usage(): never {
     console.error(`usage: npm run lab -- [--keep|--faults] <${Object.keys(scenarios).join("|")}>
-       npm run lab -- [--keep|--faults] --world FILE --stack-file FILE`);
+       npm run lab -- [--keep|--faults] --world FILE --stack-file FILE
+       npm run lab -- --doctor`);
     process.exit(2);
 }
 
@@ -67,6 +70,13 @@ function printConnections(lab: Lab, stackFile: string): void {
 }
 
 async function main(): Promise<void> {
+    if (process.argv[2] === "--doctor") {
+        const r = await runDoctorLab((line) => console.log(line));
+        const failed = r.checks.filter((c) => !c.ok).length;
+        console.log(`doctor in the lab: ${r.breakages} items broken; ${r.checks.length - failed} checks passed, ${failed} failed; doctor runs ${r.doctorMs.join(", ")} ms`);
+        process.exitCode = failed === 0 ? 0 : 1;
+        return;
+    }
     const { name, scenario, keep, faults } = parse(process.argv.slice(2));
     const t0 = Date.now();
     if (faults) {

@@ -3,6 +3,7 @@
 // state with the state before up.
 import * as path from "path";
 import { FirewallMode } from "../components/model";
+import { chainPrefix } from "../components/plan";
 import { deployStack } from "../components/program";
 import { readStackFile, StackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
@@ -11,6 +12,7 @@ import { recordProgram, Recording } from "../replay/record";
 import { ExecResult, sshExec } from "../replay/ssh";
 import { Lab, startLab, tapName } from "./lab";
 import { diffSnapshots, parseSnapshot, Snapshot, snapshotScript } from "./snapshot";
+import { loadWorld, World } from "./world";
 
 /** A connection that must work after up and must not before up or after destroy. */
 export interface Flow {
@@ -25,7 +27,8 @@ export interface Flow {
 }
 
 export interface Scenario {
-    readonly world: string;
+    /** A world file, or a world loaded and changed. */
+    readonly world: string | World;
     readonly stackFile: string;
     readonly flows: readonly Flow[];
     /** Firewall modes to run the stack in; the first is the stack file's own. */
@@ -79,21 +82,135 @@ export const scenarios: Record<string, Scenario> = {
             }
         },
     },
+    // Man2 with the external segment's MTU lowered to 1400 (rfe's eth3 and the campus router's
+    // eth1): rfe's tunnel MTU is 1380 ("auto"), doolittle learns the path MTU from the router.
+    mtu: {
+        world: withMtu(loadWorld(path.join(root, "lab/worlds/man2.yaml")), 1400, ["rfe", "eth3"], ["router", "eth1"]),
+        stackFile: path.join(root, "stacks/Pulumi.man2.yaml"),
+        flows: [],
+        extra: mtuChecks,
+    },
     toy: {
         world: path.join(root, "lab/worlds/toy.yaml"),
         stackFile: path.join(root, "stacks/Pulumi.toy.yaml"),
         flows: [{ name: "doolittle -> 10.0.2.1:22 (calculon's alias)", from: "doolittle", to: "10.0.2.1", port: 22, through: "tunl1" }],
         firewallModes: ["owned", "open"],
         extra: async (ctx) => {
+            // the verification probe fails up with a diagnosis naming the host and the cause
+            const verify = [...ctx.state.resources.values()].find((r) => r.name === "toy-verify")!;
+            const probe = () => labExec(verify.inputs.connection as never, verify.inputs.create as string);
+            await ctx.sh("calculon", "iptables -I INPUT -p 4 -j DROP");
+            const dropped = await probe();
+            await ctx.sh("calculon", "iptables -D INPUT -p 4 -j DROP");
+            ctx.check(
+                "verify with IPIP dropped on calculon: fails, names doolittle, calculon and protocol 4",
+                dropped.code !== 0 && /\[tunnelpair:toy\/toy@doolittle\]: error: verification failed: 5 probes left tunl1 on doolittle .* none came back: calculon does not answer .*protocol 4/.test(dropped.stderr),
+                dropped.stderr,
+            );
             // how-to §4.7: with tunl1 down the connection times out; up again, with its route, it answers
             const flow = scenarios.toy.flows[0];
             await ctx.sh("doolittle", "ip link set dev tunl1 down");
             ctx.check("§4.7: tunl1 down on doolittle: the flow times out", !(await ctx.probe(flow)).ok);
+            const down = await probe();
+            ctx.check("verify with tunl1 down: fails with 'tunl1 is down on doolittle'", down.code !== 0 && down.stderr.includes("verification failed: tunl1 is down on doolittle"), down.stderr);
             await ctx.sh("doolittle", "ip link set dev tunl1 up && ip route add 10.0.2.0/24 dev tunl1");
             ctx.check("§4.7: tunl1 up again with its route: the flow answers", (await ctx.probe(flow)).ok);
         },
     },
 };
+
+/** The world with the MTU of some interfaces (host, interface) set. */
+function withMtu(world: World, mtu: number, ...ifs: [string, string][]): World {
+    const w = JSON.parse(JSON.stringify(world)) as World;
+    for (const [h, i] of ifs) w.hosts[h].interfaces[i].mtu = mtu;
+    return { ...w, name: `${w.name}-mtu${mtu}` };
+}
+
+/**
+ * Issue 6's MTU proofs, on Man2 with a 1400-byte external segment: DF probes at the largest
+ * size that fits and one byte more, locally and forwarded; a bulk TCP transfer calculon ->
+ * comp000 through the tunnel; one doolittle -> comp000 with ICMP "fragmentation needed"
+ * dropped on doolittle (an MTU black hole), which completes with MSS clamping and stalls
+ * without it.
+ */
+async function mtuChecks(ctx: Context): Promise<void> {
+    const exec = (host: string, script: string) => ctx.lab.exec(host, script);
+    const mtuOf = async (host: string) => Number((await ctx.sh(host, "cat /sys/class/net/tunl1/mtu")).trim());
+    const rfeMtu = await mtuOf("rfe");
+    ctx.check(`rfe's tunl1 MTU is auto: its 1400-byte underlay - 20 (${rfeMtu})`, rfeMtu === 1380);
+    const dolMtu = await mtuOf("doolittle");
+    ctx.check(`doolittle's tunl1 MTU is auto: its 1500-byte underlay - 20 (${dolMtu})`, dolMtu === 1480);
+    const ping = (host: string, from: string, to: string, size: number) => exec(host, `ping -n -M do -c 3 -i 0.3 -W 1 -s ${size}${from ? ` -I ${from}` : ""} ${to} 2>&1`);
+    const fits = 1380 - 28;
+    // local: doolittle's first big packet meets the router's 1400 and learns the path MTU from its "frag needed"
+    for (const [host, from, to] of [["rfe", "10.200.100.100", "10.200.200.100"], ["doolittle", "10.200.200.100", "10.200.100.100"]]) {
+        const over = await ping(host, from, to, fits + 1);
+        ctx.check(`DF from ${host}'s tunnel address, ${fits + 1} bytes of payload (1381 on the wire): "message too long", not a silent drop`, /message too long/i.test(over.stdout), over.stdout);
+        const ok = await ping(host, from, to, fits);
+        ctx.check(`DF from ${host}'s tunnel address, ${fits} bytes of payload (1380 on the wire): answered`, ok.code === 0 && / 3 received/.test(ok.stdout), ok.stdout);
+    }
+    // forwarded: calculon -> comp000, the gateway sends "frag needed" back to calculon
+    const over = await ping("calculon", "", "192.168.104.100", fits + 1);
+    ctx.check(`DF calculon -> comp000 (forwarded), ${fits + 1} bytes: "Frag needed ... mtu = 1380" from doolittle`, /From 130\.88\.198\.58 .*Frag needed and DF set \(mtu = 1380\)/.test(over.stdout), over.stdout);
+    // rfe admits only TCP and UDP from calculon to the nodes: the echo crosses the tunnel and stops there
+    const rx = async () => Number((await ctx.sh("rfe", "cat /sys/class/net/tunl1/statistics/rx_bytes")).trim());
+    const rx0 = await rx();
+    const fit = await ping("calculon", "", "192.168.104.100", fits);
+    const rx1 = await rx();
+    ctx.check(
+        `DF calculon -> comp000 (forwarded), ${fits} bytes: no "frag needed", 3 x 1380 bytes reach rfe's tunl1 (${rx1 - rx0} bytes)`,
+        !/Frag needed/.test(fit.stdout) && rx1 - rx0 >= 3 * 1380,
+        fit.stdout,
+    );
+
+    const bytes = 4_000_000;
+    /** `bytes` from one host to comp000:5001 through the tunnel; what arrived, and how long it took. */
+    const transfer = async (from: string) => {
+        // no path MTU learned earlier: each transfer finds its own
+        await ctx.sh(from, "ip route flush cache");
+        const cached = await ctx.sh(from, "ip -o route get 192.168.104.100; ip -o route get 130.88.200.10");
+        if (/ mtu /.test(cached)) throw new Error(`${from} still has a path MTU cached: ${cached}`);
+        const t0 = Date.now();
+        const sink = exec("comp000", "timeout 25 nc -l 5001 | wc -c");
+        const listening = await exec("comp000", "for i in $(seq 100); do ss -Hltn 'sport = :5001' | grep -q . && exit 0; sleep 0.1; done; exit 1");
+        if (listening.code !== 0) throw new Error("comp000: nc did not listen on 5001");
+        const send = await exec(from, `head -c ${bytes} /dev/zero | timeout 20 nc -N 192.168.104.100 5001`);
+        const got = Number((await sink).stdout.trim());
+        return { got, ms: Date.now() - t0, send };
+    };
+    // the issue's transfer: calculon's segments enter the tunnel at doolittle, which tells calculon the MTU
+    const bulk = await transfer("calculon");
+    ctx.check(`bulk TCP calculon -> comp000 (forwarded, through the tunnel): ${bytes} bytes arrive (${bulk.got} in ${bulk.ms} ms)`, bulk.got === bytes && bulk.send.code === 0, bulk.send.stderr);
+
+    // An MTU black hole: doolittle never hears "fragmentation needed" from the router, so it
+    // cannot learn that its IPIP packets are too big for the 1400-byte segment. Only the MSS
+    // rfe clamps into comp000's SYN-ACK (1380 - 40) keeps doolittle's segments small enough.
+    const mss = `${chainPrefix("man2", "man2")}-MSS`;
+    const clamped = async () => Number((await ctx.sh("rfe", `iptables -t mangle -L ${mss} -n -v -x | awk '/TCPMSS/ { print $1 }'`)).trim());
+    await ctx.sh("doolittle", "iptables -I INPUT -p icmp --icmp-type fragmentation-needed -j DROP");
+    try {
+        const c0 = await clamped();
+        const held = await transfer("doolittle");
+        const c1 = await clamped();
+        ctx.check(`MSS clamped, ICMP black hole on doolittle: ${bytes} bytes doolittle -> comp000 through the tunnel arrive (${held.got} in ${held.ms} ms)`, held.got === bytes && held.send.code === 0, held.send.stderr);
+        ctx.check(`rfe's clamp rule rewrote the SYN-ACK entering its tunnel (${c0} -> ${c1} packets)`, c1 > c0);
+        // the control: the same transfer with clamping off stalls, so the clamp is what carried it
+        await ctx.up(
+            await ctx.record((p) => {
+                const m = p.man2 as { a: object; b: object };
+                Object.assign(m.a, { clampMss: false });
+                Object.assign(m.b, { clampMss: false });
+            }),
+        );
+        const gone = !(await ctx.sh("rfe", "iptables -t mangle -S FORWARD")).includes(mss);
+        ctx.check("clampMss: false: the update removed the clamp from rfe's mangle FORWARD", gone);
+        const stalled = await transfer("doolittle");
+        ctx.check(`without clamping, same black hole: the transfer stalls (${stalled.got} of ${bytes} bytes in ${stalled.ms} ms)`, stalled.got < bytes);
+        await ctx.up(ctx.recording);
+    } finally {
+        await ctx.sh("doolittle", "iptables -D INPUT -p icmp --icmp-type fragmentation-needed -j DROP");
+    }
+}
 
 export interface CheckResult {
     readonly name: string;
@@ -265,7 +382,8 @@ export async function runScenario(name: string, s: Scenario, log: (line: string)
                 }),
             );
             for (const { name: n, res } of reruns) {
-                ctx.check(`rerun of ${n}'s create: 0 added, 0 removed`, res.code === 0 && / 0 added, 0 removed, /.test(res.stdout), res.stdout + res.stderr);
+                if (n.endsWith("-verify")) ctx.check(`rerun of ${n}: verified`, res.code === 0 && /: verified: /.test(res.stdout), res.stdout + res.stderr);
+                else ctx.check(`rerun of ${n}'s create: 0 added, 0 removed`, res.code === 0 && / 0 added, 0 removed, /.test(res.stdout), res.stdout + res.stderr);
             }
             const afterRerun = await snapshotAll(lab, hostsOfStack);
             for (const h of hostsOfStack) {

@@ -13,7 +13,7 @@ maybe("faults in the lab", () => {
         ["toy", 25],
         ["ps3", 25],
         ["man2", 30],
-        // the hub (69 cases, ~12 min): npm run lab -- --faults hub
+        ["hub", 60],
     ])("%s: every failing step leaves the host as it was", async (name, atLeast) => {
         const lines: string[] = [];
         const r = await runFaults(name, scenarios[name], (l) => lines.push(l));
@@ -21,5 +21,5 @@ maybe("faults in the lab", () => {
         console.log(`${lines.join("\n")}\nfaults ${name}: ${r.cases} cases, ${r.checks.length - failed.length} checks passed, ${failed.length} failed`);
         expect(failed).toEqual([]);
         expect(r.cases).toBeGreaterThanOrEqual(atLeast);
-    }, 1200_000);
+    }, 1800_000); // the hub's 69 cases take about 12 minutes
 });

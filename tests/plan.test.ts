@@ -99,3 +99,28 @@ describe("the hub plan", () => {
         ]);
     });
 });
+
+describe("MTU quality: MSS clamping and the probe's ICMP", () => {
+    it("an endpoint that forwards clamps the MSS of connections leaving by its tunnel, in a mangle chain it owns", () => {
+        for (const stack of ["toy", "ps3", "man2", "hub"]) {
+            for (const p of plans(stack).filter((x) => x.role === "a" || x.role === "b")) {
+                const forwards = p.lines.includes("sysctl net/ipv4/ip_forward 1");
+                const mss = p.plan.objects.flatMap((o) => (o.kind === "chain" && o.table === "mangle" ? [o] : []));
+                expect([stack, p.plan.host, mss.length]).toEqual([stack, p.plan.host, forwards ? 1 : 0]);
+                if (!forwards) continue;
+                const chain = mss[0];
+                const dev = p.lines.find((l) => l.startsWith("link "))!.split(" ")[1];
+                expect(chain.rules).toEqual([`-A ${chain.name} -o ${dev} -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu`]);
+                expect(p.lines).toContain(`jump mangle FORWARD ${chain.name}`);
+            }
+        }
+    });
+    it("admits ICMP between the two tunnel addresses only, on the tunnel device, both ways", () => {
+        const doolittle = on(plans("toy"), "doolittle");
+        const icmp = doolittle.rules.filter((r) => r.includes("-p icmp"));
+        expect(icmp).toEqual([
+            "-A TP-9c9dbaac-IN -i tunl1 -s 10.0.2.2/32 -d 10.0.1.2/32 -p icmp -j ACCEPT",
+            "-A TP-9c9dbaac-OUT -o tunl1 -s 10.0.1.2/32 -d 10.0.2.2/32 -p icmp -j ACCEPT",
+        ]);
+    });
+});

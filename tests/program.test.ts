@@ -6,7 +6,7 @@ import { deployStack } from "../components/program";
 import { readStackFile } from "../components/stackFile";
 import { recordProgram, RecordedResource } from "../replay/record";
 import { diffCommand } from "../replay/provider";
-import { commands, desiredLines, record } from "./support/record";
+import { commands, desiredLines, hostCommands, record } from "./support/record";
 import { toyConfig, toyFile } from "./support/toy";
 
 const byName = (rs: RecordedResource[]) => Object.fromEntries(rs.map((r) => [r.name, r]));
@@ -19,16 +19,17 @@ describe("the toy stack under mocks", () => {
                 ["tunnelpair:index:TunnelPair", "toy"],
                 ["command:remote:Command", "toy-a-doolittle"],
                 ["command:remote:Command", "toy-b-calculon"],
+                ["command:remote:Command", "toy-verify"],
             ]),
         );
-        expect(r.resources).toHaveLength(3);
+        expect(r.resources).toHaveLength(4);
         const pair = r.resources.find((x) => x.type === "tunnelpair:index:TunnelPair")!;
         for (const c of commands(r)) expect(c.parent).toBe(pair.urn);
     });
 
     it("sets the options the provider's semantics need", async () => {
         const r = await record(toyConfig());
-        for (const c of commands(r)) {
+        for (const c of hostCommands(r)) {
             expect(c.deleteBeforeReplace).toBe(true);
             // the two endpoints do not wait for each other: the engine runs them in parallel
             expect(c.dependencies).toEqual([]);
@@ -41,6 +42,23 @@ describe("the toy stack under mocks", () => {
         expect(a.inputs.triggers).toEqual(["tunnelpair:toy/toy", "130.88.198.58", 22]);
         expect(b.inputs.triggers).toEqual(["tunnelpair:toy/toy", "130.88.196.129", 22]);
         expect(a.inputs.connection).toMatchObject({ host: "130.88.198.58", port: 22, user: "root", dialErrorLimit: 4, perDialTimeout: 10 });
+        // the probe runs on a's host after both endpoints; it changes nothing, so it has no delete
+        const { "toy-verify": v } = byName(commands(r));
+        expect(v.dependencies.sort()).toEqual([a.urn, b.urn].sort());
+        expect(v.inputs.connection).toEqual(a.inputs.connection);
+        expect(v.inputs.delete).toBeUndefined();
+        expect(v.inputs.update).toBeUndefined();
+        expect(v.inputs.triggers).toBeUndefined();
+        expect(v.inputs.addPreviousOutputInEnv).toBe(false);
+        expect(v.inputs.create).toContain("FROM='\\''10.0.1.2'\\''");
+        expect(v.inputs.create).toContain("TO='\\''10.0.2.2'\\''");
+    });
+
+    it("with verify: false registers no probe", async () => {
+        const c = toyConfig();
+        c.pairs.toy.verify = false;
+        const r = await record(c);
+        expect(commands(r).map((x) => x.name).sort()).toEqual(["toy-a-doolittle", "toy-b-calculon"]);
     });
 
     it("renders commands for every row of the toy's Deploy table (TOPOLOGIES.md §1)", async () => {
@@ -173,7 +191,8 @@ describe("what a change to each field makes the provider do", () => {
     type Change = [string, (c: { hosts: any; pairs: any }) => void, { a: string; b: string }];
     const changes: Change[] = [
         ["a route", (c) => c.pairs.toy.a.routes.push("10.0.9.0/24"), { a: "update", b: "same" }],
-        ["a tunnel address", (c) => (c.pairs.toy.b.tunnelAddress = "10.0.2.3"), { a: "same", b: "update" }],
+        // a admits the probe's ICMP from b's tunnel address
+        ["a tunnel address", (c) => (c.pairs.toy.b.tunnelAddress = "10.0.2.3"), { a: "update", b: "update" }],
         ["a local address", (c) => (c.pairs.toy.a.localAddresses[0].address = "10.0.1.9/24"), { a: "update", b: "same" }],
         ["the interface name", (c) => (c.pairs.toy.a.interface = "tunl5"), { a: "update", b: "same" }],
         ["the MTU", (c) => (c.pairs.toy.a.mtu = 1400), { a: "update", b: "same" }],
@@ -195,6 +214,14 @@ describe("what a change to each field makes the provider do", () => {
             a: diffCommand(before["toy-a-doolittle"].inputs, after["toy-a-doolittle"].inputs),
             b: diffCommand(before["toy-b-calculon"].inputs, after["toy-b-calculon"].inputs),
         }).toEqual(expected);
+        // whatever happens to an endpoint, the probe runs again after it (an update: it has no triggers)
+        expect(diffCommand(before["toy-verify"].inputs, after["toy-verify"].inputs)).toBe("update");
+    });
+
+    it("an unchanged stack: no Command changes, the probe included (a second preview is empty)", async () => {
+        const before = byName(commands(await record(toyConfig())));
+        const after = byName(commands(await record(toyConfig())));
+        for (const name of Object.keys(before)) expect([name, diffCommand(before[name].inputs, after[name].inputs)]).toEqual([name, "same"]);
     });
 
     it("a renamed pair is a new resource: the old one is deleted by its stored delete", async () => {

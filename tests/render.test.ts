@@ -5,8 +5,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { FirewallMode } from "../components/model";
-import { planEndpoint } from "../components/plan";
-import { commandString, renderApply, renderRemove, shellQuote } from "../components/render";
+import { planEndpoint, planVerify } from "../components/plan";
+import { commandString, renderApply, renderRemove, renderVerify, shellQuote } from "../components/render";
 import { validateConfig } from "../components/validate";
 import { toyConfig } from "./support/toy";
 
@@ -25,7 +25,13 @@ function scripts(): [string, string][] {
             out.push([`apply ${mode} ${side}`, renderApply(plan)], [`remove ${mode} ${side}`, renderRemove(plan)]);
         }
     }
+    out.push(["verify", verifyScript()]);
     return out;
+}
+
+function verifyScript(): string {
+    const m = toyModel();
+    return renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
 }
 
 describe("rendered scripts", () => {
@@ -36,6 +42,7 @@ describe("rendered scripts", () => {
             expect(renderApply(plan)).toMatchSnapshot(`apply ${side}`);
             expect(renderRemove(plan)).toMatchSnapshot(`remove ${side}`);
         }
+        expect(verifyScript()).toMatchSnapshot("verify");
     });
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tunnelpair-render-"));
@@ -49,9 +56,9 @@ describe("rendered scripts", () => {
         execFileSync("shellcheck", ["--shell=sh", "--severity=style", file], { encoding: "utf8" });
     });
 
-    it("starts with set -eu and uses ip, never ifconfig or route", () => {
-        for (const [, s] of scripts()) {
-            expect(s.split("\n").slice(0, 3)).toContain("set -eu");
+    it("starts with set -eu (the probe: set -u) and uses ip, never ifconfig or route", () => {
+        for (const [name, s] of scripts()) {
+            expect(s.split("\n").slice(0, 3)).toContain(name === "verify" ? "set -u" : "set -eu");
             expect(s).not.toMatch(/\bifconfig\b|^\s*route (add|del)/m);
         }
     });
@@ -62,6 +69,15 @@ describe("rendered scripts", () => {
         expect(s).toContain('iptables-restore -w "$IPT_WAIT"');
         expect(s).toContain('flock -w "$LOCK_WAIT" 9');
         expect(s).not.toMatch(/iptables (-t \S+ )?-[ADIC] /);
+    });
+
+    it("the probe changes nothing and bounds its wait", () => {
+        const s = verifyScript();
+        expect(s).not.toMatch(/\bip (-\S+ )*(link|addr|route) (add|del|set|replace)|iptables|\/proc\/sys|>\s*\/(?!dev\/null)/);
+        expect(s).toContain('ping -n -q -c 1 -W 1 -I "$FROM" "$TO"');
+        expect(s).toMatch(/while \[ "\$n" -lt "\$TRIES" \]/);
+        // the digest of the endpoints' deployments: another deployment, another script
+        expect(renderVerify(planVerify(toyModel(), toyModel().pairs[0])!, ["a", "c"])).not.toBe(s);
     });
 
     it("matches IPIP by protocol number 4, never by the name ipip (94)", () => {

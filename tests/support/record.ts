@@ -22,6 +22,11 @@ export function commands(r: Recording): RecordedResource[] {
     return r.resources.filter((x) => x.type === "command:remote:Command");
 }
 
+/** The Commands that change hosts (one per host a pair touches): they have a delete. */
+export function hostCommands(r: Recording): RecordedResource[] {
+    return commands(r).filter((x) => x.inputs.delete !== undefined);
+}
+
 /** The object lines a create script brings about (its DESIRED block). */
 export function desiredLines(createCommand: string): string[] {
     const m = /DESIRED='\\''([^']*)'\\''/.exec(createCommand);

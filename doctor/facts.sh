@@ -1,0 +1,37 @@
+# tunnelpair doctor: what it reads on a host, printed in sections "@@ name args".
+# It only reads; the pings are bounded (3 x 1 s). facts.ts puts DEVS SYSCTLS LOOKUPS STATES
+# PROBES ("from>to" pairs) in front of it.
+sec() { printf '@@ %s\n' "$*"; }
+sec ipip
+if ip -o link show type ipip 2>/dev/null | grep -q .; then echo loaded
+elif modinfo ipip >/dev/null 2>&1; then echo available
+else echo missing; fi
+sec sysctl
+for k in net/ipv4/ip_forward net/ipv4/conf/all/rp_filter $SYSCTLS; do
+    v=; read -r v <"/proc/sys/$k" 2>/dev/null || [ -n "$v" ] || v=-
+    echo "$k $v"
+done
+sec routes
+ip -4 route show table main
+sec iptables
+if command -v iptables-save >/dev/null 2>&1; then iptables-save 2>&1 || echo "# iptables-save failed"; else echo "# no iptables"; fi
+for d in $DEVS; do
+    sec link "$d"; ip -d -o link show dev "$d" 2>/dev/null || echo missing
+    sec alias "$d"; cat "/sys/class/net/$d/ifalias" 2>/dev/null || true
+    sec addrs "$d"; ip -4 -o addr show dev "$d" 2>/dev/null || true
+    sec stats "$d"
+    for s in tx_errors collisions tx_packets rx_packets; do v=; read -r v <"/sys/class/net/$d/statistics/$s" 2>/dev/null || [ -n "$v" ] || v=-; echo "$s $v"; done
+done
+for a in $LOOKUPS; do
+    sec route-get "$a"
+    r=$(ip -4 -o route get "$a" 2>&1) || true
+    printf '%s\n' "$r"
+    # the MTU of the device the route leaves by: "auto" takes it, less 20
+    d=$(printf '%s\n' "$r" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
+    if [ -n "$d" ] && [ -r "/sys/class/net/$d/mtu" ]; then echo "devmtu $(cat "/sys/class/net/$d/mtu")"; fi
+done
+for s in $STATES; do sec manifest "$s"; cat "/var/lib/tunnelpair/$s/manifest" 2>/dev/null || echo "# none"; done
+for p in $PROBES; do
+    sec probe "$p"
+    ping -n -q -c 3 -i 0.3 -W 1 -I "${p%%>*}" "${p#*>}" 2>&1 | tail -n 2
+done
