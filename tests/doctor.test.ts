@@ -67,3 +67,102 @@ describe("the firewall's verdict on one packet", () => {
         expect(verdict(parseFilterTable(""), "INPUT", ipip("1.1.1.1"))).toEqual({ verdict: "ACCEPT", by: "no filter table" });
     });
 });
+
+import * as path from "path";
+import { readStackFile } from "../components/stackFile";
+import { validateConfig } from "../components/validate";
+import { diagnose, dutiesByHost, factRequest } from "../doctor/diagnose";
+import { factScript, parseFacts } from "../doctor/facts";
+
+// What facts.sh printed on the toy's doolittle after `up` in the lab (trimmed to what is read)
+const healthy = `@@ ipip
+loaded
+@@ sysctl
+net/ipv4/ip_forward 1
+net/ipv4/conf/all/rp_filter 0
+net/ipv4/conf/tunl1/rp_filter 0
+net/ipv4/conf/tunl1/forwarding 1
+@@ routes
+default via 130.88.198.250 dev eth0
+10.0.2.0/24 dev tunl1 scope link
+130.88.0.0/16 dev eth0 proto kernel scope link src 130.88.198.58
+@@ iptables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:TP-9c9dbaac-IN - [0:0]
+:TP-9c9dbaac-SRC - [0:0]
+-A INPUT -m comment --comment "tunnelpair:toy/toy" -j TP-9c9dbaac-IN
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+-A TP-9c9dbaac-IN -s 130.88.196.129/32 -d 130.88.198.58/32 -p ipencap -j ACCEPT
+-A TP-9c9dbaac-IN -i tunl1 -j TP-9c9dbaac-SRC
+-A TP-9c9dbaac-IN -s 10.0.2.2/32 -d 10.0.1.2/32 -i tunl1 -p icmp -j ACCEPT
+-A TP-9c9dbaac-SRC -s 10.0.2.0/24 -j RETURN
+-A TP-9c9dbaac-SRC -j DROP
+COMMIT
+@@ link tunl1
+7: tunl1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/ipip 130.88.198.58 peer 130.88.196.129 promiscuity 0 allmulti 0 minmtu 0 maxmtu 0 \\    ipip ipip remote 130.88.196.129 local 130.88.198.58 ttl inherit pmtudisc addrgenmode eui64
+@@ alias tunl1
+tunnelpair:toy/toy
+@@ addrs tunl1
+7: tunl1    inet 10.0.1.2/24 scope global noprefixroute tunl1\\       valid_lft forever preferred_lft forever
+@@ stats tunl1
+tx_errors 0
+collisions 0
+tx_packets 12
+rx_packets 12
+@@ route-get 130.88.196.129
+130.88.196.129 dev eth0 src 130.88.198.58 uid 0 \\    cache
+devmtu 1500
+@@ route-get 10.0.2.2
+10.0.2.2 dev tunl1 src 10.0.1.2 uid 0 \\    cache
+devmtu 1480
+@@ manifest toy/toy
+own link tunl1 130.88.198.58 130.88.196.129 inherit
+@@ probe 10.0.1.2>10.0.2.2
+3 packets transmitted, 3 received, 0% packet loss, time 604ms
+rtt min/avg/max/mdev = 0.9/1.1/1.4/0.2 ms
+`;
+
+describe("the diagnosis of a host from its facts", () => {
+    const sf = readStackFile(path.join(__dirname, "..", "stacks", "Pulumi.toy.yaml"));
+    const model = validateConfig({ hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] }, { stack: "toy" });
+    const duties = dutiesByHost(model).get("doolittle")!;
+    const run = (facts: string) => diagnose(model, "doolittle", duties, parseFacts(facts));
+    const failing = (facts: string) => run(facts).filter((f) => f.status === "fail").map((f) => `${f.item}: ${f.detail}`);
+
+    it("asks the host for its device, the peer's route, the manifest and a probe, in a script that only reads", () => {
+        const req = factRequest(model, duties);
+        expect(req).toEqual({ devices: ["tunl1"], lookups: ["130.88.196.129", "10.0.2.2"], states: ["toy/toy"], probes: [["10.0.1.2", "10.0.2.2"]] });
+        expect(factScript(req)).not.toMatch(/\bip (-\S+ )*(link|addr|route) (add|del|set|replace|flush)|iptables (-[ADIFXP]|-t)|>\s*\/(?!dev\/null)/);
+    });
+    it("finds nothing wrong on a healthy host, and covers every item", () => {
+        expect(failing(healthy)).toEqual([]);
+        expect([...new Set(run(healthy).map((f) => f.item))].sort()).toEqual(["device", "firewall", "forwarding", "ipip", "mtu", "ownership", "probe", "routes", "rp_filter"]);
+    });
+    it.each([
+        ["a kernel without ipip", ["@@ ipip\nloaded", "@@ ipip\nmissing"], "ipip: this kernel has no ipip"],
+        ["the TTL", ["ttl inherit pmtudisc", "ttl 64 pmtudisc"], "device: tunl1: ttl is 64, the pair needs inherit"],
+        ["errors do not fail, but are shown", ["tx_errors 0", "tx_errors 3"], undefined],
+        ["auto MTU against a lowered underlay", ["devmtu 1500\n@@ route-get 10.0.2.2", "devmtu 1400\n@@ route-get 10.0.2.2"], "mtu: tunl1 mtu 1480, the pair needs 1380"],
+        ["no manifest", ["own link tunl1 130.88.198.58 130.88.196.129 inherit", "# none"], "ownership: tunl1 carries the tag but /var/lib/tunnelpair/toy/toy/manifest does not list it"],
+        ["the tunnel address gone", ["inet 10.0.1.2/24", "inet 10.0.1.3/24"], "routes: 10.0.1.2/24 is not on tunl1"],
+        ["strict rp_filter with the way back elsewhere", ["net/ipv4/conf/all/rp_filter 0", "net/ipv4/conf/all/rp_filter 1"], undefined],
+        ["the probe unanswered", ["3 received", "0 received"], "probe: ping 10.0.2.2 (calculon) from 10.0.1.2: 3 packets transmitted, 0 received"],
+    ])("%s", (_what, [from, to], expected) => {
+        expect(healthy).toContain(from);
+        const found = failing(healthy.replace(from, to));
+        if (expected === undefined) expect(found).toEqual([]);
+        else expect(found).toEqual([expect.stringContaining(expected)]);
+    });
+    it("strict rp_filter fails when the route back to a tunnel source leaves by another device", () => {
+        const f = healthy.replace("net/ipv4/conf/all/rp_filter 0", "net/ipv4/conf/all/rp_filter 1").replace("10.0.2.2 dev tunl1 src", "10.0.2.2 dev eth0 src");
+        expect(failing(f)).toEqual([expect.stringContaining("rp_filter: rp_filter is strict on tunl1 (all 1, tunl1 0) and the route back to 10.0.2.2 does not go by tunl1")]);
+    });
+    it("shows transmit errors beside a healthy device (the how-to's first symptom)", () => {
+        const device = run(healthy.replace("tx_errors 0", "tx_errors 3")).find((f) => f.item === "device")!;
+        expect(device.detail).toContain("3 transmit errors/collisions");
+    });
+});
