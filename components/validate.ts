@@ -201,7 +201,7 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
         agent,
         hostKey,
         proxy: c.optionalString(conn, "proxy", cp),
-        dialErrorLimit: c.integer(conn, "dialErrorLimit", cp, 0, 100) ?? 4,
+        dialErrorLimit: c.integer(conn, "dialErrorLimit", cp, 0, 100) ?? 10,
         perDialTimeout: c.integer(conn, "perDialTimeout", cp, 1, 600) ?? 10,
     };
     const iface = c.interfaceName(under, "interface", `${path}.underlay`);

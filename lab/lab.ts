@@ -74,6 +74,8 @@ export interface StartOptions {
     readyTimeoutMs?: number;
     /** How long to wait for another process's lab to end (one lab at a time). Default 600 s. */
     waitForOtherLabMs?: number;
+    /** The lab kernel's memory. Default 256 MiB; a world of dozens of hosts with a session each needs more. */
+    memoryMiB?: number;
 }
 
 /** The running kernel as this process holds it. */
@@ -348,7 +350,7 @@ export async function startLab(worldOrFile: string | World, opts: StartOptions =
         // Fast boot: quiet console, no legacy ptys, no raid6 benchmark (2.8 s -> 0.5 s).
         // ipv6.disable_ipv6: keep IPv6 chatter (DAD, router solicitations) off the lab and the TAP.
         const kernelArgs = [
-            "mem=256M", "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "ro",
+            `mem=${opts.memoryMiB ?? 256}M`, "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "ro",
             `init=${dir}/init.sh`, `lab=${dir}`, `lab.lifetime=${lifetime}`,
             "con=null", "con0=fd:0,fd:1", `umid=${umid}`, `uml_dir=${dir}/uml`,
             "quiet", "pty.legacy_count=0", "initcall_blacklist=raid6_select_algo", "ipv6.disable_ipv6=1",

@@ -63,7 +63,26 @@ export interface ExecOptions {
     bindInterface?: string;
 }
 
-export function sshExec(conn: Connection, command: string, stdin?: string, opts: ExecOptions = {}): Promise<ExecResult> {
+/** ssh's own words when it could not set up the session: the provider's dial failed, it dials again. */
+const dialFailure = /^(ssh: connect to host|kex_exchange_identification|Connection (closed|reset|refused|timed out)|ssh_exchange_identification|banner exchange)/m;
+
+/**
+ * The provider's dial loop: up to dialErrorLimit more dials when connecting fails (an sshd at
+ * its MaxStartups limit resets new connections), waiting 100 ms, then 1.5 times longer each
+ * time, at most 5 s. A command that ran is never run again.
+ */
+export async function sshExec(conn: Connection, command: string, stdin?: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    const limit = conn.dialErrorLimit ?? 10;
+    let wait = 100;
+    for (let dial = 0; ; dial++) {
+        const r = await sshExecOnce(conn, command, stdin, opts);
+        if (r.code !== 255 || r.stdout !== "" || !dialFailure.test(r.stderr) || dial >= limit) return r;
+        await new Promise((res) => setTimeout(res, wait));
+        wait = Math.min(wait * 1.5, 5000);
+    }
+}
+
+function sshExecOnce(conn: Connection, command: string, stdin?: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? 300000;
     if (opts.bindInterface && !fs.existsSync(`/sys/class/net/${opts.bindInterface}`)) {
         return Promise.reject(new Error(`${conn.host}: interface ${opts.bindInterface} is gone; not connecting`));

@@ -41,7 +41,7 @@ describe("the toy stack under mocks", () => {
         const { "toy-a-doolittle": a, "toy-b-calculon": b } = byName(commands(r));
         expect(a.inputs.triggers).toEqual(["tunnelpair:toy/toy", "130.88.198.58", 22]);
         expect(b.inputs.triggers).toEqual(["tunnelpair:toy/toy", "130.88.196.129", 22]);
-        expect(a.inputs.connection).toMatchObject({ host: "130.88.198.58", port: 22, user: "root", dialErrorLimit: 4, perDialTimeout: 10 });
+        expect(a.inputs.connection).toMatchObject({ host: "130.88.198.58", port: 22, user: "root", dialErrorLimit: 10, perDialTimeout: 10 });
         // the probe runs on a's host after both endpoints; it changes nothing, so it has no delete
         const { "toy-verify": v } = byName(commands(r));
         expect(v.dependencies.sort()).toEqual([a.urn, b.urn].sort());

@@ -1,10 +1,13 @@
 // `npm run bench`: figures, nothing asserted. (a) per stack, from the recorded resource graph:
-// SSH sessions per host on `up` and the depth of the longest dependency chain.
+// SSH sessions per host on `up` and the depth of the longest dependency chain; (b)-(d) in the
+// lab (lab/bench.ts). `npm run bench -- graph|scale|throughput|apply` runs one part.
 import * as fs from "fs";
 import * as path from "path";
 import { deployStack } from "../components/program";
 import { readStackFile } from "../components/stackFile";
 import { recordProgram, RecordedResource } from "../replay/record";
+import { benchApply, benchScale, benchThroughput } from "../lab/bench";
+import { missingPrerequisites } from "../lab/lab";
 
 function depth(commands: RecordedResource[]): number {
     const byUrn = new Map(commands.map((c) => [c.urn, c]));
@@ -16,20 +19,40 @@ function depth(commands: RecordedResource[]): number {
     return Math.max(0, ...commands.map(d));
 }
 
-async function main(): Promise<void> {
+async function graph(): Promise<void> {
     const dir = path.join(__dirname, "..", "stacks");
     for (const file of fs.readdirSync(dir).filter((f) => /^Pulumi\..+\.yaml$/.test(f)).sort()) {
         const sf = readStackFile(path.join(dir, file));
         const r = await recordProgram({ stack: sf.stack, config: sf.config, secretKeys: sf.secretKeys, program: deployStack });
         const commands = r.resources.filter((x) => x.type === "command:remote:Command");
+        // a session through a jump host is also a session on the jump host
         const perHost = new Map<string, number>();
+        const count = (h: string) => perHost.set(h, (perHost.get(h) ?? 0) + 1);
         for (const c of commands) {
-            const host = (c.inputs.connection as { host: string }).host;
-            perHost.set(host, (perHost.get(host) ?? 0) + 1);
+            const conn = c.inputs.connection as { host: string; proxy?: { host: string } };
+            count(conn.host);
+            if (conn.proxy) count(conn.proxy.host);
         }
         const sessions = [...perHost.entries()].map(([h, n]) => `${h}=${n}`).join(" ");
-        console.log(`graph ${sf.stack}: ${commands.length} commands, longest dependency chain ${depth(commands)}, SSH sessions per host on up: ${sessions}`);
+        console.log(`graph ${sf.stack}: ${commands.length} commands, longest dependency chain ${depth(commands)}, SSH sessions per host on up (jump hops included): ${sessions}`);
     }
+}
+
+async function main(): Promise<void> {
+    const parts = process.argv.slice(2);
+    const want = (p: string) => parts.length === 0 || parts.includes(p);
+    if (want("graph")) await graph();
+    const lab = ["scale", "throughput", "apply"].filter(want);
+    if (lab.length === 0) return;
+    const missing = missingPrerequisites();
+    if (missing.length) {
+        console.log(`lab benchmarks skipped: ${missing.join("; ")} (sudo ./setup --bench)`);
+        return;
+    }
+    const log = (l: string) => console.log(l);
+    if (want("scale")) await benchScale(log);
+    if (want("throughput")) await benchThroughput(log);
+    if (want("apply")) await benchApply(log);
 }
 
 main().catch((e) => {

@@ -1,0 +1,214 @@
+// The lab's benchmarks (`npm run bench`): figures printed, nothing asserted.
+// (b) Man2 with 1, 8 and 32 compute nodes: replayed up and destroy wall time, in one lab.
+// (c) iperf3 through the product's tunnel, a tunnel made by hand with `ip tunnel`, and the
+//     underlay, on the toy's two hosts, interleaved rounds, with TCP retransmits.
+// (d) the toy's replayed apply against the floor (one hand-written script per host, one SSH
+//     session each) and against an Ansible playbook doing the same, in the same lab.
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { readStackFile, StackFile } from "../components/stackFile";
+import { destroy, StackState, up } from "../replay/engine";
+import { Lab, startLab } from "./lab";
+import { labExec, recordInLab } from "./scenario";
+import { loadWorld, World } from "./world";
+
+const root = path.join(__dirname, "..");
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+async function must(lab: Lab, host: string, script: string): Promise<string> {
+    const r = await lab.exec(host, script, { timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`${host}: ${script.split("\n")[0]}: exit ${r.code}: ${r.stderr}`);
+    return r.stdout;
+}
+
+/** Man2's world and stack with `nodes` compute nodes (comp000 and its copies) behind rfe. */
+function man2With(nodes: number, sf: StackFile, world: World): { world: World; sf: StackFile } {
+    const w = JSON.parse(JSON.stringify(world)) as World;
+    const config = JSON.parse(JSON.stringify(sf.config)) as Record<string, any>;
+    const hosts = config["tunnelpair:hosts"];
+    const a = config["tunnelpair:pairs"].man2.a;
+    a.computeNodes = [];
+    for (let i = 0; i < nodes; i++) {
+        const name = `comp${String(i).padStart(3, "0")}`;
+        const address = `192.168.104.${100 + i}`;
+        w.hosts[name] ??= {
+            management: false,
+            jump: "rfe",
+            interfaces: { eth0: { segment: "cluster", addresses: [`${address}/16`] } },
+            routes: ["default via 192.168.1.254", "169.254.0.0/16 dev eth0"],
+            sysctls: {},
+        };
+        hosts[name] = { connection: { host: address, user: "root", agent: true, proxy: "rfe" }, underlay: { interface: "eth0", address: `${address}/16` } };
+        a.computeNodes.push({ host: name, gateway: "192.168.1.253", dropLinkLocal: true });
+    }
+    return { world: { ...w, name: `man2-${nodes}` }, sf: { ...sf, config } };
+}
+
+/** (b) */
+export async function benchScale(log: (l: string) => void): Promise<void> {
+    const sf = readStackFile(path.join(root, "stacks/Pulumi.man2.yaml"));
+    const base = loadWorld(path.join(root, "lab/worlds/man2.yaml"));
+    const counts = [1, 8, 32];
+    const lab = await startLab(man2With(Math.max(...counts), sf, base).world, { memoryMiB: 1024 });
+    try {
+        log(`scale: lab with ${Object.keys(lab.hosts).length} hosts booted in ${s(lab.bootMs)}`);
+        const rows: string[] = [];
+        let first: { ms: number; sessions: number } | undefined;
+        for (const n of counts) {
+            const variant = man2With(n, sf, base).sf;
+            const recording = await recordInLab(variant, lab);
+            const commands = recording.resources.filter((r) => r.type === "command:remote:Command");
+            // a compute node's session goes through rfe: one session to the node, one hop on rfe
+            const sessions = commands.length + commands.filter((c) => (c.inputs.connection as { proxy?: unknown }).proxy).length;
+            const state = new StackState();
+            const u = await up(recording, state, labExec);
+            const d = await destroy(state, labExec);
+            first ??= { ms: u.ms, sessions };
+            rows.push(`nodes ${n}: up ${s(u.ms)}, destroy ${s(d.ms)}, ${commands.length} commands, ${sessions} SSH sessions (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`);
+            log(`scale man2 ${rows[rows.length - 1]}`);
+        }
+        log(`scale man2: ${rows.join("; ")}. The lab kernel has one CPU: parallel sessions share it.`);
+    } finally {
+        await lab.stop();
+    }
+}
+
+interface Iperf {
+    mbps: number;
+    retransmits: number;
+}
+
+async function iperf(lab: Lab, to: string): Promise<Iperf> {
+    const server = lab.exec("calculon", "timeout 30 iperf3 -s -1 -p 5201 >/dev/null 2>&1", { timeoutMs: 40_000 });
+    await must(lab, "calculon", "for i in $(seq 100); do ss -Hltn 'sport = :5201' | grep -q . && exit 0; sleep 0.1; done; exit 1");
+    const out = await must(lab, "doolittle", `iperf3 -c ${to} -p 5201 -t 5 -J`);
+    await server;
+    const j = JSON.parse(out) as { end: { sum_sent: { retransmits: number }; sum_received: { bits_per_second: number } } };
+    return { mbps: j.end.sum_received.bits_per_second / 1e6, retransmits: j.end.sum_sent.retransmits };
+}
+
+/** (c) */
+export async function benchThroughput(log: (l: string) => void, rounds = 3): Promise<void> {
+    const sf = readStackFile(path.join(root, "stacks/Pulumi.toy.yaml"));
+    const lab = await startLab(path.join(root, "lab/worlds/toy.yaml"));
+    const results: Record<"product" | "reference" | "underlay", Iperf[]> = { product: [], reference: [], underlay: [] };
+    // the same opening for iperf3 in every case; the reference tunnel also needs IPIP let in
+    const open = "iptables -I INPUT -p tcp --dport 5201 -j ACCEPT";
+    const reference = (local: string, remote: string, addr: string) => [
+        `ip tunnel add tunl9 mode ipip local ${local} remote ${remote}`,
+        `ip addr add ${addr}/30 dev tunl9`,
+        "ip link set dev tunl9 up",
+        `iptables -I INPUT -p 4 -s ${remote} -j ACCEPT`,
+    ].join(" && ");
+    const unreference = (remote: string) => `ip tunnel del tunl9 && iptables -D INPUT -p 4 -s ${remote} -j ACCEPT`;
+    try {
+        await must(lab, "calculon", open);
+        const recording = await recordInLab(sf, lab);
+        for (let r = 0; r < rounds; r++) {
+            const state = new StackState();
+            await up(recording, state, labExec);
+            results.product.push(await iperf(lab, "10.0.2.2"));
+            await destroy(state, labExec);
+            await must(lab, "doolittle", reference("130.88.198.58", "130.88.196.129", "10.9.0.1"));
+            await must(lab, "calculon", reference("130.88.196.129", "130.88.198.58", "10.9.0.2"));
+            results.reference.push(await iperf(lab, "10.9.0.2"));
+            await must(lab, "doolittle", unreference("130.88.196.129"));
+            await must(lab, "calculon", unreference("130.88.198.58"));
+            results.underlay.push(await iperf(lab, "130.88.196.129"));
+            log(`throughput round ${r + 1}: ${Object.entries(results).map(([k, v]) => `${k} ${v[r].mbps.toFixed(0)} Mbit/s (${v[r].retransmits} retransmits)`).join(", ")}`);
+        }
+    } finally {
+        await lab.stop();
+    }
+    const m = (k: keyof typeof results) => median(results[k].map((x) => x.mbps));
+    const retr = (k: keyof typeof results) => results[k].map((x) => x.retransmits).join("/");
+    log(`throughput (median of ${rounds}, Mbit/s): product ${m("product").toFixed(0)}, reference ${m("reference").toFixed(0)}, underlay ${m("underlay").toFixed(0)}; retransmits product ${retr("product")}, reference ${retr("reference")}, underlay ${retr("underlay")}`);
+    log(`throughput: product/reference ${(m("product") / m("reference")).toFixed(2)}, product/underlay ${(m("product") / m("underlay")).toFixed(2)} (reference/underlay ${(m("reference") / m("underlay")).toFixed(2)}: the lab's one CPU, no product involved)`);
+}
+
+/** The toy by hand: the how-to's §4 commands, one script per host, no state, no checks. */
+function floorScripts(): Record<string, { apply: string; undo: string }> {
+    const side = (local: string, remote: string, alias: string, tunnel: string, far: string) => ({
+        apply: [
+            "set -e",
+            "echo 1 >/proc/sys/net/ipv4/ip_forward",
+            `iptables -I INPUT -s ${remote} -d ${local} -p 4 -j ACCEPT`,
+            `ip tunnel add tunl1 mode ipip local ${local} remote ${remote}`,
+            `ip addr add ${alias}/24 dev eth0 label eth0:0 noprefixroute`,
+            `ip addr add ${tunnel}/24 dev tunl1 noprefixroute`,
+            "ip link set dev tunl1 up",
+            `ip route add ${far} dev tunl1`,
+        ].join("\n"),
+        undo: [`ip tunnel del tunl1`, `ip addr del ${alias}/24 dev eth0`, `iptables -D INPUT -s ${remote} -d ${local} -p 4 -j ACCEPT`, "echo 0 >/proc/sys/net/ipv4/ip_forward"].join("; "),
+    });
+    return {
+        doolittle: side("130.88.198.58", "130.88.196.129", "10.0.1.1", "10.0.1.2", "10.0.2.0/24"),
+        calculon: side("130.88.196.129", "130.88.198.58", "10.0.2.1", "10.0.2.2", "10.0.1.0/24"),
+    };
+}
+
+/** The same by Ansible: one play, a task per step, on both hosts at once. */
+function playbook(): string {
+    const scripts = floorScripts();
+    const tasks = (h: string) =>
+        scripts[h].apply
+            .split("\n")
+            .slice(1)
+            .map((cmd) => `      - name: ${JSON.stringify(cmd)}\n        ansible.builtin.shell: ${JSON.stringify(cmd)}\n        when: inventory_hostname == ${JSON.stringify(h)}`)
+            .join("\n");
+    return `- hosts: all\n  gather_facts: false\n  tasks:\n${tasks("doolittle")}\n${tasks("calculon")}\n`;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; ms: number }> {
+    const t0 = Date.now();
+    return new Promise((resolve) => {
+        execFile(cmd, args, { env, maxBuffer: 1 << 24 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}`, ms: Date.now() - t0 }));
+    });
+}
+
+/** (d) */
+export async function benchApply(log: (l: string) => void, rounds = 3): Promise<void> {
+    const sf = readStackFile(path.join(root, "stacks/Pulumi.toy.yaml"));
+    const lab = await startLab(path.join(root, "lab/worlds/toy.yaml"));
+    const times = { product: [] as number[], floor: [] as number[], ansible: [] as number[] };
+    const ansible = fs.existsSync("/usr/bin/ansible-playbook");
+    try {
+        const recording = await recordInLab(sf, lab);
+        const scripts = floorScripts();
+        const undo = () => Promise.all(Object.entries(scripts).map(([h, x]) => lab.exec(h, x.undo)));
+        const book = path.join(lab.dir, "toy.yml");
+        fs.writeFileSync(book, playbook());
+        fs.writeFileSync(path.join(lab.dir, "inventory"), `[all]\ndoolittle\ncalculon\n[all:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\nansible_ssh_common_args=-F ${lab.sshConfigFile}\n`);
+        const env = { ...process.env, ANSIBLE_HOST_KEY_CHECKING: "False", ANSIBLE_NOCOLOR: "1", ANSIBLE_LOCAL_TEMP: path.join(lab.dir, "ansible"), ANSIBLE_REMOTE_TEMP: "/tmp/.ansible" };
+        for (let r = 0; r < rounds; r++) {
+            const state = new StackState();
+            const u = await up(recording, state, labExec);
+            times.product.push(u.ms);
+            await destroy(state, labExec);
+
+            const t0 = Date.now();
+            const floor = await Promise.all(Object.entries(scripts).map(([h, x]) => lab.exec(h, x.apply)));
+            times.floor.push(Date.now() - t0);
+            if (floor.some((f) => f.code !== 0)) throw new Error(`the floor scripts failed: ${floor.map((f) => f.stderr).join(" | ")}`);
+            await undo();
+
+            if (ansible) {
+                const a = await run("ansible-playbook", ["-i", path.join(lab.dir, "inventory"), book], env);
+                if (a.code !== 0) throw new Error(`ansible-playbook failed: ${a.out.slice(-2000)}`);
+                times.ansible.push(a.ms);
+                await undo();
+            }
+            log(`apply round ${r + 1}: product ${s(times.product[r])}, floor ${s(times.floor[r])}${ansible ? `, ansible ${s(times.ansible[r])}` : ""}`);
+        }
+    } finally {
+        await lab.stop();
+    }
+    const p = median(times.product);
+    const f = median(times.floor);
+    const a = ansible ? median(times.ansible) : undefined;
+    log(
+        `apply toy (median of ${rounds}): product ${s(p)}, floor ${s(f)}${a ? `, ansible ${s(a)}` : ""}; product/floor ${(p / f).toFixed(2)}${a ? `, ansible/product ${(a / p).toFixed(1)}` : " (ansible-playbook not installed: ./setup --bench)"}`,
+    );
+}
