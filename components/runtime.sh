@@ -143,7 +143,9 @@ present() {
         gateway) holds gateway default && has_gateway "$1" ;;
         noroute) holds noroute "$1" && ! has_dest "$1" ;;
         chain)
-            # ours, as we built it, and nobody has edited it since
+            # ours, as we built it, and nobody has edited it since (the table is read here, not
+            # in the subshell below, so that it is read once)
+            load_table "$1"
             slurp "$STATE/chains/$2.rules" && [ "${_c%"$NL"}" = "$(chain_rules "$2")" ] &&
                 slurp "$STATE/chains/$2.live" && [ "${_c%"$NL"}" = "$(chain_live "$1" "$2")" ] ;;
         jump) has_jump "$@" ;;
@@ -198,8 +200,7 @@ add() {
         chain) chain_build "$1" "$2" ;;
         jump)
             journal "del jump $*"
-            run ipt -t "$1" -I "$2" 1 -m comment --comment "$TAG" -j "$3"
-            table_changed "$1" ;;
+            queue "$1" rules "-I $2 1 -m comment --comment \"$TAG\" -j $3" ;;
         fwopen) shared_add fw open ;;
         gateway) shared_add gateway default "$1" ;;
         noroute) shared_add noroute "$1" ;;
@@ -241,14 +242,15 @@ del() {   # tolerates what is already gone
 }
 
 # --- chains the pair owns, rebuilt atomically with iptables-restore --noflush --------------
-chain_restore() {   # table chain rules-file
-    { printf '*%s\n:%s - [0:0]\n' "$1" "$2"; cat "$3"; printf 'COMMIT\n'; } >"$STATE/restore"
+emit() { while IFS= read -r _l; do printf '%s\n' "$_l"; done <"$1"; }   # cat, without a process
+chain_restore() {   # table chain rules-file (rollback: at once)
+    { printf '*%s\n:%s - [0:0]\n' "$1" "$2"; emit "$3"; printf 'COMMIT\n'; } >"$STATE/restore"
     run iptables-restore -w "$IPT_WAIT" --noflush "$STATE/restore"
     table_changed "$1"
     chain_live "$1" "$2" >"$STATE/chains/$2.live"
 }
 chain_build() {     # table chain
-    mkdir -p "$STATE/chains" "$STATE/undo"
+    [ -d "$STATE/undo" ] || mkdir -p "$STATE/chains" "$STATE/undo"
     if chain_exists "$1" "$2"; then
         chain_live "$1" "$2" >"$STATE/undo/$2.rules"
         journal "chainrestore $1 $2 $STATE/undo/$2.rules"
@@ -256,7 +258,31 @@ chain_build() {     # table chain
         journal "del chain $1 $2"
     fi
     chain_rules "$2" >"$STATE/chains/$2.rules"
-    chain_restore "$1" "$2" "$STATE/chains/$2.rules"
+    queue "$1" decl ":$2 - [0:0]"
+    emit "$STATE/chains/$2.rules" >>"$STATE/pending.$1.rules"
+    QUEUED_CHAINS="$QUEUED_CHAINS $1:$2"
+}
+# A run's chains and jumps go to the kernel in one iptables-restore --noflush per table, at
+# the first object that is not one of them: every xtables program reads and writes the whole
+# table, tens of milliseconds each on a small router. Their undo is journaled as they queue;
+# the restore is atomic, so a refused one changes nothing.
+QUEUED_TABLES=; QUEUED_CHAINS=
+queue() {   # table decl|rules line
+    case " $QUEUED_TABLES " in
+        *" $1 "*) ;;
+        *) QUEUED_TABLES="$QUEUED_TABLES $1"; : >"$STATE/pending.$1.decl"; : >"$STATE/pending.$1.rules" ;;
+    esac
+    printf '%s\n' "$3" >>"$STATE/pending.$1.$2"
+}
+flush_queue() {
+    [ -n "$QUEUED_TABLES" ] || return 0
+    for _t in $QUEUED_TABLES; do
+        { printf '*%s\n' "$_t"; emit "$STATE/pending.$_t.decl"; emit "$STATE/pending.$_t.rules"; printf 'COMMIT\n'; } >"$STATE/restore"
+        run iptables-restore -w "$IPT_WAIT" --noflush "$STATE/restore"
+        table_changed "$_t"   # (the pending files: emptied by the next queue, removed by tidy)
+    done
+    for _q in $QUEUED_CHAINS; do chain_live "${_q%%:*}" "${_q#*:}" >"$STATE/chains/${_q#*:}.live"; done
+    QUEUED_TABLES=; QUEUED_CHAINS=
 }
 
 # --- host-wide settings, reference-counted ----------------------------------------------------
@@ -368,7 +394,12 @@ prune() {   # removes empty state directories from $1 up to and including $ROOT
         _d=${_d%/*}
     done
 }
-tidy() { rm -rf "$STATE/undo"; rm -f "$STATE/journal" "$STATE/err" "$STATE/restore" "$STATE/open" "$STATE/saved"; }
+tidy() {   # (no globs: set -f)
+    rm -rf "$STATE/undo"
+    rm -f "$STATE/journal" "$STATE/err" "$STATE/restore" "$STATE/open" "$STATE/saved" \
+        "$STATE/pending.filter.decl" "$STATE/pending.filter.rules" "$STATE/pending.nat.decl" "$STATE/pending.nat.rules" \
+        "$STATE/pending.mangle.decl" "$STATE/pending.mangle.rules"
+}
 
 # --- rollback -------------------------------------------------------------------------------
 rollback() {
@@ -379,7 +410,7 @@ rollback() {
         [ -n "$_u" ] || continue
         # shellcheck disable=SC2086
         (set -- $_u; op=$1; shift
-         case "$op" in add) add "$@" ;; del) del "$@" ;; chainrestore) chain_restore "$@" ;; esac
+         case "$op" in add) add "$@"; flush_queue ;; del) del "$@" ;; chainrestore) chain_restore "$@" ;; esac
         ) || warn "undo of '$_u' failed"
     done <<EOF
 $_undo
@@ -475,6 +506,7 @@ EOF
             else _new="${_new}own $line$NL"; fi
             continue
         fi
+        case "$line" in chain\ * | jump\ *) ;; *) flush_queue ;; esac
         # shellcheck disable=SC2086
         add $line
         _new="${_new}own $line$NL"
@@ -483,6 +515,7 @@ EOF
     done <<EOF
 $DESIRED
 EOF
+    flush_queue
     printf '%s' "$_new" >"$STATE/manifest.new"
     mv "$STATE/manifest.new" "$STATE/manifest"
     COMMITTED=1
@@ -490,15 +523,53 @@ EOF
     say "applied: $_added added, $_removed removed, $_kept unchanged"
 }
 
+# remove: what is there of a chain or jump goes into its table's batch (read from the table
+# as this shell has it); one iptables-restore per table then removes them all, or none.
+queue_removal() {   # chain|jump table ...
+    case "$1" in
+        jump)   # table from chain: every copy with our comment (a copy made by hand is ours too)
+            load_table "$2"
+            while IFS= read -r _line; do
+                if [ "$_line" = "-A $3 -m comment --comment \"$TAG\" -j $4" ]; then queue "$2" rules "-D $3 -m comment --comment \"$TAG\" -j $4"; fi
+            done <<EOF
+$_s
+EOF
+            ;;
+        chain)
+            # (its files in $STATE/chains go with $STATE)
+            if chain_exists "$2" "$3"; then queue "$2" rules "-F $3"; queue "$2" rules "-X $3"; fi ;;
+    esac
+}
+remove_queued() {   # the batch, all or nothing; a refusal keeps its objects listed
+    [ -n "$_batch" ] || return 0
+    if (flush_queue) 2>"$STATE/err"; then
+        printf '%s' "$_batch" | while read -r _o _l; do say "- $_l"; done
+    else
+        slurp "$STATE/err"; warn "removing the firewall rules failed: ${_c%"$NL"}"
+        _left="$(printf '%s' "$_batch" | reverse)$NL$_left"
+        _failed=$((_failed + $(printf '%s' "$_batch" | grep -c .)))
+    fi
+    QUEUED_TABLES=; QUEUED_CHAINS=; _batch=
+    tables_changed
+}
+
 remove() {
     lock
     if [ ! -d "$STATE" ]; then say "nothing to remove"; prune "${STATE%/*}"; return 0; fi
     rollback
-    _left=; _failed=0
+    _left=; _failed=0; _batch=
     _old=; slurp "$STATE/manifest" && _old=$_c
     while read -r own line; do
         [ -n "$line" ] || continue
         if [ "$own" != own ]; then say "= $line (was there before us: left in place)"; continue; fi
+        case "$line" in
+            chain\ * | jump\ *)
+                # shellcheck disable=SC2086
+                queue_removal $line
+                _batch="$_batch$own $line$NL"
+                continue ;;
+        esac
+        remove_queued
         # shellcheck disable=SC2086
         if (del $line) 2>"$STATE/err"; then
             say "- $line"
@@ -507,10 +578,12 @@ remove() {
             _left="$own $line$NL$_left"
             _failed=$((_failed + 1))
         fi
-        ip_changed; tables_changed
+        # the del ran in a subshell: forget here what it may have changed
+        case "$line" in fwopen) tables_changed ;; *) ip_changed ;; esac
     done <<EOF
 $(printf '%s' "$_old" | reverse)
 EOF
+    remove_queued
     if [ "$_failed" -gt 0 ]; then
         printf '%s' "$_left" >"$STATE/manifest"
         die "$_failed objects could not be removed; they stay listed in $STATE/manifest for the next destroy"

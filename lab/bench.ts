@@ -78,19 +78,27 @@ export async function benchScale(log: (l: string) => void): Promise<void> {
 interface Iperf {
     mbps: number;
     retransmits: number;
+    mss: number;
+    /** ICMP "fragmentation needed" the sender received during the run: retransmits caused by the MTU. */
+    fragNeeded: number;
 }
+
+/** Destination-unreachable messages received, from /proc/net/snmp (frag-needed is one of them). */
+const unreachables = "awk '/^IcmpMsg:/ { if (!h) { split($0, k); h = 1 } else { split($0, v); for (i in k) if (k[i] == \"InType3\") print v[i] } }' /proc/net/snmp; echo 0";
 
 async function iperf(lab: Lab, to: string): Promise<Iperf> {
     const server = lab.exec("calculon", "timeout 30 iperf3 -s -1 -p 5201 >/dev/null 2>&1", { timeoutMs: 40_000 });
     await must(lab, "calculon", "for i in $(seq 100); do ss -Hltn 'sport = :5201' | grep -q . && exit 0; sleep 0.1; done; exit 1");
-    const out = await must(lab, "doolittle", `iperf3 -c ${to} -p 5201 -t 5 -J`);
+    const icmp0 = Number((await must(lab, "doolittle", unreachables)).split("\n")[0]);
+    const out = await must(lab, "doolittle", `iperf3 -c ${to} -p 5201 -t 6 -O 1 -J`);
+    const icmp1 = Number((await must(lab, "doolittle", unreachables)).split("\n")[0]);
     await server;
-    const j = JSON.parse(out) as { end: { sum_sent: { retransmits: number }; sum_received: { bits_per_second: number } } };
-    return { mbps: j.end.sum_received.bits_per_second / 1e6, retransmits: j.end.sum_sent.retransmits };
+    const j = JSON.parse(out) as { start: { tcp_mss_default: number }; end: { sum_sent: { retransmits: number }; sum_received: { bits_per_second: number } } };
+    return { mbps: j.end.sum_received.bits_per_second / 1e6, retransmits: j.end.sum_sent.retransmits, mss: j.start.tcp_mss_default, fragNeeded: icmp1 - icmp0 };
 }
 
 /** (c) */
-export async function benchThroughput(log: (l: string) => void, rounds = 3): Promise<void> {
+export async function benchThroughput(log: (l: string) => void, rounds = 5): Promise<void> {
     const sf = readStackFile(path.join(root, "stacks/Pulumi.toy.yaml"));
     const lab = await startLab(path.join(root, "lab/worlds/toy.yaml"));
     const results: Record<"product" | "reference" | "underlay", Iperf[]> = { product: [], reference: [], underlay: [] };
@@ -117,14 +125,16 @@ export async function benchThroughput(log: (l: string) => void, rounds = 3): Pro
             await must(lab, "doolittle", unreference("130.88.196.129"));
             await must(lab, "calculon", unreference("130.88.198.58"));
             results.underlay.push(await iperf(lab, "130.88.196.129"));
-            log(`throughput round ${r + 1}: ${Object.entries(results).map(([k, v]) => `${k} ${v[r].mbps.toFixed(0)} Mbit/s (${v[r].retransmits} retransmits)`).join(", ")}`);
+            log(`throughput round ${r + 1}: ${Object.entries(results).map(([k, v]) => `${k} ${v[r].mbps.toFixed(0)} Mbit/s (MSS ${v[r].mss}, ${v[r].retransmits} retransmits, ${v[r].fragNeeded} ICMP unreachable)`).join(", ")}`);
         }
     } finally {
         await lab.stop();
     }
     const m = (k: keyof typeof results) => median(results[k].map((x) => x.mbps));
     const retr = (k: keyof typeof results) => results[k].map((x) => x.retransmits).join("/");
-    log(`throughput (median of ${rounds}, Mbit/s): product ${m("product").toFixed(0)}, reference ${m("reference").toFixed(0)}, underlay ${m("underlay").toFixed(0)}; retransmits product ${retr("product")}, reference ${retr("reference")}, underlay ${retr("underlay")}`);
+    const icmp = (k: keyof typeof results) => results[k].reduce((n, x) => n + x.fragNeeded, 0);
+    log(`throughput (median of ${rounds}, Mbit/s): product ${m("product").toFixed(0)}, reference ${m("reference").toFixed(0)}, underlay ${m("underlay").toFixed(0)}`);
+    log(`retransmits per round: product ${retr("product")}, reference ${retr("reference")}, underlay ${retr("underlay")}; MSS product ${results.product[0].mss}, reference ${results.reference[0].mss}; ICMP unreachable received by the sender: product ${icmp("product")}, reference ${icmp("reference")} (none: no retransmit is the MTU's; the lab's one CPU drops under load)`);
     log(`throughput: product/reference ${(m("product") / m("reference")).toFixed(2)}, product/underlay ${(m("product") / m("underlay")).toFixed(2)} (reference/underlay ${(m("reference") / m("underlay")).toFixed(2)}: the lab's one CPU, no product involved)`);
 }
 
