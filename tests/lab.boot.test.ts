@@ -5,13 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { Lab, missingPrerequisites, startLab, tapName } from "../lab/lab";
+import { Lab, startLab, tapName } from "../lab/lab";
 import { loadWorld, validateWorld, WorldError } from "../lab/world";
+import { labDescribe } from "./support/lab";
 
 const world = (name: string) => path.join(__dirname, "..", "lab", "worlds", `${name}.yaml`);
-const missing = missingPrerequisites();
-const describeLab = missing.length && !process.env.TUNNELPAIR_LAB_REQUIRED ? describe.skip : describe;
-if (missing.length) console.warn(`lab tests skipped; missing: ${missing.join(", ")}`);
 
 const bootTimeout = 240_000;
 const testTimeout = 120_000;
@@ -70,7 +68,7 @@ describe("lab world files", () => {
     });
 });
 
-describeLab("lab: toy world", () => {
+labDescribe("lab: toy world", () => {
     let lab: Lab | undefined;
     const on = async (host: string, script: string) => {
         const r = await lab!.exec(host, script);
@@ -123,7 +121,7 @@ describeLab("lab: toy world", () => {
     }, testTimeout);
 });
 
-describeLab("lab: man2 world", () => {
+labDescribe("lab: man2 world", () => {
     let lab: Lab | undefined;
     const on = async (host: string, script: string) => {
         const r = await lab!.exec(host, script);
