@@ -35,7 +35,14 @@ sysctl_path() { printf '/proc/sys/%s' "$1"; }
 read_first() { _v=; read -r _v <"$1" || [ -n "$_v" ]; }   # -> $_v
 sysctl_read() { read_first "/proc/sys/$1"; }
 sysctl_write() { printf '%s\n' "$2" >"/proc/sys/$1"; }
-reverse() { _r=; while IFS= read -r _l; do [ -n "$_l" ] && _r=$_l$NL$_r; done; printf '%s' "$_r"; }
+# (helpers that return a value set a variable instead of printing it: a $(...) forks, and a
+# fork costs ~10 ms on a small router)
+reversed() {   # lines -> $_rev, last first
+    _rev=
+    while IFS= read -r _l; do if [ -n "$_l" ]; then _rev=$_l$NL$_rev; fi; done <<EOF
+$1
+EOF
+}
 member() { case "$NL$2$NL" in *"$NL$1$NL"*) return 0 ;; esac; return 1; }
 
 # --- live state, read once, dropped after a change --------------------------------------
@@ -43,17 +50,30 @@ ADDRS=; ROUTES=
 load_addrs() { [ -n "$ADDRS" ] || ADDRS=$(ip -4 -o addr show && echo .) || die "ip addr show failed"; }
 load_routes() { [ -n "$ROUTES" ] || ROUTES=$(ip -4 route show table main && echo .) || die "ip route show failed"; }
 ip_changed() { ADDRS=; ROUTES=; }
-# iptables-save -t T, kept in SAVE_T. Only tables the pair uses are read: reading a table
-# makes the kernel create it, and it stays (see LINUX-FACTS).
-load_table() {
-    eval "_s=\${SAVE_$1-}"
-    if [ -z "$_s" ]; then
-        _s=$(iptables-save -t "$1" && echo .) || die "iptables-save -t $1 failed"
-        eval "SAVE_$1=\$_s"
+# Every table the kernel has, in one iptables-save, kept per table in SAVE_<table> until a
+# change. Without -t it reads only the tables that exist: reading one by name makes the kernel
+# create it, and it stays (see LINUX-FACTS). A table the kernel does not have reads empty.
+TABLES_READ=0; _s=
+load_table() {   # table -> $_s
+    if [ "$TABLES_READ" = 0 ]; then
+        _all=$(iptables-save) || die "iptables-save failed"
+        for _t in filter nat mangle raw security; do eval "SAVE_$_t="; done
+        _cur=
+        while IFS= read -r _line; do
+            case "$_line" in
+                "*"*) case "${_line#"*"}" in filter | nat | mangle | raw | security) _cur=${_line#"*"} ;; *) _cur= ;; esac ;;
+                COMMIT | "#"* | "") ;;
+                *) if [ -n "$_cur" ]; then eval "SAVE_$_cur=\$SAVE_$_cur\$_line\$NL"; fi ;;
+            esac
+        done <<EOF
+$_all
+EOF
+        TABLES_READ=1
     fi
+    eval "_s=\$SAVE_$1"
 }
-table_changed() { eval "SAVE_$1="; }
-tables_changed() { for _t in filter nat mangle raw security; do table_changed "$_t"; done; }
+table_changed() { TABLES_READ=0; }
+tables_changed() { TABLES_READ=0; }
 
 has_addr() {    # cidr dev
     load_addrs
@@ -71,10 +91,10 @@ $ADDRS
 EOF
     return 1
 }
-route_key() { case "$1" in 0.0.0.0/0) printf default ;; */32) printf '%s' "${1%/32}" ;; *) printf '%s' "$1" ;; esac; }
+route_key() { case "$1" in 0.0.0.0/0) _k=default ;; */32) _k=${1%/32} ;; *) _k=$1 ;; esac; }   # -> $_k
 has_route() {   # dest dev|via X
     load_routes
-    _k=$(route_key "$1")
+    route_key "$1"
     case "$NL$ROUTES" in *"$NL$_k $2 $3$NL"* | *"$NL$_k $2 $3 "*) return 0 ;; esac
     return 1
 }
@@ -97,12 +117,13 @@ slurp() { _c=; [ -e "$1" ] || return 1; while IFS= read -r _l; do _c=$_c$_l$NL; 
 # --- the ipip device ----------------------------------------------------------------------
 dev_exists() { [ -e "/sys/class/net/$1" ]; }
 # (no "a && b" as a function's last command: under set -e a false b would end the script)
-dev_alias() { _v=; if [ -r "/sys/class/net/$1/ifalias" ]; then read_first "/sys/class/net/$1/ifalias" || true; fi; printf '%s' "$_v"; }
+dev_alias() { _v=; if [ -r "/sys/class/net/$1/ifalias" ]; then read_first "/sys/class/net/$1/ifalias" || true; fi; }   # -> $_v
 dev_up() { read_first "/sys/class/net/$1/flags" && [ $((_v & 1)) -eq 1 ]; }
 # "local remote ttl" of an ipip device as `ip -d link` reports them; ttl 0 reads "inherit".
-tunnel_params() {
+tunnel_params() {   # -> $_tp
+    _tp=
     _d=$(ip -d -o link show dev "$1") || return 1
-    case "$_d" in *" link/ipip "*) ;; *) printf 'not-ipip'; return 0 ;; esac
+    case "$_d" in *" link/ipip "*) ;; *) _tp=not-ipip; return 0 ;; esac
     # shellcheck disable=SC2086 # split into words on purpose
     set -- $_d
     _l=; _r=; _t=
@@ -110,22 +131,22 @@ tunnel_params() {
         case "$1" in local) _l=$2 ;; remote) _r=$2 ;; ttl) _t=$2 ;; esac
         shift
     done
-    printf '%s %s %s' "$_l" "$_r" "$_t"
+    _tp="$_l $_r $_t"
 }
 check_owner() {   # refuses, before anything changes, a device of that name that is not ours
     dev_exists "$1" || return 0
-    _a=$(dev_alias "$1")
+    dev_alias "$1"; _a=$_v
     [ "$_a" = "$TAG" ] || die "$1 exists and is not ours (ifalias '$_a', expected '$TAG'); it was left untouched"
 }
-resolve_mtu() {   # value peer -> the number: "auto" is the MTU of the route to the peer - 20
-    if [ "$1" != auto ]; then printf '%s' "$1"; return 0; fi
+resolve_mtu() {   # value peer -> $_mtu_v: "auto" is the MTU of the route to the peer - 20
+    if [ "$1" != auto ]; then _mtu_v=$1; return 0; fi
     _route=$(ip -4 -o route get "$2") || die "no route to the peer $2"
     # shellcheck disable=SC2086 # split into words on purpose
     set -- $_route
     _dev=; _mtu=
     while [ $# -gt 1 ]; do case "$1" in dev) _dev=$2 ;; mtu) _mtu=$2 ;; esac; shift; done
     if [ -z "$_mtu" ]; then read_first "/sys/class/net/$_dev/mtu" || die "cannot read the MTU of $_dev"; _mtu=$_v; fi
-    printf '%s' "$((_mtu - 20))"
+    _mtu_v=$((_mtu - 20))
 }
 
 
@@ -133,8 +154,8 @@ resolve_mtu() {   # value peer -> the number: "auto" is the MTU of the route to 
 present() {
     kind=$1; shift
     case "$kind" in
-        link) dev_exists "$1" && [ "$(dev_alias "$1")" = "$TAG" ] && [ "$(tunnel_params "$1")" = "$2 $3 $4" ] ;;
-        mtu) dev_exists "$1" && read_first "/sys/class/net/$1/mtu" && [ "$_v" = "$(resolve_mtu "$2" "$3")" ] ;;
+        link) dev_exists "$1" && dev_alias "$1" && [ "$_v" = "$TAG" ] && tunnel_params "$1" && [ "$_tp" = "$2 $3 $4" ] ;;
+        mtu) dev_exists "$1" && read_first "/sys/class/net/$1/mtu" && _now=$_v && resolve_mtu "$2" "$3" && [ "$_now" = "$_mtu_v" ] ;;
         state) dev_exists "$1" && dev_up "$1" ;;
         devsysctl) [ -e "/proc/sys/net/ipv4/conf/$1/$2" ] && sysctl_read "net/ipv4/conf/$1/$2" && [ "$_v" = "$3" ] ;;
         addr) has_addr "$1" "$2" ;;
@@ -146,8 +167,8 @@ present() {
             # ours, as we built it, and nobody has edited it since (the table is read here, not
             # in the subshell below, so that it is read once)
             load_table "$1"
-            slurp "$STATE/chains/$2.rules" && [ "${_c%"$NL"}" = "$(chain_rules "$2")" ] &&
-                slurp "$STATE/chains/$2.live" && [ "${_c%"$NL"}" = "$(chain_live "$1" "$2")" ] ;;
+            slurp "$STATE/chains/$2.rules" && _was=$_c && chain_rules "$2" >"$STATE/want" && slurp "$STATE/want" && [ "$_was" = "$_c" ] &&
+                slurp "$STATE/chains/$2.live" && _was=$_c && chain_live "$1" "$2" >"$STATE/want" && slurp "$STATE/want" && [ "$_was" = "$_c" ] ;;
         jump) has_jump "$@" ;;
         fwopen) holds fw open ;;
         *) die "unknown object kind '$kind'" ;;
@@ -169,7 +190,8 @@ add() {
         link)
             if dev_exists "$1"; then
                 # ours, with other parameters: changed in place; its addresses and routes stay
-                journal "add link $1 $(tunnel_params "$1")"
+                tunnel_params "$1" || true
+                journal "add link $1 $_tp"
                 run ip link set dev "$1" type ipip local "$2" remote "$3" ttl "$4"
             else
                 # undone as "newlink": it has no alias yet if the next step fails
@@ -181,7 +203,8 @@ add() {
         mtu)
             read_first "/sys/class/net/$1/mtu"
             journal "add mtu $1 $_v $3"
-            run ip link set dev "$1" mtu "$(resolve_mtu "$2" "$3")" ;;
+            resolve_mtu "$2" "$3"
+            run ip link set dev "$1" mtu "$_mtu_v" ;;
         state) journal "add down $1"; run ip link set dev "$1" up; ip_changed ;;
         down) run ip link set dev "$1" down; ip_changed ;;
         devsysctl)
@@ -213,11 +236,12 @@ del() {   # tolerates what is already gone
     case "$kind" in
         link)
             dev_exists "$1" || return 0
-            [ "$(dev_alias "$1")" = "$TAG" ] || { warn "$1 is no longer ours; left alone"; return 0; }
+            dev_alias "$1"
+            [ "$_v" = "$TAG" ] || { warn "$1 is no longer ours; left alone"; return 0; }
             ip link del dev "$1"; ip_changed ;;
         newlink)   # made by this run: no device of this name existed before it (preflight)
             dev_exists "$1" || return 0
-            _a=$(dev_alias "$1")
+            dev_alias "$1"; _a=$_v
             if [ -n "$_a" ] && [ "$_a" != "$TAG" ]; then warn "$1 is no longer ours; left alone"; return 0; fi
             ip link del dev "$1"; ip_changed ;;
         mtu | state | down | devsysctl) ;;   # settings of our own device go with it
@@ -296,19 +320,19 @@ sysctl_companions() {
     set -f
 }
 # Each shared value has a directory: its original ("orig") and one file per pair holding it.
-shared_dir() {   # class key
+shared_dir() {   # class key -> $_sd
     case "$1" in
-        sysctl) printf '%s/sysctl/%s' "$HOSTSTATE" "$2" ;;
-        noroute) printf '%s/noroute/%s_%s' "$HOSTSTATE" "${2%/*}" "${2##*/}" ;;
-        *) printf '%s/%s/%s' "$HOSTSTATE" "$1" "$2" ;;
+        sysctl) _sd=$HOSTSTATE/sysctl/$2 ;;
+        noroute) _sd=$HOSTSTATE/noroute/${2%/*}_${2##*/} ;;
+        *) _sd=$HOSTSTATE/$1/$2 ;;
     esac
 }
-holds() { [ -e "$(shared_dir "$1" "$2")/holders/$HOLDER" ]; }
+holds() { shared_dir "$1" "$2"; [ -e "$_sd/holders/$HOLDER" ]; }
 # a route as `ip route show` prints it, made into `ip route add` arguments
 route_args() { printf '%s' "$1" | sed -e 's/ linkdown//g' -e 's/ dead//g'; }
 
 shared_add() {   # sysctl KEY VALUE | fw open | gateway default VIA | noroute DEST
-    _dir=$(shared_dir "$1" "$2")
+    shared_dir "$1" "$2"; _dir=$_sd
     case "$1" in
         sysctl) _undo="del sysctl $2" ;; fw) _undo="del fwopen" ;;
         gateway) _undo="del gateway $3" ;; noroute) _undo="del noroute $2" ;;
@@ -342,7 +366,7 @@ shared_add() {   # sysctl KEY VALUE | fw open | gateway default VIA | noroute DE
     esac
 }
 shared_del() {
-    _dir=$(shared_dir "$1" "$2")
+    shared_dir "$1" "$2"; _dir=$_sd
     [ -d "$_dir" ] || return 0
     rm -f "$_dir/holders/$HOLDER"
     [ -z "$(ls -A "$_dir/holders" 2>/dev/null)" ] || return 0   # another pair still holds it
@@ -371,7 +395,7 @@ shared_del() {
 }
 has_default() { load_routes; case "$NL$ROUTES" in *"${NL}default "*) return 0 ;; esac; return 1; }
 has_gateway() { load_routes; case "$NL$ROUTES" in *"${NL}default via $1 "*) return 0 ;; esac; return 1; }
-has_dest() { load_routes; _k=$(route_key "$1"); case "$NL$ROUTES" in *"$NL$_k "*) return 0 ;; esac; return 1; }
+has_dest() { load_routes; route_key "$1"; case "$NL$ROUTES" in *"$NL$_k "*) return 0 ;; esac; return 1; }
 # The how-to's "stop the firewall": every table the host has, emptied, every policy ACCEPT.
 fw_open() {
     iptables-save >"$STATE/saved" || die "iptables-save failed"
@@ -395,8 +419,7 @@ prune() {   # removes empty state directories from $1 up to and including $ROOT
     done
 }
 tidy() {   # (no globs: set -f)
-    rm -rf "$STATE/undo"
-    rm -f "$STATE/journal" "$STATE/err" "$STATE/restore" "$STATE/open" "$STATE/saved" \
+    rm -rf "$STATE/undo" "$STATE/journal" "$STATE/err" "$STATE/restore" "$STATE/open" "$STATE/saved" "$STATE/want" \
         "$STATE/pending.filter.decl" "$STATE/pending.filter.rules" "$STATE/pending.nat.decl" "$STATE/pending.nat.rules" \
         "$STATE/pending.mangle.decl" "$STATE/pending.mangle.rules"
 }
@@ -404,7 +427,7 @@ tidy() {   # (no globs: set -f)
 # --- rollback -------------------------------------------------------------------------------
 rollback() {
     slurp "$STATE/journal" || return 0
-    _undo=$(printf '%s' "$_c" | reverse)
+    reversed "$_c"; _undo=$_rev
     : >"$STATE/journal"   # undo steps journal into a scratch file that is thrown away
     while IFS= read -r _u; do
         [ -n "$_u" ] || continue
@@ -473,10 +496,11 @@ apply() {
     trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
     preflight
     [ -d "$STATE" ] || FRESH=1
-    mkdir -p "$STATE"
+    mkdir -p "$STATE/chains" "$STATE/undo"
     rollback   # a journal left here: an earlier run died before it could undo itself
     if [ "$FRESH" = 0 ] && [ ! -e "$STATE/manifest" ]; then FRESH=1; fi
     _old=; slurp "$STATE/manifest" && _old=$_c
+    reversed "$_old"
     _added=0; _removed=0; _kept=0
     # Stale objects go first, newest first: they may hold names or addresses the new need.
     while read -r own line; do
@@ -490,7 +514,7 @@ apply() {
         say "- $line"
         _removed=$((_removed + 1))
     done <<EOF
-$(printf '%s' "$_old" | reverse)
+$_rev
 EOF
     _new=; STEP=0
     while read -r line; do
@@ -546,7 +570,7 @@ remove_queued() {   # the batch, all or nothing; a refusal keeps its objects lis
         printf '%s' "$_batch" | while read -r _o _l; do say "- $_l"; done
     else
         slurp "$STATE/err"; warn "removing the firewall rules failed: ${_c%"$NL"}"
-        _left="$(printf '%s' "$_batch" | reverse)$NL$_left"
+        reversed "$_batch"; _left="$_rev$_left"
         _failed=$((_failed + $(printf '%s' "$_batch" | grep -c .)))
     fi
     QUEUED_TABLES=; QUEUED_CHAINS=; _batch=
@@ -559,6 +583,7 @@ remove() {
     rollback
     _left=; _failed=0; _batch=
     _old=; slurp "$STATE/manifest" && _old=$_c
+    reversed "$_old"
     while read -r own line; do
         [ -n "$line" ] || continue
         if [ "$own" != own ]; then say "= $line (was there before us: left in place)"; continue; fi
@@ -581,7 +606,7 @@ remove() {
         # the del ran in a subshell: forget here what it may have changed
         case "$line" in fwopen) tables_changed ;; *) ip_changed ;; esac
     done <<EOF
-$(printf '%s' "$_old" | reverse)
+$_rev
 EOF
     remove_queued
     if [ "$_failed" -gt 0 ]; then
