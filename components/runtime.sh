@@ -192,20 +192,19 @@ add() {
                 # ours, with other parameters: changed in place; its addresses and routes stay
                 tunnel_params "$1" || true
                 journal "add link $1 $_tp"
-                run ip link set dev "$1" type ipip local "$2" remote "$3" ttl "$4"
+                ipq link set dev "$1" type ipip local "$2" remote "$3" ttl "$4"
             else
                 # undone as "newlink": it has no alias yet if the next step fails
                 journal "del newlink $1"
-                run ip link add name "$1" type ipip local "$2" remote "$3" ttl "$4"
-                run ip link set dev "$1" alias "$TAG"
-            fi
-            ip_changed ;;
+                ipq link add name "$1" type ipip local "$2" remote "$3" ttl "$4"
+                ipq link set dev "$1" alias "$TAG"
+            fi ;;
         mtu)
-            read_first "/sys/class/net/$1/mtu"
-            journal "add mtu $1 $_v $3"
+            # a device made in this run has no MTU to go back to: it goes as a whole
+            if dev_exists "$1"; then read_first "/sys/class/net/$1/mtu"; journal "add mtu $1 $_v $3"; fi
             resolve_mtu "$2" "$3"
-            run ip link set dev "$1" mtu "$_mtu_v" ;;
-        state) journal "add down $1"; run ip link set dev "$1" up; ip_changed ;;
+            ipq link set dev "$1" mtu "$_mtu_v" ;;
+        state) journal "add down $1"; ipq link set dev "$1" up ;;
         down) run ip link set dev "$1" down; ip_changed ;;
         devsysctl)
             sysctl_read "net/ipv4/conf/$1/$2"
@@ -216,9 +215,8 @@ add() {
             _cidr=$1; _dev=$2; _pr=$4
             if [ "$3" = - ]; then set --; else set -- label "$3"; fi
             [ "$_pr" = noprefixroute ] && set -- "$@" noprefixroute
-            run ip addr add "$_cidr" dev "$_dev" "$@"
-            ip_changed ;;
-        route) journal "del route $*"; run ip route add "$@"; ip_changed ;;
+            ipq addr add "$_cidr" dev "$_dev" "$@" ;;
+        route) journal "del route $*"; ipq route add "$@" ;;
         sysctl) shared_add sysctl "$1" "$2" ;;
         chain) chain_build "$1" "$2" ;;
         jump)
@@ -286,6 +284,29 @@ chain_build() {     # table chain
     emit "$STATE/chains/$2.rules" >>"$STATE/pending.$1.rules"
     QUEUED_CHAINS="$QUEUED_CHAINS $1:$2"
 }
+# A run's changes to devices, addresses and routes go to the kernel in one `ip -batch`, at
+# the first object that is not one of them (or needs them made: a device's own sysctl), for
+# the same reason; the journal holds their undo as they queue. `ip -batch` stops at the first
+# command that fails: the ones before it are undone by the rollback like any other step.
+IPQ=; IPQ_OBJS=
+ipq() {   # ip arguments (no value has a blank in it)
+    if [ -z "$IPQ" ]; then : >"$STATE/ip.batch"; fi
+    printf '%s\n' "$*" >>"$STATE/ip.batch"
+    IPQ=1; IPQ_OBJS="$IPQ_OBJS$STEP $OBJ$NL"
+}
+flush_ip() {
+    [ -n "$IPQ" ] || return 0
+    IPQ=; ip_changed
+    ip -batch "$STATE/ip.batch" 2>"$STATE/err" && return 0
+    _e=; slurp "$STATE/err" && _e=${_c%"$NL"}
+    # "Command failed FILE:N": the Nth queued command, and the object it was for
+    _n=${_e##*:}; _i=0
+    while IFS= read -r _o; do _i=$((_i + 1)); if [ "$_i" = "$_n" ]; then STEP=${_o%% *}; OBJ=${_o#* }; fi; done <<EOF
+$IPQ_OBJS
+EOF
+    die "ip failed: $_e"
+}
+
 # A run's chains and jumps go to the kernel in one iptables-restore --noflush per table, at
 # the first object that is not one of them: every xtables program reads and writes the whole
 # table, tens of milliseconds each on a small router. Their undo is journaled as they queue;
@@ -419,7 +440,7 @@ prune() {   # removes empty state directories from $1 up to and including $ROOT
     done
 }
 tidy() {   # (no globs: set -f)
-    rm -rf "$STATE/undo" "$STATE/journal" "$STATE/err" "$STATE/restore" "$STATE/open" "$STATE/saved" "$STATE/want" \
+    rm -rf "$STATE/undo" "$STATE/journal" "$STATE/err" "$STATE/restore" "$STATE/open" "$STATE/saved" "$STATE/want" "$STATE/ip.batch" \
         "$STATE/pending.filter.decl" "$STATE/pending.filter.rules" "$STATE/pending.nat.decl" "$STATE/pending.nat.rules" \
         "$STATE/pending.mangle.decl" "$STATE/pending.mangle.rules"
 }
@@ -433,7 +454,7 @@ rollback() {
         [ -n "$_u" ] || continue
         # shellcheck disable=SC2086
         (set -- $_u; op=$1; shift
-         case "$op" in add) add "$@"; flush_queue ;; del) del "$@" ;; chainrestore) chain_restore "$@" ;; esac
+         case "$op" in add) add "$@"; flush_queue; flush_ip ;; del) del "$@" ;; chainrestore) chain_restore "$@" ;; esac
         ) || warn "undo of '$_u' failed"
     done <<EOF
 $_undo
@@ -531,6 +552,7 @@ EOF
             continue
         fi
         case "$line" in chain\ * | jump\ *) ;; *) flush_queue ;; esac
+        case "$line" in link\ * | mtu\ * | state\ * | addr\ * | route\ *) ;; *) flush_ip ;; esac
         # shellcheck disable=SC2086
         add $line
         _new="${_new}own $line$NL"
@@ -540,11 +562,13 @@ EOF
 $DESIRED
 EOF
     flush_queue
+    flush_ip
+    # said before the commit: a connection cut by now fails this write, and the run rolls back
+    say "applied: $_added added, $_removed removed, $_kept unchanged"
     printf '%s' "$_new" >"$STATE/manifest.new"
     mv "$STATE/manifest.new" "$STATE/manifest"
     COMMITTED=1
     tidy
-    say "applied: $_added added, $_removed removed, $_kept unchanged"
 }
 
 # remove: what is there of a chain or jump goes into its table's batch (read from the table

@@ -3,9 +3,9 @@
 // converge like a clean run when run again. Also: the SSH connection cut mid-run, and a
 // destroy after a partially applied stack.
 //
-// A step is one command that changes the host (ip ... add/del/set, iptables, iptables-restore,
-// modprobe). The failure comes from wrappers put first on the script's PATH, on the lab host
-// only: the product's scripts are run unmodified.
+// A step is one command that changes the host (ip ... add/del/set, each command of an
+// ip -batch, iptables, iptables-restore, modprobe). The failure comes from wrappers put first
+// on the script's PATH, on the lab host only: the product's scripts are run unmodified.
 import { readStackFile } from "../components/stackFile";
 import { destroy, Executor, StackState, up } from "../replay/engine";
 import { Connection } from "../replay/ssh";
@@ -23,19 +23,34 @@ const faultDir = "/run/tunnelpair-fault";
 const wrapper = `#!/bin/sh
 self=\${0##*/}
 PATH=\${PATH#${faultDir}:}
+fault() {
+    case "\${FAULT_KIND:-refuse}" in
+        missing) echo "$self: command not found (injected)" >&2; exit 127 ;;
+        hang) sleep 6 ;;
+        *) echo "RTNETLINK answers: Operation not permitted (injected into $self $*)" >&2; exit 2 ;;
+    esac
+}
+# ip -batch FILE: each of its commands is a step of its own, run one by one, as ip -batch
+# would (it stops at the first that fails: "Command failed FILE:N")
+if [ "$self $1" = "ip -batch" ]; then
+    i=0
+    while IFS= read -r line; do
+        i=$((i + 1))
+        n=0; [ -r ${faultDir}/count ] && read -r n <${faultDir}/count
+        n=$((n + 1)); echo "$n" >${faultDir}/count
+        if [ "$n" = "\${FAULT_AT:-0}" ]; then (fault $line) || { echo "Command failed $2:$i" >&2; exit 1; }; fi
+        # shellcheck disable=SC2086
+        ip $line || { echo "Command failed $2:$i" >&2; exit 1; }
+    done <"$2"
+    exit 0
+fi
 case "$self $*" in
     "ip "*" add "* | "ip "*" del "* | "ip "*" set "* | "ip "*" replace "* | "iptables "*" -"[IDANFX]" "* | iptables-restore* | modprobe*) ;;
     *) exec "$self" "$@" ;;
 esac
 n=0; [ -r ${faultDir}/count ] && read -r n <${faultDir}/count
 n=$((n + 1)); echo "$n" >${faultDir}/count
-if [ "$n" = "\${FAULT_AT:-0}" ]; then
-    case "\${FAULT_KIND:-refuse}" in
-        missing) echo "$self: command not found (injected)" >&2; exit 127 ;;
-        hang) sleep 6 ;;
-        *) echo "RTNETLINK answers: Operation not permitted (injected into $self $*)" >&2; exit 2 ;;
-    esac
-fi
+if [ "$n" = "\${FAULT_AT:-0}" ]; then fault "$@"; fi
 exec "$self" "$@"
 `;
 const installWrappers = `mkdir -p ${faultDir} && cat >${faultDir}/wrapper <<'EOF'
