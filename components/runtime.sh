@@ -288,21 +288,21 @@ chain_build() {     # table chain
 # the first object that is not one of them (or needs them made: a device's own sysctl), for
 # the same reason; the journal holds their undo as they queue. `ip -batch` stops at the first
 # command that fails: the ones before it are undone by the rollback like any other step.
-IPQ=; IPQ_OBJS=
+IPQ_OBJS=   # "step object" per queued command; empty: nothing queued
 ipq() {   # ip arguments (no value has a blank in it)
-    if [ -z "$IPQ" ]; then : >"$STATE/ip.batch"; fi
+    if [ -z "$IPQ_OBJS" ]; then : >"$STATE/ip.batch"; fi
     printf '%s\n' "$*" >>"$STATE/ip.batch"
-    IPQ=1; IPQ_OBJS="$IPQ_OBJS$STEP $OBJ$NL"
+    IPQ_OBJS="$IPQ_OBJS$STEP $OBJ$NL"
 }
 flush_ip() {
-    [ -n "$IPQ" ] || return 0
-    IPQ=; ip_changed
+    [ -n "$IPQ_OBJS" ] || return 0
+    _objs=$IPQ_OBJS; IPQ_OBJS=; ip_changed
     ip -batch "$STATE/ip.batch" 2>"$STATE/err" && return 0
     _e=; slurp "$STATE/err" && _e=${_c%"$NL"}
     # "Command failed FILE:N": the Nth queued command, and the object it was for
     _n=${_e##*:}; _i=0
     while IFS= read -r _o; do _i=$((_i + 1)); if [ "$_i" = "$_n" ]; then STEP=${_o%% *}; OBJ=${_o#* }; fi; done <<EOF
-$IPQ_OBJS
+$_objs
 EOF
     die "ip failed: $_e"
 }
