@@ -26,17 +26,17 @@ function header(plan: HostPlan): string {
         ["DESIRED", plan.objects.map(objectLine).join("\n")],
     ];
     const chains = plan.objects.flatMap((o) => (o.kind === "chain" ? [o] : []));
-    const cases = chains.map((c) => `    ${c.name}) printf '%s\\n' \\\n        ${c.rules.map(shellQuote).join(" \\\n        ")} ;;`);
+    const cases = chains.map((c) => `    ${c.name}) _rules=${shellQuote(c.rules.map((r) => `${r}\n`).join(""))} ;;`);
     return [
         "#!/bin/sh",
         `# tunnelpair ${plan.tag} on ${plan.host}`,
         "set -eu",
         ...vars.map(([k, v]) => `${k}=${shellQuote(v)}`),
-        "# the rules of each chain the pair owns, in iptables-restore form",
-        "chain_rules() {",
+        "# the rules of each chain the pair owns, in iptables-restore form, one per line",
+        "chain_rules() {   # chain -> $_rules",
         '    case "$1" in',
         ...cases,
-        "    *) ;;",
+        "    *) _rules= ;;",
         "    esac",
         "}",
     ].join("\n");

@@ -30,18 +30,20 @@ fault() {
         *) echo "RTNETLINK answers: Operation not permitted (injected into $self $*)" >&2; exit 2 ;;
     esac
 }
-# ip -batch FILE: each of its commands is a step of its own, run one by one, as ip -batch
+# ip -batch FILE|-: each of its commands is a step of its own, run one by one, as ip -batch
 # would (it stops at the first that fails: "Command failed FILE:N")
 if [ "$self $1" = "ip -batch" ]; then
     i=0
+    [ "$2" = - ] || exec <"$2"
     while IFS= read -r line; do
+        [ -n "$line" ] || continue
         i=$((i + 1))
         n=0; [ -r ${faultDir}/count ] && read -r n <${faultDir}/count
         n=$((n + 1)); echo "$n" >${faultDir}/count
         if [ "$n" = "\${FAULT_AT:-0}" ]; then (fault $line) || { echo "Command failed $2:$i" >&2; exit 1; }; fi
         # shellcheck disable=SC2086
-        ip $line || { echo "Command failed $2:$i" >&2; exit 1; }
-    done <"$2"
+        ip $line </dev/null || { echo "Command failed $2:$i" >&2; exit 1; }
+    done
     exit 0
 fi
 case "$self $*" in
