@@ -52,22 +52,31 @@ reversed() {   # lines -> $_rev, last first
 member() { case "$NL$2$NL" in *"$NL$1$NL"*) return 0 ;; esac; return 1; }
 
 # --- live state, read once, dropped after a change --------------------------------------
-# Addresses and routes, read by one `ip` (ip -o addr lines begin "N: DEV", a route never
-# begins with a number and ": "), into ADDRS and ROUTES, one per line.
-IP_READ=0; ADDRS=; ROUTES=
+# One `ip` reads, one per line: the route to each peer whose tunnel MTU is "auto" (its line
+# begins with the peer; a peer without a route has none: -force reads the rest all the same)
+# into PEER_ROUTES, then the addresses into ADDRS (lines "N: DEV ..."; lo is always there)
+# and the routes into ROUTES (a route never begins with a number and ": ").
+AUTO_PEERS=; IP_READ=0; PEER_ROUTES=; ADDRS=; ROUTES=
 load_ip() {
     [ "$IP_READ" = 0 ] || return 0
-    _all=$(ip -4 -o -batch - <<EOF
-addr show
+    _q=; for _p in $AUTO_PEERS; do _q="${_q}route get $_p$NL"; done
+    _all=$(ip -4 -o -force -batch - 2>/dev/null <<EOF
+${_q}addr show
 route show table main
 EOF
-    ) || die "ip addr show / ip route show failed"
-    ADDRS=; ROUTES=; IFS=$NL
+    ) || true
+    PEER_ROUTES=; ADDRS=; ROUTES=; _peers=$AUTO_PEERS; IFS=$NL
     for _l in $_all; do
         IFS=$WS
+        while [ -n "$_peers" ]; do   # the peers in the order asked; one without a line is skipped
+            _p=${_peers%% *}; _peers=${_peers#"$_p"}; _peers=${_peers# }
+            case "$_l" in "$_p "*) PEER_ROUTES=$PEER_ROUTES$_l$NL; continue 2 ;; esac
+        done
         case "${_l%%": "*}" in *[!0-9]* | "") ROUTES=$ROUTES$_l$NL ;; *) ADDRS=$ADDRS$_l$NL ;; esac
     done
-    IFS=$WS; IP_READ=1
+    IFS=$WS
+    [ -n "$ADDRS" ] || die "ip addr show failed"
+    IP_READ=1
 }
 ip_changed() { IP_READ=0; }
 # Every table the kernel has, in one iptables-save, kept per table in SAVE_<table> until a
@@ -162,7 +171,9 @@ check_owner() {   # refuses, before anything changes, a device of that name that
 }
 resolve_mtu() {   # value peer -> $_mtu_v: "auto" is the MTU of the route to the peer - 20
     if [ "$1" != auto ]; then _mtu_v=$1; return 0; fi
-    _route=$(ip -4 -o route get "$2") || die "no route to the peer $2"
+    load_ip
+    case "$NL$PEER_ROUTES" in *"$NL$2 "*) ;; *) die "no route to the peer $2" ;; esac
+    _route=$NL$PEER_ROUTES; _route=${_route#*"$NL$2 "}; _route=${_route%%"$NL"*}
     # shellcheck disable=SC2086 # split into words on purpose
     set -- $_route
     _dev=; _mtu=
@@ -397,7 +408,7 @@ shared_add() {   # sysctl KEY VALUE | fw open | gateway default VIA | noroute DE
         gateway) _undo="del gateway $3" ;; noroute) _undo="del noroute $2" ;;
     esac
     if [ ! -e "$_dir/orig" ]; then
-        mkdir -p "$_dir/holders"
+        [ -d "$_dir/holders" ] || mkdir -p "$_dir/holders"   # (made with the run's state, as a rule)
         journal "$_undo"
         case "$1" in
             sysctl)
@@ -523,6 +534,7 @@ finish() {
     if [ "$_rc" -ne 0 ] && [ "$COMMITTED" = 0 ] && [ -d "$STATE" ]; then
         STEP=
         rollback
+        prune_made
         [ "$FRESH" = 1 ] && { rm -rf "$STATE"; prune "${STATE%/*}"; }
         warn "nothing was changed: the host is as it was before this run"
     fi
@@ -537,6 +549,9 @@ lock() {   # one tunnelpair run at a time per host; /var/lib is locked, not writ
 
 preflight() {   # nothing has changed yet: refuse what cannot work
     command -v ip >/dev/null 2>&1 || die "'ip' is required"
+    IFS=$NL
+    for _l in $DESIRED; do IFS=$WS; case "$_l" in "mtu "*" auto "*) AUTO_PEERS="$AUTO_PEERS ${_l##* }" ;; esac; done
+    IFS=$WS; AUTO_PEERS=${AUTO_PEERS# }
     _ipip=0; IFS=$NL
     for _l in $DESIRED; do
         IFS=$WS
@@ -561,6 +576,28 @@ preflight() {   # nothing has changed yet: refuse what cannot work
     fi
 }
 
+# One mkdir for the directories a run may need: its state, and the directory of each host-wide
+# value it is to hold that no pair holds yet. A run that fails prunes those it left empty.
+MADE=
+make_dirs() {
+    set -- "$STATE/chains"
+    IFS=$NL
+    for _l in $DESIRED; do
+        IFS=$WS
+        case "$_l" in
+            "sysctl "*) _k=${_l#sysctl }; shared_dir sysctl "${_k%% *}" ;;
+            fwopen) shared_dir fw open ;;
+            "gateway "*) shared_dir gateway default ;;
+            "noroute "*) shared_dir noroute "${_l#noroute }" ;;
+            *) continue ;;
+        esac
+        if [ ! -d "$_sd/holders" ]; then set -- "$@" "$_sd/holders"; MADE="$MADE $_sd"; fi
+    done
+    IFS=$WS
+    if [ $# -gt 1 ] || [ ! -d "$STATE/chains" ]; then mkdir -p "$@"; fi
+}
+prune_made() { for _d in $MADE; do [ -e "$_d/orig" ] || prune "$_d/holders"; done; }
+
 # --- entry points -------------------------------------------------------------------------------
 COMMITTED=0; FRESH=0; DIED=0; STEP=; OBJ=
 apply() {
@@ -569,7 +606,7 @@ apply() {
     trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
     preflight
     [ -d "$STATE" ] || FRESH=1
-    [ -d "$STATE/chains" ] || mkdir -p "$STATE/chains"
+    make_dirs
     rollback   # a journal left here: an earlier run died before it could undo itself
     if [ "$FRESH" = 0 ] && [ ! -e "$STATE/manifest" ]; then FRESH=1; fi
     _old=; slurp "$STATE/manifest" && _old=$_c
