@@ -52,31 +52,40 @@ reversed() {   # lines -> $_rev, last first
 member() { case "$NL$2$NL" in *"$NL$1$NL"*) return 0 ;; esac; return 1; }
 
 # --- live state, read once, dropped after a change --------------------------------------
-# One `ip` reads, one per line: the route to each peer whose tunnel MTU is "auto" (its line
-# begins with the peer; a peer without a route has none: -force reads the rest all the same)
-# into PEER_ROUTES, then the addresses into ADDRS (lines "N: DEV ..."; lo is always there)
-# and the routes into ROUTES (a route never begins with a number and ": ").
-AUTO_PEERS=; IP_READ=0; PEER_ROUTES=; ADDRS=; ROUTES=
+# One `ip` reads, one per line: first the route to each peer whose tunnel MTU is "auto"
+# (into PEER_ROUTES, "PEER ..."; a peer without a route has no line: -force reads on), then
+# the addresses (into ADDRS: the lines "N: DEV ...") and the routes (into ROUTES: the lines
+# after the first address; a route never begins with a number and ": "). Its complaints
+# (into IP_ERRORS) are told apart by their words; only the peers' may fail.
+AUTO_PEERS=; IP_READ=0; PEER_ROUTES=; ADDRS=; ROUTES=; IP_ERRORS=
 load_ip() {
     [ "$IP_READ" = 0 ] || return 0
-    _q=; for _p in $AUTO_PEERS; do _q="${_q}route get $_p$NL"; done
-    _all=$(ip -4 -o -force -batch - 2>/dev/null <<EOF
+    _q=; _k=0; for _p in $AUTO_PEERS; do _q="${_q}route get $_p$NL"; _k=$((_k + 1)); done
+    _all=$(ip -4 -o -force -batch - 2>&1 <<EOF
 ${_q}addr show
 route show table main
 EOF
     ) || true
-    PEER_ROUTES=; ADDRS=; ROUTES=; _peers=$AUTO_PEERS; IFS=$NL
+    PEER_ROUTES=; ADDRS=; ROUTES=; IP_ERRORS=; _seen=0; IFS=$NL
     for _l in $_all; do
         IFS=$WS
-        while [ -n "$_peers" ]; do   # the peers in the order asked; one without a line is skipped
-            _p=${_peers%% *}; _peers=${_peers#"$_p"}; _peers=${_peers# }
-            case "$_l" in "$_p "*) PEER_ROUTES=$PEER_ROUTES$_l$NL; continue 2 ;; esac
-        done
-        case "${_l%%": "*}" in *[!0-9]* | "") ROUTES=$ROUTES$_l$NL ;; *) ADDRS=$ADDRS$_l$NL ;; esac
+        case "$_l" in
+            "Command failed -:"*)
+                [ "${_l##*:}" -le "$_k" ] || die "ip addr show / ip route show failed: ${IP_ERRORS%"$NL"}"
+                continue ;;
+            "RTNETLINK answers: "* | "Error: "*) IP_ERRORS=$IP_ERRORS$_l$NL; continue ;;
+        esac
+        case "${_l%%": "*}" in
+            *[!0-9]* | "")
+                if [ "$_seen" = 1 ]; then ROUTES=$ROUTES$_l$NL
+                else   # `ip route get` puts a type first for some (local, broadcast ...)
+                    case "$_l" in local\ * | broadcast\ * | multicast\ * | anycast\ * | unicast\ *) _l=${_l#* } ;; esac
+                    PEER_ROUTES=$PEER_ROUTES$_l$NL
+                fi ;;
+            *) _seen=1; ADDRS=$ADDRS$_l$NL ;;
+        esac
     done
-    IFS=$WS
-    [ -n "$ADDRS" ] || die "ip addr show failed"
-    IP_READ=1
+    IFS=$WS; IP_READ=1
 }
 ip_changed() { IP_READ=0; }
 # Every table the kernel has, in one iptables-save, kept per table in SAVE_<table> until a
@@ -172,7 +181,7 @@ check_owner() {   # refuses, before anything changes, a device of that name that
 resolve_mtu() {   # value peer -> $_mtu_v: "auto" is the MTU of the route to the peer - 20
     if [ "$1" != auto ]; then _mtu_v=$1; return 0; fi
     load_ip
-    case "$NL$PEER_ROUTES" in *"$NL$2 "*) ;; *) die "no route to the peer $2" ;; esac
+    case "$NL$PEER_ROUTES" in *"$NL$2 "*) ;; *) die "no route to the peer $2${IP_ERRORS:+ (ip: ${IP_ERRORS%"$NL"})}" ;; esac
     _route=$NL$PEER_ROUTES; _route=${_route#*"$NL$2 "}; _route=${_route%%"$NL"*}
     # shellcheck disable=SC2086 # split into words on purpose
     set -- $_route
@@ -260,31 +269,31 @@ add() {
     esac
 }
 
-del() {   # tolerates what is already gone
+del() {   # tolerates what is already gone; a command that fails fails it, with its message
     kind=$1; shift
     case "$kind" in
         link)
             dev_exists "$1" || return 0
             dev_alias "$1"
             [ "$_v" = "$TAG" ] || { warn "$1 is no longer ours; left alone"; return 0; }
-            ip link del dev "$1"; ip_changed ;;
+            run ip link del dev "$1"; ip_changed ;;
         newlink)   # made by this run: no device of this name existed before it (preflight)
             dev_exists "$1" || return 0
             dev_alias "$1"; _a=$_v
             if [ -n "$_a" ] && [ "$_a" != "$TAG" ]; then warn "$1 is no longer ours; left alone"; return 0; fi
-            ip link del dev "$1"; ip_changed ;;
+            run ip link del dev "$1"; ip_changed ;;
         mtu | state | down | devsysctl) ;;   # settings of our own device go with it
-        addr) has_addr "$1" "$2" || return 0; ip addr del "$1" dev "$2"; ip_changed ;;
-        route) has_route "$@" || return 0; ip route del "$@"; ip_changed ;;
+        addr) has_addr "$1" "$2" || return 0; run ip addr del "$1" dev "$2"; ip_changed ;;
+        route) has_route "$@" || return 0; run ip route del "$@"; ip_changed ;;
         sysctl) shared_del sysctl "$1" ;;
         chain)
-            if chain_exists "$1" "$2"; then ipt -t "$1" -F "$2" && ipt -t "$1" -X "$2"; fi
+            if chain_exists "$1" "$2"; then run ipt -t "$1" -F "$2"; run ipt -t "$1" -X "$2"; fi
             rm -f "$STATE/chains/$2.rules" "$STATE/chains/$2.live"
             tables_changed ;;
         jump)
             _n=0   # a copy made by hand is ours too (same comment, same target); bounded
             while has_jump "$@" && [ $_n -lt 8 ]; do
-                ipt -t "$1" -D "$2" -m comment --comment "$TAG" -j "$3"
+                run ipt -t "$1" -D "$2" -m comment --comment "$TAG" -j "$3"
                 tables_changed; _n=$((_n + 1))
             done ;;
         fwopen) shared_del fw open ;;
@@ -441,6 +450,10 @@ shared_del() {
     [ -d "$_dir" ] || return 0
     # another pair still holds it: this one lets go, the value stays
     if others_hold "$_dir"; then rm -f "$_dir/holders/$HOLDER"; return 0; fi
+    # Every step of the restore is tried; what could not be put back is said (with the value,
+    # to be set by hand), and the saved state goes all the same: kept, a later destroy would
+    # only repeat the steps that worked (deleting a default route the admin has put back).
+    _bad=
     if [ -e "$_dir/orig" ]; then
         case "$1" in
             sysctl)   # the key itself comes first in the file: writing it rewrites the others
@@ -448,19 +461,22 @@ shared_del() {
                 for _l in $_c; do
                     IFS=$WS; _k=${_l%% *}; _o=${_l#* }
                     [ -e "/proc/sys/$_k" ] || continue
-                    sysctl_read "$_k"; [ "$_v" = "$_o" ] || sysctl_write "$_k" "$_o"
+                    sysctl_read "$_k"
+                    [ "$_v" = "$_o" ] || sysctl_write "$_k" "$_o" 2>/dev/null || _bad="$_bad; $_k = $_o"
                 done
                 IFS=$WS ;;
-            fw) iptables-restore -w "$IPT_WAIT" "$_dir/orig"; tables_changed ;;
+            fw)
+                _e=$(iptables-restore -w "$IPT_WAIT" "$_dir/orig" 2>&1) || _bad="; the firewall saved in $_dir/orig ($_e)"
+                tables_changed ;;
             gateway | noroute)
                 if [ "$1" = gateway ]; then
-                    _n=0; while has_default && [ $_n -lt 8 ]; do ip route del default; ip_changed; _n=$((_n + 1)); done
+                    _n=0; while has_default && [ $_n -lt 8 ]; do ip route del default 2>/dev/null || break; ip_changed; _n=$((_n + 1)); done
                 fi
                 slurp "$_dir/orig"; IFS=$NL
                 for _l in $_c; do
                     IFS=$WS; route_args "$_l"
                     # shellcheck disable=SC2086 # the saved route, split into its arguments
-                    ip route add $_ra
+                    _e=$(ip route add $_ra 2>&1) || _bad="$_bad; route '$_l' ($_e)"
                 done
                 IFS=$WS
                 ip_changed ;;
@@ -468,6 +484,7 @@ shared_del() {
     fi
     rm -rf "$_dir"
     prune "${_dir%/*}"
+    [ -z "$_bad" ] || die "could not put back${_bad#;}"
 }
 has_default() { load_ip; case "$NL$ROUTES" in *"${NL}default "*) return 0 ;; esac; return 1; }
 has_gateway() { load_ip; case "$NL$ROUTES" in *"${NL}default via $1 "*) return 0 ;; esac; return 1; }
@@ -526,6 +543,7 @@ rollback() {
 
 finish() {
     _rc=$?
+    IFS=$WS   # (a signal may come inside a loop's split)
     trap - EXIT
     trap '' HUP INT TERM PIPE   # a cut connection must not stop the rollback
     set +e
@@ -616,6 +634,7 @@ apply() {
     IFS=$NL
     for _entry in $_rev; do
         IFS=$WS; own=${_entry%% *}; line=${_entry#* }
+        [ "$line" != "$_entry" ] || continue   # (one word: a damaged line)
         member "$line" "$DESIRED" && continue
         [ "$own" = own ] || continue
         OBJ=$line; STEP=remove
@@ -698,6 +717,7 @@ remove() {
     IFS=$NL
     for _entry in $_rev; do
         IFS=$WS; own=${_entry%% *}; line=${_entry#* }
+        [ "$line" != "$_entry" ] || continue   # (one word: a damaged line)
         if [ "$own" != own ]; then say "= $line (was there before us: left in place)"; continue; fi
         case "$line" in
             chain\ * | jump\ *)
