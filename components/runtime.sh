@@ -37,7 +37,6 @@ warn() { printf '%s\n' "tunnelpair[$TAG@$HOST]: warning: $*" >&2 || true; }
 die() { DIED=1; printf '%s\n' "tunnelpair[$TAG@$HOST]: error: ${STEP:+step $STEP ($OBJ): }$*" >&2 || true; exit 1; }
 
 ipt() { iptables -w "$IPT_WAIT" "$@"; }
-sysctl_path() { printf '/proc/sys/%s' "$1"; }
 # dash's read returns 1 on /proc and /sys files although it has read the value: trust the value.
 read_first() { _v=; read -r _v <"$1" || [ -n "$_v" ]; }   # -> $_v
 sysctl_read() { read_first "/proc/sys/$1"; }
@@ -316,7 +315,7 @@ EOF
 }
 chain_build() {     # table chain
     if chain_exists "$1" "$2"; then
-        [ -d "$STATE/undo" ] || mkdir -p "$STATE/chains" "$STATE/undo"
+        [ -d "$STATE/undo" ] || mkdir "$STATE/undo"   # ($STATE/chains: made by make_dirs)
         chain_live "$1" "$2"; printf '%s' "$_live" >"$STATE/undo/$2.rules"
         journal "chainrestore $1 $2 $STATE/undo/$2.rules"
     else
@@ -567,6 +566,8 @@ lock() {   # one tunnelpair run at a time per host; /var/lib is locked, not writ
 
 preflight() {   # nothing has changed yet: refuse what cannot work
     command -v ip >/dev/null 2>&1 || die "'ip' is required"
+    # the auto-MTU peers first: the loop below reads the addresses (load_ip) at the link, and
+    # that one read takes the routes to these peers too
     IFS=$NL
     for _l in $DESIRED; do IFS=$WS; case "$_l" in "mtu "*" auto "*) AUTO_PEERS="$AUTO_PEERS ${_l##* }" ;; esac; done
     IFS=$WS; AUTO_PEERS=${AUTO_PEERS# }
