@@ -69,6 +69,31 @@ export function bounds(network: Network): { first: string; last: string } {
     return { first: a.startAddress().correctForm(), last: a.endAddress().correctForm() };
 }
 
+/**
+ * Why an address cannot be a host's own unicast address (a tunnel endpoint, a tunnel or
+ * local address, a gateway), or undefined when it can: "this network" (0.0.0.0/8, which a
+ * packet may only come from while its host learns its address), loopback, multicast, the
+ * reserved class E and the limited broadcast 255.255.255.255. With the prefix of its segment,
+ * also the segment's network and broadcast addresses (a /31 and a /32 have neither).
+ */
+export function notUnicast(address: string, prefix?: number): string | undefined {
+    const special: [string, string][] = [
+        ["0.0.0.0/8", "in 0.0.0.0/8 (\"this network\"), not a host's address"],
+        ["127.0.0.0/8", "a loopback address (127.0.0.0/8): it never leaves the host"],
+        ["224.0.0.0/4", "a multicast address (224.0.0.0/4)"],
+        ["255.255.255.255/32", "the limited broadcast address"],
+        ["240.0.0.0/4", "in the reserved 240.0.0.0/4 (class E), which hosts do not use"],
+    ];
+    const a = new Address4(address);
+    for (const [cidr, why] of special) if (a.isInSubnet(new Address4(cidr))) return why;
+    if (prefix !== undefined && prefix < 31) {
+        const { first, last } = bounds(networkOf(address, prefix));
+        if (address === first) return `the network address of ${first}/${prefix}`;
+        if (address === last) return `the broadcast address of ${first}/${prefix}`;
+    }
+    return undefined;
+}
+
 /** An address to stand for the network in a probe: the network itself when /31 or /32, else its first host. */
 export function representative(network: Network): string {
     if (network.prefix >= 31) return network.address;

@@ -1,6 +1,6 @@
 // The validated model: what the rest of the program works from. Every value here has been
 // checked by validate.ts; defaults are filled in; addresses are in canonical form.
-import { Network } from "./address";
+import { contains, Network } from "./address";
 
 /**
  * How a pair treats the hosts' firewalls.
@@ -36,6 +36,12 @@ export interface Host {
     readonly sudo: boolean;
     /** The interface and address that carry the tunnel's packets; the prefix, when given, is its segment's. */
     readonly underlay: { readonly interface: string; readonly address: string; readonly prefix?: number };
+    /**
+     * The host's other interfaces that rules name (forward `in`/`out`, masquerade `out`), e.g.
+     * a cluster interface; with the underlay, tunnel and local-address interfaces, the names a
+     * rule may use, so that a typo is refused instead of silently matching nothing.
+     */
+    readonly interfaces: readonly string[];
 }
 
 export interface LocalAddress {
@@ -94,9 +100,18 @@ export interface Endpoint {
     readonly side: "a" | "b";
     readonly host: string;
     readonly interface: string;
-    /** The endpoint's tunnel network; the tunnel address lies inside it. */
+    /**
+     * The endpoint's tunnel network; the tunnel address lies inside it. Both endpoints of a
+     * pair may share one (a /30, a /31...); with `peerAddress` it is the tunnel address's /32.
+     */
     readonly network: Network;
     readonly tunnelAddress: string;
+    /**
+     * Point-to-point addressing (`ip addr add A peer B`): the peer's tunnel address, reached by
+     * the host route the kernel makes with the address.
+     */
+    readonly peerAddress?: string;
+    /** Keep the kernel's connected route for `network` (for a shared network and a peer address: always). */
     readonly keepConnectedRoute: boolean;
     readonly localAddresses: readonly LocalAddress[];
     /** Networks sent through the tunnel to the peer. */
@@ -136,6 +151,20 @@ export interface Model {
     readonly stack: string;
     readonly hosts: Readonly<Record<string, Host>>;
     readonly pairs: readonly Pair[];
+}
+
+/**
+ * How an endpoint is addressed:
+ * - `separate`: a network of its own, the how-to's style; each end routes the other's network;
+ * - `shared`: one network for both ends (a /30, an RFC 3021 /31, or wider), or any network
+ *   that holds the peer's tunnel address: its connected route on the device reaches the peer;
+ * - `peer`: a /32 with the peer's address (`ip addr add A peer B`) and its host route.
+ */
+export type Addressing = "separate" | "shared" | "peer";
+
+export function addressingOf(pair: Pair, ep: Endpoint): Addressing {
+    if (ep.peerAddress !== undefined) return "peer";
+    return contains(ep.network, peerOf(pair, ep.side).tunnelAddress) ? "shared" : "separate";
 }
 
 /** The endpoint on the other side of the pair. */

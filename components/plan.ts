@@ -13,7 +13,8 @@ export type HostObject =
     | { kind: "link"; dev: string; local: string; remote: string; ttl: string }
     | { kind: "mtu"; dev: string; value: number | "auto"; peer: string }
     | { kind: "state"; dev: string }
-    | { kind: "addr"; cidr: string; dev: string; label?: string; prefixRoute: boolean }
+    /** An address; with `peer`, point-to-point (`ip addr add 10.0.0.1/32 peer 10.0.0.2/32`). */
+    | { kind: "addr"; cidr: string; dev: string; label?: string; prefixRoute: boolean; peer?: string }
     | { kind: "route"; dest: string; dev: string }
     | { kind: "route"; dest: string; via: string }
     /** A setting of the pair's own device: net.ipv4.conf.<dev>.<key>. */
@@ -50,7 +51,7 @@ export function objectLine(o: HostObject): string {
         case "state":
             return `state ${o.dev} up`;
         case "addr":
-            return `addr ${o.cidr} ${o.dev} ${o.label ?? "-"} ${o.prefixRoute ? "prefixroute" : "noprefixroute"}`;
+            return `addr ${o.cidr} ${o.dev} ${o.label ?? "-"} ${o.prefixRoute ? "prefixroute" : "noprefixroute"}${o.peer ? ` ${o.peer}` : ""}`;
         case "route":
             return "dev" in o ? `route ${o.dest} dev ${o.dev}` : `route ${o.dest} via ${o.via}`;
         case "devsysctl":
@@ -197,7 +198,7 @@ export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPla
         { kind: "state", dev },
         // rp_filter's effective value is the larger of "all" and the device's: 2 (loose) wins over 1
         ...(ep.reversePathFilter === "loose" ? [{ kind: "devsysctl", dev, key: "rp_filter", value: "2" } as const] : []),
-        { kind: "addr", cidr: tunnelCidr(ep), dev, prefixRoute: ep.keepConnectedRoute },
+        { kind: "addr", cidr: tunnelCidr(ep), dev, prefixRoute: ep.keepConnectedRoute, ...(ep.peerAddress ? { peer: `${ep.peerAddress}/32` } : {}) },
         ...ep.localAddresses.map(
             (la): HostObject => ({ kind: "addr", cidr: `${la.address}/${la.prefix}`, dev: la.interface, label: la.label, prefixRoute: la.keepConnectedRoute }),
         ),

@@ -112,13 +112,18 @@ load_table() {   # table -> $_s
 }
 tables_changed() { TABLES_READ=0; }
 
-has_addr() {    # cidr dev
-    load_ip; _want=$1; _wdev=$2; IFS=$NL
+has_addr() {    # cidr dev [peer]: ip prints a point-to-point address "inet A peer B/32"
+    load_ip; _wdev=$2; _wpeer=${3-}
+    if [ -n "$_wpeer" ]; then _want=${1%/32}; else _want=$1; fi
+    IFS=$NL
     for _l in $ADDRS; do
         IFS=$WS
         # shellcheck disable=SC2086 # split into words on purpose
         set -- $_l
-        if [ $# -ge 4 ] && [ "$2" = "$_wdev" ] && [ "$3" = inet ] && [ "$4" = "$_want" ]; then return 0; fi
+        if [ $# -lt 5 ] || [ "$2" != "$_wdev" ] || [ "$3" != inet ] || [ "$4" != "$_want" ]; then continue; fi
+        if [ -n "$_wpeer" ]; then
+            if [ "$5 ${6-}" = "peer $_wpeer" ]; then return 0; fi
+        elif [ "$5" != peer ]; then return 0; fi
     done
     IFS=$WS; return 1
 }
@@ -199,7 +204,7 @@ present() {
         mtu) dev_exists "$1" && read_first "/sys/class/net/$1/mtu" && _now=$_v && resolve_mtu "$2" "$3" && [ "$_now" = "$_mtu_v" ] ;;
         state) dev_exists "$1" && dev_up "$1" ;;
         devsysctl) [ -e "/proc/sys/net/ipv4/conf/$1/$2" ] && sysctl_read "net/ipv4/conf/$1/$2" && [ "$_v" = "$3" ] ;;
-        addr) has_addr "$1" "$2" ;;
+        addr) has_addr "$1" "$2" "${5-}" ;;
         route) has_route "$@" ;;
         sysctl) holds sysctl "$1" && sysctl_read "$1" && [ "$_v" = "$2" ] ;;
         gateway) holds gateway default && has_gateway "$1" ;;
@@ -249,11 +254,12 @@ add() {
             sysctl_read "net/ipv4/conf/$1/$2"
             journal "add devsysctl $1 $2 $_v"
             run sysctl_write "net/ipv4/conf/$1/$2" "$3" ;;
-        addr)   # cidr dev label|- prefixroute|noprefixroute
+        addr)   # cidr dev label|- prefixroute|noprefixroute [peer]
             journal "del addr $*"
-            _cidr=$1; _dev=$2; _pr=$4
+            _cidr=$1; _dev=$2; _pr=$4; _peer=${5-}
             if [ "$3" = - ]; then set --; else set -- label "$3"; fi
             [ "$_pr" = noprefixroute ] && set -- "$@" noprefixroute
+            [ -z "$_peer" ] || set -- peer "$_peer" "$@"
             ipq addr add "$_cidr" dev "$_dev" "$@" ;;
         route) journal "del route $*"; ipq route add "$@" ;;
         sysctl) shared_add sysctl "$1" "$2" ;;
@@ -282,7 +288,10 @@ del() {   # tolerates what is already gone; a command that fails fails it, with 
             if [ -n "$_a" ] && [ "$_a" != "$TAG" ]; then warn "$1 is no longer ours; left alone"; return 0; fi
             run ip link del dev "$1"; ip_changed ;;
         mtu | state | down | devsysctl) ;;   # settings of our own device go with it
-        addr) has_addr "$1" "$2" || return 0; run ip addr del "$1" dev "$2"; ip_changed ;;
+        addr)   # (a point-to-point address is deleted by its local and peer addresses both)
+            has_addr "$1" "$2" "${5-}" || return 0
+            if [ -n "${5-}" ]; then run ip addr del "$1" peer "$5" dev "$2"; else run ip addr del "$1" dev "$2"; fi
+            ip_changed ;;
         route) has_route "$@" || return 0; run ip route del "$@"; ip_changed ;;
         sysctl) shared_del sysctl "$1" ;;
         chain)

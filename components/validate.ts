@@ -1,8 +1,8 @@
 // Stack configuration -> validated model. Pure: no Pulumi, no I/O. Every problem is
 // collected (not just the first) and names the field path and the offending value, so
 // `pulumi preview` and `npm run check-config` can print them all before any host is touched.
-import { bounds, contains, Network, networkOf, overlaps, parseAddress, parseInterfaceAddress, parseNetwork } from "./address";
-import { AdmitRule, Client, ComputeNode, Connection, Endpoint, firewallModes, FirewallMode, ForwardRule, Host, LocalAddress, Masquerade, Model, Pair, Protocol, protocols } from "./model";
+import { bounds, contains, Network, networkOf, notUnicast, overlaps, parseAddress, parseInterfaceAddress, parseNetwork } from "./address";
+import { addressingOf, AdmitRule, Client, ComputeNode, Connection, Endpoint, firewallModes, FirewallMode, ForwardRule, Host, LocalAddress, Masquerade, Model, Pair, peerOf, Protocol, protocols } from "./model";
 
 /** The raw configuration, as `pulumi config` holds it (keys tunnelpair:hosts, tunnelpair:pairs). */
 export interface StackConfig {
@@ -43,6 +43,12 @@ const interfacePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 /** An OpenSSH public key as the provider pins it: type and base64, an optional comment. */
 const hostKeyPattern = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/]+={0,2}( \S.*)?$/;
 const labelPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$/;
+/**
+ * A login name as useradd and sshd take it: a letter or _ first, at most 32 characters; dots
+ * and capitals as directory-service accounts have them. No '-' first (an option to ssh), no
+ * '@', ':' or blanks (they split an SSH destination or a passwd line).
+ */
+const userPattern = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
 /** ipip: the kernel's minimum IPv4 MTU up to the largest IP packet minus the outer header. */
 export const mtuRange = { min: 68, max: 65515 } as const;
 
@@ -125,9 +131,12 @@ class Checker {
 
     interfaceName(o: Obj, key: string, path: string, fallback?: string): string | undefined {
         const v = o[key] === undefined && fallback !== undefined ? fallback : this.string(o, key, path);
-        if (v === undefined) return undefined;
-        if (!interfacePattern.test(v)) {
-            return this.fail(`${path}.${key}`, `${show(v)} is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+        return v === undefined ? undefined : this.interfaceValue(v, `${path}.${key}`);
+    }
+
+    interfaceValue(v: unknown, path: string): string | undefined {
+        if (typeof v !== "string" || !interfacePattern.test(v)) {
+            return this.fail(path, `${show(v)} is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
         }
         return v;
     }
@@ -136,6 +145,13 @@ class Checker {
         const v = this.string(o, key, path);
         if (v === undefined) return undefined;
         return parseAddress(v) ?? this.fail(`${path}.${key}`, `${v} is not an IPv4 address`);
+    }
+
+    /** A host's own address: unicast, and with its segment's prefix not the segment's network or broadcast address. */
+    unicast(address: string | undefined, path: string, prefix?: number): string | undefined {
+        if (address === undefined) return undefined;
+        const why = notUnicast(address, prefix);
+        return why === undefined ? address : this.fail(path, `${address}${prefix === undefined ? "" : `/${prefix}`} is ${why}`);
     }
 
     network(value: unknown, path: string): Network | undefined {
@@ -158,7 +174,7 @@ const credentialKeys = ["privateKey", "privateKeyPassword", "password"] as const
 
 function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions): Host | undefined {
     const path = `hosts.${name}`;
-    const h = c.object(raw, path, ["connection", "sudo", "underlay"]);
+    const h = c.object(raw, path, ["connection", "sudo", "underlay", "interfaces"]);
     if (!h) return undefined;
     const conn = c.object(h.connection, `${path}.connection`, connectionKeys);
     const under = c.object(h.underlay, `${path}.underlay`, ["interface", "address"]);
@@ -169,6 +185,7 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
     if (host !== undefined && !/^[A-Za-z0-9.:_-]+$/.test(host)) c.fail(`${cp}.host`, `${show(host)} is not a host name or address`);
     const port = c.integer(conn, "port", cp, 1, 65535) ?? 22;
     const user = c.optionalString(conn, "user", cp) ?? "root";
+    if (!userPattern.test(user)) c.fail(`${cp}.user`, `${show(user)} is not a user name (a letter or _ first, then up to 31 of A-Z a-z 0-9 _ . -)`);
     const credential = (key: (typeof credentialKeys)[number]): string | undefined => {
         const v = conn[key];
         if (v === undefined || (typeof v === "string" && v !== "")) return v;
@@ -209,11 +226,13 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
     const withPrefix = text?.includes("/") ? parseInterfaceAddress(text) : undefined;
     const address = text === undefined ? undefined : text.includes("/") ? withPrefix?.address : parseAddress(text);
     if (text !== undefined && address === undefined) c.fail(`${path}.underlay.address`, `${text} is not an IPv4 address (a.b.c.d, or a.b.c.d/n with its segment's prefix)`);
-    if (host === undefined || iface === undefined || address === undefined) return undefined;
-    return { name, connection, sudo, underlay: { interface: iface, address, prefix: withPrefix?.prefix } };
+    const unicast = c.unicast(address, `${path}.underlay.address`, withPrefix?.prefix);
+    const interfaces = c.array(h, "interfaces", path).flatMap((v, i) => c.interfaceValue(v, `${path}.interfaces[${i}]`) ?? []);
+    if (host === undefined || iface === undefined || unicast === undefined) return undefined;
+    return { name, connection, sudo, underlay: { interface: iface, address: unicast, prefix: withPrefix?.prefix }, interfaces };
 }
 
-const endpointKeys = ["host", "interface", "network", "tunnelAddress", "keepConnectedRoute", "localAddresses", "routes", "forwarding", "mtu", "ttl", "forward", "admit", "masquerade", "reversePathFilter", "clampMss", "clients", "computeNodes"] as const;
+const endpointKeys = ["host", "interface", "network", "tunnelAddress", "peerAddress", "keepConnectedRoute", "localAddresses", "routes", "forwarding", "mtu", "ttl", "forward", "admit", "masquerade", "reversePathFilter", "clampMss", "clients", "computeNodes"] as const;
 
 function networks(c: Checker, o: Obj, key: string, path: string, required: boolean): Network[] {
     if (o[key] === undefined && required) {
@@ -271,9 +290,19 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
     if (iface === "tunl0") c.fail(`${path}.interface`, `"tunl0" is the kernel's shared fallback device; use tunl1 or another name`);
     if (iface !== undefined && host && iface === host.underlay.interface) c.fail(`${path}.interface`, `${show(iface)} is the host's underlay interface`);
 
-    const network = e.network === undefined ? c.fail(`${path}.network`, "is required") : c.network(e.network, `${path}.network`);
-    let tunnelAddress = c.address(e, "tunnelAddress", path);
-    if (tunnelAddress !== undefined && network) {
+    // Addressed by a network (its own, or one both ends share) or by the peer's address.
+    let tunnelAddress = c.unicast(c.address(e, "tunnelAddress", path), `${path}.tunnelAddress`);
+    const peerAddress = e.peerAddress === undefined ? undefined : c.unicast(c.address(e, "peerAddress", path), `${path}.peerAddress`);
+    if (e.network !== undefined && e.peerAddress !== undefined) {
+        c.fail(`${path}.peerAddress`, `${show(e.peerAddress)} beside network ${show(e.network)}: an endpoint is addressed by a network or by its peer's address, not both`);
+    }
+    const network =
+        e.peerAddress !== undefined
+            ? tunnelAddress === undefined ? undefined : (parseNetwork(tunnelAddress) as Network)
+            : e.network === undefined
+              ? c.fail(`${path}.network`, "is required (or peerAddress, for point-to-point addressing)")
+              : c.network(e.network, `${path}.network`);
+    if (tunnelAddress !== undefined && network && e.peerAddress === undefined) {
         const { first, last } = bounds(network);
         if (!contains(network, tunnelAddress)) {
             tunnelAddress = c.fail(`${path}.tunnelAddress`, `${tunnelAddress} is not inside ${network.cidr}`);
@@ -288,8 +317,10 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         const la = c.object(item, lp, ["address", "interface", "label", "keepConnectedRoute"]);
         if (!la) return;
         const text = c.string(la, "address", lp);
-        const parsed = text === undefined ? undefined : parseInterfaceAddress(text);
+        let parsed = text === undefined ? undefined : parseInterfaceAddress(text);
         if (text !== undefined && !parsed) c.fail(`${lp}.address`, `${text} is not an IPv4 address with a prefix (a.b.c.d/n)`);
+        if (parsed && c.unicast(parsed.address, `${lp}.address`, parsed.prefix) === undefined) parsed = undefined;
+        if (parsed && parsed.address === tunnelAddress) parsed = c.fail(`${lp}.address`, `${parsed.address} is the endpoint's tunnel address (tunnelAddress)`);
         const dev = c.interfaceName(la, "interface", lp, host?.underlay.interface ?? "eth0");
         const label = c.optionalString(la, "label", lp);
         if (label !== undefined && (!labelPattern.test(label) || (dev !== undefined && !label.startsWith(dev)))) {
@@ -340,13 +371,14 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         const np = `${path}.computeNodes[${i}]`;
         const o = c.object(raw, np, ["host", "gateway", "dropLinkLocal"]);
         const name = o && c.string(o, "host", np);
-        const gateway = o && c.address(o, "gateway", np);
+        const gateway = o && c.unicast(c.address(o, "gateway", np), `${np}.gateway`);
         if (!o || name === undefined) return;
         if (!c.declared.has(name)) c.fail(`${np}.host`, `${show(name)} is not a declared host`);
         if (gateway !== undefined) computeNodes.push({ host: name, gateway, dropLinkLocal: c.boolean(o, "dropLinkLocal", np, false) });
     });
 
     if (hostName === undefined || !host || iface === undefined || !network || tunnelAddress === undefined) return undefined;
+    if (e.peerAddress !== undefined && peerAddress === undefined) return undefined;
     const forwarding = c.boolean(e, "forwarding", path, false);
     const clampMss = c.boolean(e, "clampMss", path, forwarding);
     if (clampMss && !forwarding) c.fail(`${path}.clampMss`, "true needs forwarding: true (it clamps forwarded connections; the host's own use the tunnel's MTU)");
@@ -356,6 +388,7 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         interface: iface,
         network,
         tunnelAddress,
+        peerAddress,
         keepConnectedRoute: c.boolean(e, "keepConnectedRoute", path, false),
         localAddresses,
         routes,
@@ -372,23 +405,54 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
     };
 }
 
+/** Whether the endpoint's own routes (its connected route, its peer's host route, its `routes`) reach the address. */
+function reaches(ep: Endpoint, address: string): boolean {
+    return (ep.keepConnectedRoute && contains(ep.network, address)) || ep.peerAddress === address || ep.routes.some((r) => contains(r, address));
+}
+
+/**
+ * What the endpoint's addressing asks of the rest of it: with a shared network or a peer
+ * address, the kernel's connected (or host) route is what reaches the peer, so it is kept; no
+ * route of `routes` may lead into the endpoint's own tunnel network (the device's own
+ * addresses, or what the connected route already reaches).
+ */
+function checkAddressing(c: Checker, pair: Pair, ep: Endpoint, keepSet: unknown): Endpoint {
+    const path = `pairs.${pair.name}.${ep.side}`;
+    const addressing = addressingOf(pair, ep);
+    const own = addressing === "peer" ? `its own address ${ep.tunnelAddress}` : `its own tunnel network ${ep.network.cidr}`;
+    ep.routes.forEach((r, i) => {
+        if (r.prefix >= ep.network.prefix && contains(ep.network, r.address)) {
+            c.fail(`${path}.routes[${i}]`, `${r.cidr} lies in ${own}${addressing === "shared" ? ", which its connected route reaches" : ""}`);
+        } else if (ep.peerAddress !== undefined && r.cidr === `${ep.peerAddress}/32`) {
+            c.fail(`${path}.routes[${i}]`, `${r.cidr} is the host route the kernel adds with peerAddress ${ep.peerAddress}`);
+        }
+    });
+    if (addressing === "separate") return ep;
+    const why = addressing === "peer" ? `the host route to peerAddress ${ep.peerAddress}` : `the connected route of ${ep.network.cidr}, which holds ${peerOf(pair, ep.side).side}'s tunnel address`;
+    if (keepSet === false) c.fail(`${path}.keepConnectedRoute`, `false would drop ${why}, the route that reaches the peer`);
+    return { ...ep, keepConnectedRoute: true };
+}
+
 function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string, Host>): Pair | undefined {
     const path = `pairs.${name}`;
     const p = c.object(raw, path, ["a", "b", "firewall", "verify"]);
     if (!p) return undefined;
-    const a = checkEndpoint(c, `${path}.a`, "a", p.a, hosts);
-    const b = checkEndpoint(c, `${path}.b`, "b", p.b, hosts);
+    const a0 = checkEndpoint(c, `${path}.a`, "a", p.a, hosts);
+    const b0 = checkEndpoint(c, `${path}.b`, "b", p.b, hosts);
     let firewall: FirewallMode = "owned";
     if (p.firewall !== undefined) {
         if (firewallModes.includes(p.firewall as FirewallMode)) firewall = p.firewall as FirewallMode;
         else c.fail(`${path}.firewall`, `${show(p.firewall)} is not one of ${firewallModes.join(", ")}`);
     }
     const verify = c.boolean(p, "verify", path, true);
-    if (!a || !b) return undefined;
+    if (!a0 || !b0) return undefined;
+    const pair0: Pair = { name, a: a0, b: b0, firewall, verify };
+    const [a, b] = [a0, b0].map((ep) => checkAddressing(c, pair0, ep, (p[ep.side] as Obj).keepConnectedRoute));
     if (verify) {
-        // the probe goes from one tunnel address to the other and back: each end routes the other's
+        // the probe goes from one tunnel address to the other and back: each end reaches the other's
         for (const [ep, peer] of [[a, b], [b, a]] as const) {
-            if (!ep.routes.some((r) => contains(r, peer.tunnelAddress))) {
+            // (a peerAddress that is not the peer's tunnel address is refused below)
+            if (!reaches(ep, peer.tunnelAddress) && ep.peerAddress === undefined) {
                 c.fail(`${path}.${ep.side}.routes`, `include no route to ${peer.side}'s tunnel address ${peer.tunnelAddress} (add ${peer.network.cidr}), which the verification probe needs; or set ${path}.verify: false`);
             }
         }
@@ -397,8 +461,18 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
     if (a.host === b.host || ha.underlay.address === hb.underlay.address) {
         c.fail(`${path}.b.host`, `${b.host} (${hb.underlay.address}) is the same host as a (${ha.underlay.address}): local = remote`);
     }
-    if (overlaps(a.network, b.network)) {
-        c.fail(`${path}.b.network`, `${b.network.cidr} overlaps a.network ${a.network.cidr}`);
+    if (a.tunnelAddress === b.tunnelAddress) {
+        c.fail(`${path}.b.tunnelAddress`, `${b.tunnelAddress} is a's tunnel address too`);
+    } else if (a.network.cidr !== b.network.cidr && a.peerAddress === undefined && b.peerAddress === undefined && overlaps(a.network, b.network)) {
+        c.fail(`${path}.b.network`, `${b.network.cidr} overlaps a.network ${a.network.cidr}: give both ends the same network (one shared subnet) or networks apart`);
+    }
+    for (const [ep, peer] of [[a, b], [b, a]] as const) {
+        if (ep.peerAddress !== undefined && ep.peerAddress !== peer.tunnelAddress) {
+            c.fail(`${path}.${ep.side}.peerAddress`, `${ep.peerAddress} is not ${peer.side}'s tunnel address ${peer.tunnelAddress}`);
+        }
+        ep.localAddresses.forEach((la, i) => {
+            if (la.address === peer.tunnelAddress) c.fail(`${path}.${ep.side}.localAddresses[${i}].address`, `${la.address} is ${peer.side}'s tunnel address`);
+        });
     }
     for (const [ep, peerHost, side] of [[a, hb, "a"], [b, ha, "b"]] as const) {
         ep.routes.forEach((r, i) => {
@@ -482,6 +556,7 @@ function checkAcrossPairs(c: Checker, pairs: Pair[], hosts: Record<string, Host>
             });
         }
     }
+    checkRuleInterfaces(c, pairs, hosts);
     const gateways = new Map<string, { gateway: string; path: string }>();
     for (const pair of pairs) {
         for (const ep of [pair.a, pair.b]) {
@@ -499,6 +574,33 @@ function checkAcrossPairs(c: Checker, pairs: Pair[], hosts: Record<string, Host>
         if (!c.declared.has(proxy)) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is not a declared host`);
         else if (proxy === h.name) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is the host itself`);
         else if (hosts[proxy] && hosts[proxy].connection.proxy !== undefined) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} itself has a proxy; one jump host is supported`);
+    }
+}
+
+/**
+ * A rule's `in`/`out` names the pair's device or an interface the configuration knows the
+ * host to have (its underlay, its tunnel devices, its local addresses' interfaces, its
+ * `interfaces`): iptables takes any name, so a typo would silently match nothing.
+ */
+function checkRuleInterfaces(c: Checker, pairs: Pair[], hosts: Record<string, Host>): void {
+    const known = new Map<string, Set<string>>();
+    const add = (host: string, dev: string) => (known.get(host) ?? known.set(host, new Set()).get(host)!).add(dev);
+    for (const h of Object.values(hosts)) [h.underlay.interface, ...h.interfaces].forEach((d) => add(h.name, d));
+    for (const ep of pairs.flatMap((p) => [p.a, p.b])) [ep.interface, ...ep.localAddresses.map((la) => la.interface)].forEach((d) => add(ep.host, d));
+    for (const pair of pairs) {
+        for (const ep of [pair.a, pair.b]) {
+            const path = `pairs.${pair.name}.${ep.side}`;
+            const names = [...known.get(ep.host)!].filter((d) => d !== ep.interface);
+            const check = (dev: string | undefined, at: string) => {
+                if (dev === undefined || known.get(ep.host)!.has(dev)) return;
+                c.fail(at, `${show(dev)} is neither the pair's device ${ep.interface} nor an interface ${ep.host} is known to have (${names.join(", ")}); add it to hosts.${ep.host}.interfaces if it is one`);
+            };
+            ep.forward.forEach((f, i) => {
+                check(f.in, `${path}.forward[${i}].in`);
+                check(f.out, `${path}.forward[${i}].out`);
+            });
+            ep.masquerade.forEach((m, i) => check(m.out, `${path}.masquerade[${i}].out`));
+        }
     }
 }
 

@@ -157,11 +157,19 @@ function endpointFindings(
         alias !== tag ? `${dev} is not this pair's: ifalias "${alias}", expected "${tag}"` : owned ? `${dev} is ${tag}'s (ifalias and manifest)` : `${dev} carries the tag but /var/lib/tunnelpair/${model.stack}/${pair.name}/manifest does not list it`,
     );
 
-    const addrs = (facts.get(`addrs ${dev}`) ?? []).join("\n");
-    const hasAddr = new RegExp(`inet ${ep.tunnelAddress.replace(/\./g, "\\.")}/${ep.network.prefix} `).test(addrs);
+    // the address as `ip -o addr` prints it, and the kernel's route that comes with it, when the pair keeps it
+    const address = ep.peerAddress ? `${ep.tunnelAddress} peer ${ep.peerAddress}/32` : `${ep.tunnelAddress}/${ep.network.prefix}`;
+    const hasAddr = (facts.get(`addrs ${dev}`) ?? []).some((l) => l.includes(` inet ${address} `));
+    const connected = !ep.keepConnectedRoute ? [] : [ep.peerAddress ? `${ep.peerAddress} dev ${dev} proto kernel` : `${ep.network.cidr} dev ${dev} proto kernel`];
+    const missingConnected = connected.filter((c) => !routes.some((l) => l.startsWith(`${c} `)));
     const missingRoutes = ep.routes.filter((r) => !routes.some((l) => l.startsWith(`${r.cidr} dev ${dev} `) || l === `${r.cidr} dev ${dev}`));
-    const routeIssues = [...(hasAddr ? [] : [`${ep.tunnelAddress}/${ep.network.prefix} is not on ${dev}`]), ...missingRoutes.map((r) => `no route ${r.cidr} dev ${dev}`)];
-    note("routes", routeIssues.length ? "fail" : "ok", routeIssues.length ? routeIssues.join("; ") : `${ep.tunnelAddress}/${ep.network.prefix} on ${dev}; ${ep.routes.map((r) => r.cidr).join(", ")} dev ${dev}`);
+    const routeIssues = [
+        ...(hasAddr ? [] : [`${address} is not on ${dev}`]),
+        ...missingConnected.map((c) => `no route ${c} (the connected route of the address)`),
+        ...missingRoutes.map((r) => `no route ${r.cidr} dev ${dev}`),
+    ];
+    const present = [...connected, ...(ep.routes.length ? [`${ep.routes.map((r) => r.cidr).join(", ")} dev ${dev}`] : [])];
+    note("routes", routeIssues.length ? "fail" : "ok", routeIssues.length ? routeIssues.join("; ") : `${address} on ${dev}${present.length ? `; ${present.join("; ")}` : ""}`);
 
     if (ep.forwarding) {
         const f = sysctl.get("net/ipv4/ip_forward");

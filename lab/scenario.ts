@@ -90,34 +90,66 @@ export const scenarios: Record<string, Scenario> = {
         flows: [],
         extra: mtuChecks,
     },
-    toy: {
+    toy: toyScenario("toy"),
+    // the toy re-addressed as other tools address a tunnel (stacks/Pulumi.toy-*.yaml): one
+    // shared /30, an RFC 3021 /31, and point to point; each tunl1 reaches the peer by the
+    // route the kernel makes with the address
+    "toy-30": toyScenario("toy-30", { address: "inet 10.0.0.1/30 ", route: "10.0.0.0/30 proto kernel scope link src 10.0.0.1" }),
+    "toy-31": toyScenario("toy-31", { address: "inet 10.0.0.0/31 ", route: "10.0.0.0/31 proto kernel scope link src 10.0.0.0" }),
+    "toy-peer": toyScenario("toy-peer", { address: "inet 10.0.0.1 peer 10.0.0.2/32 ", route: "10.0.0.2 proto kernel scope link src 10.0.0.1" }),
+};
+
+/**
+ * The toy stack (or one of its re-addressed variants) in both firewall modes. `reach` is what
+ * a variant's addressing puts on doolittle's tunl1: its address as `ip -o addr` prints it and
+ * the kernel's route that reaches calculon's tunnel address, which must come back by itself
+ * when the device comes up again.
+ */
+function toyScenario(stack: string, reach?: { address: string; route: string }): Scenario {
+    const flow: Flow = { name: "doolittle -> 10.0.2.1:22 (calculon's alias)", from: "doolittle", to: "10.0.2.1", port: 22, through: "tunl1" };
+    return {
         world: path.join(root, "lab/worlds/toy.yaml"),
-        stackFile: path.join(root, "stacks/Pulumi.toy.yaml"),
-        flows: [{ name: "doolittle -> 10.0.2.1:22 (calculon's alias)", from: "doolittle", to: "10.0.2.1", port: 22, through: "tunl1" }],
+        stackFile: path.join(root, `stacks/Pulumi.${stack}.yaml`),
+        flows: [flow],
         firewallModes: ["owned", "open"],
         extra: async (ctx) => {
+            // (ip ends each route with a blank)
+            const routes = async () => (await ctx.sh("doolittle", "ip -4 route show dev tunl1")).split("\n").map((l) => l.trim());
+            if (reach) {
+                const addrs = await ctx.sh("doolittle", "ip -4 -o addr show dev tunl1");
+                ctx.check(`doolittle's tunl1 has ${reach.address.trim()} and no other address`, addrs.includes(reach.address) && addrs.trim().split("\n").length === 1, addrs);
+                const before = await routes();
+                ctx.check(`doolittle reaches calculon's tunnel address by the kernel's route "${reach.route}", no route of the pair's`, before.includes(reach.route) && !before.some((l) => /^10\.0\.0\.\S+ scope link$/.test(l)), before.join("\n"));
+            }
             // the verification probe fails up with a diagnosis naming the host and the cause
             const verify = [...ctx.state.resources.values()].find((r) => r.name === "toy-verify")!;
             const probe = () => labExec(verify.inputs.connection as never, verify.inputs.create as string);
+            const tag = `\\[tunnelpair:${stack}\\/toy@doolittle\\]`;
             await ctx.sh("calculon", "iptables -I INPUT -p 4 -j DROP");
             const dropped = await probe();
             await ctx.sh("calculon", "iptables -D INPUT -p 4 -j DROP");
             ctx.check(
                 "verify with IPIP dropped on calculon: fails, names doolittle, calculon and protocol 4",
-                dropped.code !== 0 && /\[tunnelpair:toy\/toy@doolittle\]: error: verification failed: 5 probes left tunl1 on doolittle .* none came back: calculon does not answer .*protocol 4/.test(dropped.stderr),
+                dropped.code !== 0 && new RegExp(`${tag}: error: verification failed: 5 probes left tunl1 on doolittle .* none came back: calculon does not answer .*protocol 4`).test(dropped.stderr),
                 dropped.stderr,
             );
             // how-to §4.7: with tunl1 down the connection times out; up again, with its route, it answers
-            const flow = scenarios.toy.flows[0];
             await ctx.sh("doolittle", "ip link set dev tunl1 down");
             ctx.check("§4.7: tunl1 down on doolittle: the flow times out", !(await ctx.probe(flow)).ok);
             const down = await probe();
             ctx.check("verify with tunl1 down: fails with 'tunl1 is down on doolittle'", down.code !== 0 && down.stderr.includes("verification failed: tunl1 is down on doolittle"), down.stderr);
-            await ctx.sh("doolittle", "ip link set dev tunl1 up && ip route add 10.0.2.0/24 dev tunl1");
+            await ctx.sh("doolittle", "ip link set dev tunl1 up");
+            if (reach) {
+                const back = await routes();
+                ctx.check(`tunl1 up again: the kernel's route to the peer is back by itself ("${reach.route}")`, back.includes(reach.route), back.join("\n"));
+            }
+            await ctx.sh("doolittle", "ip route add 10.0.2.0/24 dev tunl1");
             ctx.check("§4.7: tunl1 up again with its route: the flow answers", (await ctx.probe(flow)).ok);
+            const again = await probe();
+            ctx.check("verify after tunl1 came back: verified", again.code === 0 && /: verified: /.test(again.stdout), again.stdout + again.stderr);
         },
-    },
-};
+    };
+}
 
 /** The world with the MTU of some interfaces (host, interface) set. */
 function withMtu(world: World, mtu: number, ...ifs: [string, string][]): World {

@@ -166,3 +166,33 @@ describe("the diagnosis of a host from its facts", () => {
         expect(device.detail).toContain("3 transmit errors/collisions");
     });
 });
+
+describe("the diagnosis understands each addressing (issue 13)", () => {
+    // the healthy toy host, re-addressed point to point (stacks/Pulumi.toy-peer.yaml)
+    const peerFacts = healthy
+        .split("toy/toy")
+        .join("toy-peer/toy")
+        .replace("inet 10.0.1.2/24 scope global noprefixroute tunl1", "inet 10.0.0.1 peer 10.0.0.2/32 scope global tunl1")
+        .replace("10.0.2.0/24 dev tunl1 scope link", "10.0.0.2 dev tunl1 proto kernel scope link src 10.0.0.1\n10.0.2.0/24 dev tunl1 scope link")
+        // the peer's tunnel address is no longer inside the network behind it: the plan admits it by itself
+        .replace("-A TP-9c9dbaac-SRC -s 10.0.2.0/24 -j RETURN", "-A TP-9c9dbaac-SRC -s 10.0.2.0/24 -j RETURN\n-A TP-9c9dbaac-SRC -s 10.0.2.2/32 -j RETURN")
+        .split("10.0.2.2").join("10.0.0.2")
+        .split("10.0.1.2").join("10.0.0.1");
+    const sf = readStackFile(path.join(__dirname, "..", "stacks", "Pulumi.toy-peer.yaml"));
+    const model = validateConfig({ hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] }, { stack: "toy-peer" });
+    const failing = (facts: string) =>
+        diagnose(model, "doolittle", dutiesByHost(model).get("doolittle")!, parseFacts(facts))
+            .filter((f) => f.status === "fail")
+            .map((f) => `${f.item}: ${f.detail}`);
+    it("finds a healthy point-to-point host healthy: the peer address and the kernel's host route", () => {
+        expect(failing(peerFacts)).toEqual([]);
+        const routes = diagnose(model, "doolittle", dutiesByHost(model).get("doolittle")!, parseFacts(peerFacts)).find((f) => f.item === "routes")!;
+        expect(routes.detail).toBe("10.0.0.1 peer 10.0.0.2/32 on tunl1; 10.0.0.2 dev tunl1 proto kernel; 10.0.2.0/24 dev tunl1");
+    });
+    it("names the host route to the peer when it is gone, and a plain address where the peer address should be", () => {
+        expect(failing(peerFacts.replace("10.0.0.2 dev tunl1 proto kernel scope link src 10.0.0.1\n", ""))).toEqual([
+            "routes: no route 10.0.0.2 dev tunl1 proto kernel (the connected route of the address)",
+        ]);
+        expect(failing(peerFacts.replace("inet 10.0.0.1 peer 10.0.0.2/32 ", "inet 10.0.0.1/32 "))).toEqual([expect.stringContaining("routes: 10.0.0.1 peer 10.0.0.2/32 is not on tunl1")]);
+    });
+});

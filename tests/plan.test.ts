@@ -124,3 +124,27 @@ describe("MTU quality: MSS clamping and the probe's ICMP", () => {
         ]);
     });
 });
+
+describe("addressing (issue 13): what lands on tunl1", () => {
+    const tunnelAddr = (stack: string, host: string) => on(plans(stack), host).lines.filter((l) => l.startsWith("addr ") && l.includes(" tunl1 "));
+    const tunnelRoutes = (stack: string, host: string) => on(plans(stack), host).lines.filter((l) => l.startsWith("route "));
+    it("separate networks (the how-to): the address without its connected route, the peer's network routed", () => {
+        expect(tunnelAddr("toy", "doolittle")).toEqual(["addr 10.0.1.2/24 tunl1 - noprefixroute"]);
+        expect(tunnelRoutes("toy", "doolittle")).toEqual(["route 10.0.2.0/24 dev tunl1"]);
+    });
+    it.each([
+        ["toy-30", "addr 10.0.0.1/30 tunl1 - prefixroute", "addr 10.0.0.2/30 tunl1 - prefixroute"],
+        ["toy-31", "addr 10.0.0.0/31 tunl1 - prefixroute", "addr 10.0.0.1/31 tunl1 - prefixroute"],
+        ["toy-peer", "addr 10.0.0.1/32 tunl1 - prefixroute 10.0.0.2/32", "addr 10.0.0.2/32 tunl1 - prefixroute 10.0.0.1/32"],
+    ])("%s: the address with the kernel's route to the peer, and only the network behind it routed", (stack, a, b) => {
+        expect(tunnelAddr(stack, "doolittle")).toEqual([a]);
+        expect(tunnelAddr(stack, "calculon")).toEqual([b]);
+        expect(tunnelRoutes(stack, "doolittle")).toEqual(["route 10.0.2.0/24 dev tunl1"]);
+    });
+    it("the inner-source check admits the peer's tunnel address and what lies behind it, whatever the addressing", () => {
+        for (const stack of ["toy-30", "toy-peer"]) {
+            const src = on(plans(stack), "doolittle").rules.filter((r) => r.includes("-SRC "));
+            expect(src.map((r) => r.replace(/TP-[0-9a-f]+/, "TP"))).toEqual(["-A TP-SRC -s 10.0.2.0/24 -j RETURN", "-A TP-SRC -s 10.0.0.2/32 -j RETURN", "-A TP-SRC -j DROP"]);
+        }
+    });
+});

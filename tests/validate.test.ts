@@ -1,3 +1,6 @@
+import * as path from "path";
+import { addressingOf } from "../components/model";
+import { readStackFile } from "../components/stackFile";
 import { ConfigError, validateConfig } from "../components/validate";
 import { toyConfig } from "./support/toy";
 
@@ -138,5 +141,97 @@ describe("validateConfig rejects", () => {
         for (const [, mutate] of bad) {
             for (const p of problems(mutate)) expect(p).toMatch(/^(hosts|pairs|stack)[\w.[\]/:-]*: /);
         }
+    });
+});
+
+// Issue 13: the three ways to address a pair, and what each implies.
+describe("addressing a pair", () => {
+    const model = (stack: string) => {
+        const sf = readStackFile(path.join(__dirname, "..", "stacks", `Pulumi.${stack}.yaml`));
+        return validateConfig({ hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] }, { stack });
+    };
+
+    it("a network of each end's own (the how-to): separate, the connected route dropped, each routes the other's network", () => {
+        const [p] = model("toy").pairs;
+        expect([addressingOf(p, p.a), addressingOf(p, p.b)]).toEqual(["separate", "separate"]);
+        expect(p.a).toMatchObject({ keepConnectedRoute: false, peerAddress: undefined });
+    });
+
+    it.each([
+        ["toy-30", "10.0.0.0/30", "10.0.0.1", "10.0.0.2"],
+        ["toy-31", "10.0.0.0/31", "10.0.0.0", "10.0.0.1"],
+    ])("%s: one shared network, its connected route kept on both ends; no route to the peer needed for the probe", (stack, cidr, a, b) => {
+        const [p] = model(stack).pairs;
+        expect([addressingOf(p, p.a), addressingOf(p, p.b)]).toEqual(["shared", "shared"]);
+        expect([p.a.network.cidr, p.b.network.cidr]).toEqual([cidr, cidr]);
+        expect([p.a.tunnelAddress, p.b.tunnelAddress]).toEqual([a, b]);
+        expect([p.a.keepConnectedRoute, p.b.keepConnectedRoute]).toEqual([true, true]);
+        expect(p.verify).toBe(true);
+        expect(p.a.routes.map((r) => r.cidr)).toEqual(["10.0.2.0/24"]);
+    });
+
+    it("a /31's two addresses are both usable: no network or broadcast address (RFC 3021)", () => {
+        expect(problems((c) => Object.assign(c.pairs.toy.a, { network: "10.0.0.0/31", tunnelAddress: "10.0.0.0" }) && Object.assign(c.pairs.toy.b, { network: "10.0.0.0/31", tunnelAddress: "10.0.0.1" }))).toEqual([]);
+    });
+
+    it("toy-peer: a /32 with the peer's address and its host route; no network field", () => {
+        const [p] = model("toy-peer").pairs;
+        expect([addressingOf(p, p.a), addressingOf(p, p.b)]).toEqual(["peer", "peer"]);
+        expect(p.a).toMatchObject({ tunnelAddress: "10.0.0.1", peerAddress: "10.0.0.2", keepConnectedRoute: true });
+        expect(p.a.network.cidr).toBe("10.0.0.1/32");
+        expect(p.b).toMatchObject({ tunnelAddress: "10.0.0.2", peerAddress: "10.0.0.1" });
+    });
+
+    it("mixed: a peer address on one end, a network holding it on the other (shared for that end)", () => {
+        const c = toyConfig();
+        Object.assign(c.pairs.toy.a, { tunnelAddress: "10.0.0.1", peerAddress: "10.0.0.2" });
+        delete c.pairs.toy.a.network;
+        Object.assign(c.pairs.toy.b, { network: "10.0.0.0/30", tunnelAddress: "10.0.0.2" });
+        const [p] = validateConfig(c, { stack: "toy" }).pairs;
+        expect([addressingOf(p, p.a), addressingOf(p, p.b)]).toEqual(["peer", "shared"]);
+        expect(p.b.keepConnectedRoute).toBe(true);
+    });
+
+    it("a shared network says so instead of calling itself an overlap, and asks for no route into itself", () => {
+        const p = problems((c) => {
+            Object.assign(c.pairs.toy.a, { network: "10.0.0.0/30", tunnelAddress: "10.0.0.1" });
+            Object.assign(c.pairs.toy.b, { network: "10.0.0.0/30", tunnelAddress: "10.0.0.2" });
+        });
+        expect(p).toEqual([]);
+    });
+
+    it("a route into the endpoint's own tunnel network is refused; a supernet (or a default route) through the tunnel is not", () => {
+        expect(problems((c) => c.pairs.toy.a.routes.push("10.0.1.0/24"))).toEqual(["pairs.toy.a.routes[1]: 10.0.1.0/24 lies in its own tunnel network 10.0.1.0/24"]);
+        expect(problems((c) => (c.pairs.toy.a.routes = ["10.0.0.0/16"]))).toEqual([]);
+    });
+
+    it("a rule may name the pair's device, the underlay, a local address's interface, another pair's device and a declared interface", () => {
+        const c = toyConfig();
+        c.hosts.doolittle.interfaces = ["eth1"];
+        c.pairs.toy.a.localAddresses[0].interface = "eth2";
+        c.pairs.toy.a.localAddresses[0].label = "eth2:0";
+        c.pairs.toy.a.forward = ["tunl1", "eth0", "eth1", "eth2"].map((dev) => ({ from: ["10.0.2.0/24"], to: ["10.9.0.0/16"], in: dev }));
+        c.pairs.toy.a.masquerade = [{ source: "10.0.2.0/24", out: "eth1" }];
+        expect(validateConfig(c, { stack: "toy" }).hosts.doolittle.interfaces).toEqual(["eth1"]);
+        c.pairs.toy.a.forward[0].out = "tunl9";
+        expect(problems((x) => Object.assign(x, JSON.parse(JSON.stringify(c))))).toEqual([
+            `pairs.toy.a.forward[0].out: "tunl9" is neither the pair's device tunl1 nor an interface doolittle is known to have (eth0, eth1, eth2); add it to hosts.doolittle.interfaces if it is one`,
+        ]);
+    });
+
+    it.each([
+        ["root", true],
+        ["admin", true],
+        ["_tunnel", true],
+        ["John.Doe", true],
+        ["a23456789012345678901234567890123", false],
+        ["1admin", false],
+        ["-oProxyCommand=sh", false],
+        ["root@ps3", false],
+        ["cluster admin", false],
+        ["a:b", false],
+    ])("SSH user %s: accepted %s", (user, ok) => {
+        const p = problems((c) => (c.hosts.doolittle.connection.user = user));
+        expect(p.filter((x) => x.startsWith("hosts.doolittle.connection.user: ")).length === 0).toBe(ok);
     });
 });
