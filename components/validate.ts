@@ -512,7 +512,27 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
             }
         });
     }
+    checkRoles(c, path, a, b);
     return { name, a, b, firewall, verify };
+}
+
+/**
+ * One host has one role in a pair: its Command's state directory is the pair's, so two roles
+ * (a compute node of a and a client of b), or the same client listed twice, would each remove
+ * the other's objects as stale. (An endpoint as a client or node is refused above.)
+ */
+function checkRoles(c: Checker, path: string, a: Endpoint, b: Endpoint): void {
+    const roles = new Map<string, string>(); // host -> the field that gave it its role
+    for (const ep of [a, b]) {
+        const listed = [...ep.clients.map((cl, i) => [cl.host, `clients[${i}]`]), ...ep.computeNodes.map((n, i) => [n.host, `computeNodes[${i}]`])];
+        for (const [host, field] of listed) {
+            if (host === a.host || host === b.host) continue;
+            const at = `${path}.${ep.side}.${field}.host`;
+            const seen = roles.get(host);
+            if (seen) c.fail(at, `${host} is already ${seen}`);
+            else roles.set(host, at);
+        }
+    }
 }
 
 /** Checks that span pairs: names and networks on one host, proxies, firewall modes. */
