@@ -203,11 +203,15 @@ function endpointFindings(
     judge("OUTPUT", { src: local, dst: remote, proto: 4, out: uif, state: "NEW" }, `protocol 4 to the peer ${remote}`);
     if (pair.verify) judge("INPUT", { src: peer.tunnelAddress, dst: ep.tunnelAddress, proto: 1, in: dev, state: "NEW" }, `the probe's ICMP from ${peer.tunnelAddress} on ${dev}`);
     const protoNumber = { tcp: 6, udp: 17, icmp: 1, all: 6 } as const;
+    // every flow a rule admits: each source to each destination, by each protocol
     for (const r of ep.forward) {
-        const src = representative(r.from[0]);
-        const dst = representative(r.to[0]);
-        const proto = r.protocols[0];
-        judge("FORWARD", { src, dst, proto: protoNumber[proto], in: r.in, out: r.out, dport: proto === "tcp" || proto === "all" ? 22 : undefined, state: "NEW" }, `${proto === "all" ? "tcp" : proto} ${src} -> ${dst}${r.in ? ` in ${r.in}` : ""}${r.out ? ` out ${r.out}` : ""}`);
+        for (const proto of r.protocols) {
+            for (const src of r.from.map(representative)) {
+                for (const dst of r.to.map(representative)) {
+                    judge("FORWARD", { src, dst, proto: protoNumber[proto], in: r.in, out: r.out, dport: proto === "tcp" || proto === "all" ? 22 : undefined, state: "NEW" }, `${proto === "all" ? "tcp" : proto} ${src} -> ${dst}${r.in ? ` in ${r.in}` : ""}${r.out ? ` out ${r.out}` : ""}`);
+                }
+            }
+        }
     }
 
     const probe = (facts.get(`probe ${ep.tunnelAddress}>${peer.tunnelAddress}`) ?? []).join(" ");

@@ -161,6 +161,24 @@ describe("the diagnosis of a host from its facts", () => {
         const f = healthy.replace("net/ipv4/conf/all/rp_filter 0", "net/ipv4/conf/all/rp_filter 1").replace("10.0.2.2 dev tunl1 src", "10.0.2.2 dev eth0 src");
         expect(failing(f)).toEqual([expect.stringContaining("rp_filter: rp_filter is strict on tunl1 (all 1, tunl1 0) and the route back to 10.0.2.2 does not go by tunl1")]);
     });
+    it("judges every flow of a forward rule: each source, destination and protocol", () => {
+        const c = { hosts: sf.config["tunnelpair:hosts"], pairs: structuredClone(sf.config["tunnelpair:pairs"]) } as { hosts: unknown; pairs: { toy: { a: Record<string, unknown> } } };
+        c.pairs.toy.a.forward = [{ from: ["10.0.2.0/24", "10.0.9.0/24"], to: ["10.0.1.0/24", "10.0.8.0/24"], protocols: ["tcp", "udp"] }];
+        const m = validateConfig(c as Parameters<typeof validateConfig>[0], { stack: "toy" });
+        // FORWARD drops all but one of the eight flows
+        const facts = healthy.replace(":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]").replace("-A INPUT -m state", "-A FORWARD -s 10.0.2.0/24 -d 10.0.1.0/24 -p tcp -j ACCEPT\n-A INPUT -m state");
+        const found = diagnose(m, "doolittle", dutiesByHost(m).get("doolittle")!, parseFacts(facts)).filter((f) => f.item === "firewall" && f.detail.startsWith("FORWARD"));
+        expect(found.map((f) => `${f.status} ${f.detail.replace(/ \(.*/, "")}`)).toEqual([
+            "ok FORWARD accepts tcp 10.0.2.1 -> 10.0.1.1",
+            "fail FORWARD drops tcp 10.0.2.1 -> 10.0.8.1",
+            "fail FORWARD drops tcp 10.0.9.1 -> 10.0.1.1",
+            "fail FORWARD drops tcp 10.0.9.1 -> 10.0.8.1",
+            "fail FORWARD drops udp 10.0.2.1 -> 10.0.1.1",
+            "fail FORWARD drops udp 10.0.2.1 -> 10.0.8.1",
+            "fail FORWARD drops udp 10.0.9.1 -> 10.0.1.1",
+            "fail FORWARD drops udp 10.0.9.1 -> 10.0.8.1",
+        ]);
+    });
     it("shows transmit errors beside a healthy device (the how-to's first symptom)", () => {
         const device = run(healthy.replace("tx_errors 0", "tx_errors 3")).find((f) => f.item === "device")!;
         expect(device.detail).toContain("3 transmit errors/collisions");
