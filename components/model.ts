@@ -23,8 +23,10 @@ export interface Connection {
     /** Authenticate with the deployer's SSH agent (SSH_AUTH_SOCK). */
     readonly agent: boolean;
     readonly hostKey?: string;
-    /** Name of the declared host used as the SSH jump host. */
-    readonly proxy?: string;
+    /** The SSH jump host's connection (one level: it has no jump host of its own). */
+    readonly proxy?: Connection;
+    /** The jump host's name, when the configuration named a declared host. */
+    readonly proxyName?: string;
     readonly dialErrorLimit: number;
     readonly perDialTimeout: number;
 }

@@ -1,21 +1,18 @@
 // The program's body, as a function so that tests and the lab's replay can run it again
-// under mocks with other configurations: config -> validated model -> one TunnelPair a pair.
+// under mocks with other configurations: the stack config, validated as a whole, then one
+// TunnelPair a pair, given the pair's entry with its hosts inline, as any program would.
 import * as pulumi from "@pulumi/pulumi";
-import { loadModel, warnings } from "./stack";
+import { pairArgs } from "./pairConfig";
+import { loadStack } from "./stack";
 import { TunnelPair } from "./tunnelPair";
 
 export function deployStack(config = new pulumi.Config(), stack = pulumi.getStack()) {
-    const model = loadModel(config, stack);
-    for (const w of warnings(model)) {
-        pulumi.log.warn(w);
-    }
-    const pairs = model.pairs.map((p) => new TunnelPair(p.name, { model, pair: p.name }));
+    const loaded = loadStack(config, stack);
     /** Per pair: each endpoint's host, device and tunnel address, the ownership tag, the probe's report. */
     const tunnels = Object.fromEntries(
-        model.pairs.map((p, i) => {
-            const t = pairs[i];
-            const side = (e: typeof t.a) => ({ host: e.host, interface: e.interface, tunnelAddress: e.tunnelAddress, report: e.report });
-            return [p.name, { tag: t.tag, a: side(t.a), b: side(t.b), verified: t.verified }];
+        loaded.model.pairs.map((p) => {
+            const t = new TunnelPair(p.name, pairArgs(loaded.config, p.name, stack));
+            return [p.name, { tag: t.tag, a: t.a, b: t.b, verified: t.verified }];
         }),
     );
     return { tunnels };

@@ -1,21 +1,20 @@
 // Reading the stack's configuration: the one place that knows the config keys.
 import * as pulumi from "@pulumi/pulumi";
 import { Model } from "./model";
-import { ConfigError, validateConfig } from "./validate";
+import { ConfigError, StackConfig, validateConfig } from "./validate";
 
 /** The keys in Pulumi.<stack>.yaml, under the project's namespace. */
 export const configKeys = { hosts: "hosts", pairs: "pairs" } as const;
 
 /**
- * Validates the stack's configuration. A bad one ends the program with every problem listed
- * and no stack trace (RunError), before any resource is registered.
+ * The stack's configuration, validated as a whole (what spans pairs: a device or a network
+ * used twice on a host, firewall modes, jump hosts). A bad one ends the program with every
+ * problem listed and no stack trace (RunError), before any resource is registered.
  */
-export function loadModel(config: pulumi.Config, stack: string): Model {
+export function loadStack(config: pulumi.Config, stack: string): { config: StackConfig; model: Model } {
+    const raw: StackConfig = { hosts: getObject(config, configKeys.hosts), pairs: getObject(config, configKeys.pairs), otherKeys: otherKeys(config) };
     try {
-        return validateConfig(
-            { hosts: getObject(config, configKeys.hosts), pairs: getObject(config, configKeys.pairs), otherKeys: otherKeys(config) },
-            { stack, hostsAreSecret: isSecretKey(`${config.name}:${configKeys.hosts}`) },
-        );
+        return { config: raw, model: validateConfig(raw, { stack, hostsAreSecret: isSecretKey(`${config.name}:${configKeys.hosts}`) }) };
     } catch (e) {
         if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
         throw e;
@@ -49,20 +48,4 @@ function isSecretKey(key: string): boolean {
     const isConfigSecret = (pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
     if (typeof isConfigSecret !== "function") throw new Error("@pulumi/pulumi no longer provides runtime.isConfigSecret");
     return isConfigSecret(key);
-}
-
-/** What deserves a word at preview although it is allowed. */
-export function warnings(model: Model): string[] {
-    const out: string[] = [];
-    for (const h of Object.values(model.hosts)) {
-        if (h.connection.hostKey === undefined) {
-            out.push(`hosts.${h.name}.connection.hostKey is not set: the identity of ${h.connection.host} is not verified`);
-        }
-    }
-    for (const p of model.pairs) {
-        if (p.firewall === "open") {
-            out.push(`pairs.${p.name}.firewall is "open": every firewall rule on ${p.a.host} and ${p.b.host} is off until destroy restores them`);
-        }
-    }
-    return out;
 }

@@ -6,64 +6,91 @@
 // records what it owns in a manifest on the host makes every change an in-place update that
 // never tears down a working device and never leaves an orphan; `delete` removes exactly
 // what the manifest lists. `triggers` carry only what identifies the pair on its host.
+//
+// The args are Inputs: the pair is validated the moment its values are known. Plain args
+// are checked in the constructor, before anything is registered (`pulumi preview` refuses
+// them); args that hold Outputs are checked when those resolve, and every Command's inputs
+// derive from that check, so a refused pair fails the update before any of its Commands is
+// registered, let alone run. At preview, values not known yet leave the scripts unknown.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { Host, Model } from "./model";
-import { HostPlan, ownerTag, planPair, planVerify } from "./plan";
+import { HostArgs, JumpHostArgs, TunnelPairArgs } from "./args";
+import { Connection, Host, Model } from "./model";
+import { hasInputs, hostsOf, pairConfig, withoutCredentials } from "./pairConfig";
+import { ownerTag, planPair, planVerify } from "./plan";
 import { commandString, renderApply, renderRemove, renderVerify } from "./render";
+import { ConfigError, validateConfig } from "./validate";
 
-export interface TunnelPairArgs {
-    /**
-     * The validated stack (`validateConfig`). Plain values, not Inputs: the scripts are
-     * rendered, and the configuration refused, at preview, before any host is touched.
-     */
-    readonly model: Model;
-    /** The pair's name in `model.pairs`. */
-    readonly pair: string;
-}
+export { TunnelPairArgs } from "./args";
 
+/** What an endpoint's deployment reports. */
 export interface EndpointOutputs {
-    readonly host: string;
-    readonly interface: string;
-    readonly tunnelAddress: string;
-    /** What the last apply changed, as the script reported it. */
-    readonly report: pulumi.Output<string>;
+    /** The host's name. */
+    host: string;
+    /** The tunnel device. */
+    interface: pulumi.Output<string>;
+    /** The device's address. */
+    tunnelAddress: pulumi.Output<string>;
+    /** What the last apply changed, as the script reported it; secret when any of the pair's values is. */
+    report: pulumi.Output<string>;
 }
 
+/**
+ * An IPIP tunnel between two Linux hosts, built over SSH: the tunnel devices, addresses,
+ * routes, forwarding and firewall rules on both endpoints, and the routes of the desktop
+ * clients and compute nodes behind them. `pulumi destroy` puts every host back as it was.
+ */
 export class TunnelPair extends pulumi.ComponentResource {
+    /** The first endpoint's deployment. */
     public readonly a: EndpointOutputs;
+    /** The second endpoint's deployment. */
     public readonly b: EndpointOutputs;
-    /** The ownership mark on the hosts: device ifalias and firewall comments. */
-    public readonly tag: string;
+    /** The ownership mark on the hosts (device ifalias, firewall comments): tunnelpair:<stack>/<pair>. */
+    public readonly tag: pulumi.Output<string>;
     /** The verification probe's report; undefined with `verify: false`. */
     public readonly verified?: pulumi.Output<string>;
 
     constructor(name: string, args: TunnelPairArgs, opts?: pulumi.ComponentResourceOptions) {
+        const stack = args.stack ?? pulumi.getStack();
+        // plain args: refused here, before anything is registered
+        const known = hasInputs(args) ? undefined : validatePair(name, stack, args as pulumi.Unwrap<TunnelPairArgs>);
         super("tunnelpair:index:TunnelPair", name, {}, opts);
-        const pair = args.model.pairs.find((p) => p.name === args.pair);
-        if (!pair) throw new Error(`TunnelPair ${name}: pair ${JSON.stringify(args.pair)} is not in the model`);
-        // One Command per host: the two endpoints, then the clients and compute nodes behind them.
-        const commands = planPair(args.model, pair).map(({ role, plan }) => ({ role, ...hostCommand(`${name}-${role}-${plan.host}`, args.model, plan, this) }));
-        const endpoint = (side: "a" | "b"): EndpointOutputs => {
-            const ep = pair[side];
-            const cmd = commands.find((c) => c.role === side)!.cmd;
-            return { host: ep.host, interface: ep.interface, tunnelAddress: ep.tunnelAddress, report: cmd.stdout };
-        };
-        this.a = endpoint("a");
-        this.b = endpoint("b");
-        this.tag = ownerTag(args.model.stack, pair.name);
-        const v = planVerify(args.model, pair);
-        if (v) {
+        const model: pulumi.Output<Model> = known
+            ? (pulumi.output(known) as pulumi.Output<Model>)
+            : pulumi.output(withoutCredentials(args)).apply((v) => validatePair(name, stack, v as pulumi.Unwrap<TunnelPairArgs>, this));
+        model.apply((m) => warnings(m).forEach((w) => pulumi.log.warn(w, this)));
+
+        // One Command per host: the two endpoints, then the clients and compute nodes behind
+        // them, in planPair's order; the list is plain (host names, the lists of clients and
+        // nodes), so it is known at preview whatever else is not.
+        const plans = model.apply((m) => planPair(m, m.pairs[0]));
+        const commands = hostsOf(args).map(({ host }, i) => {
+            const plan = plans.apply((ps) => {
+                if (ps[i].plan.host !== host.name) throw new Error(`TunnelPair ${name}: planned ${ps[i].plan.host} where ${host.name} was expected`);
+                return ps[i];
+            });
+            return hostCommand(`${name}-${roleOf(args, i)}-${host.name}`, model, host, plan, this);
+        });
+        const endpoint = (side: "a" | "b", i: number): EndpointOutputs => ({
+            host: args[side].host.name,
+            interface: model.apply((m) => m.pairs[0][side].interface),
+            tunnelAddress: model.apply((m) => m.pairs[0][side].tunnelAddress),
+            // the provider's stdout is never secret: this one is whenever the pair's values are
+            report: pulumi.all([model, commands[i].cmd.stdout]).apply(([, out]) => out),
+        });
+        this.a = endpoint("a", 0);
+        this.b = endpoint("b", 1);
+        this.tag = pulumi.output(ownerTag(stack, name));
+        if (args.verify !== false) {
             // After both endpoints, on a's host; nothing to undo, so no delete.
-            const ends = (["a", "b"] as const).map((side) => commands.find((c) => c.role === side)!);
-            const host = args.model.hosts[v.host];
+            const ends = commands.slice(0, 2);
+            const script = pulumi.all([model, pulumi.all(ends.map((e) => e.identity))]).apply(([m, identities]) => {
+                const v = planVerify(m, m.pairs[0])!;
+                return commandString(renderVerify(v, identities), m.hosts[v.host].sudo);
+            });
             const probe = new command.remote.Command(
                 `${name}-verify`,
-                {
-                    connection: connectionArgs(args.model, host),
-                    create: commandString(renderVerify(v, ends.map((e) => e.identity)), host.sudo),
-                    addPreviousOutputInEnv: false,
-                },
+                { connection: connectionArgs(model.apply((m) => m.hosts[args.a.host.name]), args.a.host), create: script, addPreviousOutputInEnv: false },
                 { parent: this, dependsOn: ends.map((e) => e.cmd) },
             );
             this.verified = probe.stdout;
@@ -72,19 +99,64 @@ export class TunnelPair extends pulumi.ComponentResource {
     }
 }
 
+/** "a", "b", "client", "node": the role of the i-th host of hostsOf, which names its Command. */
+function roleOf(args: TunnelPairArgs, i: number): string {
+    if (i < 2) return i === 0 ? "a" : "b";
+    const path = hostsOf(args)[i].path;
+    return path.includes(".clients[") ? "client" : "node";
+}
+
+/**
+ * The pair's model, from resolved args; a refusal lists every problem with its field path in
+ * the args (`a.tunnelAddress: 10.0.3.2 is not inside 10.0.2.0/24`). Without a resource (plain
+ * args, in the constructor) it is a RunError, printed without a stack trace; with one, an
+ * error of that resource.
+ */
+export function validatePair(name: string, stack: string, args: pulumi.Unwrap<TunnelPairArgs>, resource?: pulumi.Resource): Model {
+    const { config, translate, conflicts } = pairConfig(name, args);
+    let problems = conflicts;
+    try {
+        if (conflicts.length === 0) return validateConfig(config, { stack });
+    } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        problems = e.problems.map(translate);
+    }
+    const message = `TunnelPair ${name}: invalid configuration:\n  ${problems.join("\n  ")}`;
+    throw resource ? new pulumi.ResourceError(message, resource, true) : new pulumi.RunError(message);
+}
+
+/** What deserves a word although it is allowed: unpinned host keys, the open firewall mode. */
+export function warnings(model: Model): string[] {
+    const out: string[] = [];
+    for (const h of Object.values(model.hosts)) {
+        if (h.connection.hostKey === undefined) out.push(`${h.name}: connection.hostKey is not set: the identity of ${h.connection.host} is not verified`);
+    }
+    for (const p of model.pairs) {
+        if (p.firewall === "open") out.push(`pair ${p.name}: firewall is "open": every firewall rule on ${p.a.host} and ${p.b.host} is off until destroy restores them`);
+    }
+    return out;
+}
+
 /** The host's Command, and what identifies its deployment: its script and its SSH address. */
-function hostCommand(name: string, model: Model, plan: HostPlan, parent: pulumi.Resource): { cmd: command.remote.Command; identity: string } {
-    const host = model.hosts[plan.host];
-    const apply = commandString(renderApply(plan), host.sudo);
+function hostCommand(
+    name: string,
+    model: pulumi.Output<Model>,
+    args: HostArgs,
+    planned: pulumi.Output<ReturnType<typeof planPair>[number]>,
+    parent: pulumi.Resource,
+): { cmd: command.remote.Command; identity: pulumi.Output<string> } {
+    const host = model.apply((m) => m.hosts[args.name]);
+    const script = (render: typeof renderApply) => pulumi.all([planned, host]).apply(([p, h]) => commandString(render(p.plan), h.sudo));
+    const apply = script(renderApply);
     const cmd = new command.remote.Command(
         name,
         {
-            connection: connectionArgs(model, host),
+            connection: connectionArgs(host, args),
             create: apply,
             update: apply,
-            delete: commandString(renderRemove(plan), host.sudo),
+            delete: script(renderRemove),
             // What identifies the pair on its host: another machine means a new deployment.
-            triggers: [plan.tag, host.connection.host, host.connection.port],
+            triggers: [planned.apply((p) => p.plan.tag), host.apply((h) => h.connection.host), host.apply((h) => h.connection.port)],
             // The provider would Setenv PULUMI_COMMAND_STDOUT, which most sshd's refuse.
             addPreviousOutputInEnv: false,
         },
@@ -92,32 +164,32 @@ function hostCommand(name: string, model: Model, plan: HostPlan, parent: pulumi.
         // state directory if the "new" host is the old one under another address.
         { parent, deleteBeforeReplace: true },
     );
-    return { cmd, identity: `${host.connection.host}:${host.connection.port}\n${apply}` };
+    return { cmd, identity: pulumi.all([host, apply]).apply(([h, a]) => `${h.connection.host}:${h.connection.port}\n${a}`) };
 }
 
-/** The provider's connection; credentials become Pulumi secrets here and nowhere else. */
-export function connectionArgs(model: Model, host: Host): command.types.input.remote.ConnectionArgs {
-    const c = host.connection;
-    const proxy = c.proxy === undefined ? undefined : model.hosts[c.proxy];
+/**
+ * The provider's connection: the validated values, and the credentials as the caller gave
+ * them (the model holds only stand-ins), made Pulumi secrets here and nowhere else.
+ */
+export function connectionArgs(host: pulumi.Output<Host>, args: HostArgs): command.types.input.remote.ConnectionArgs {
+    const jump = args.connection.proxy;
     return {
-        ...sshTarget(host),
-        proxy: proxy && sshTarget(proxy),
+        ...sshTarget(host.apply((h) => h.connection), args.connection),
+        proxy: jump && sshTarget(host.apply((h) => h.connection.proxy!), jump),
     };
 }
 
-function sshTarget(host: Host): command.types.input.remote.ProxyConnectionArgs {
-    const c = host.connection;
-    const secret = (v: string | undefined) => (v === undefined ? undefined : pulumi.secret(v));
+function sshTarget(c: pulumi.Output<Connection>, credentials: JumpHostArgs): command.types.input.remote.ProxyConnectionArgs {
+    const secret = (v: pulumi.Input<string> | undefined) => (v === undefined ? undefined : pulumi.secret(v));
     return {
         host: c.host,
         port: c.port,
         user: c.user,
-        privateKey: secret(c.privateKey),
-        privateKeyPassword: secret(c.privateKeyPassword),
-        password: secret(c.password),
-        hostKey: c.hostKey,
+        privateKey: secret(credentials.privateKey),
+        privateKeyPassword: secret(credentials.privateKeyPassword),
+        password: secret(credentials.password),
+        hostKey: c.hostKey as pulumi.Output<string>,
         dialErrorLimit: c.dialErrorLimit,
         perDialTimeout: c.perDialTimeout,
     };
 }
-

@@ -176,11 +176,30 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
     const path = `hosts.${name}`;
     const h = c.object(raw, path, ["connection", "sudo", "underlay", "interfaces"]);
     if (!h) return undefined;
-    const conn = c.object(h.connection, `${path}.connection`, connectionKeys);
     const under = c.object(h.underlay, `${path}.underlay`, ["interface", "address"]);
     const sudo = c.boolean(h, "sudo", path, false);
-    if (!conn || !under) return undefined;
-    const cp = `${path}.connection`;
+    const connection = checkConnection(c, h.connection, `${path}.connection`, opts, true);
+    if (!connection || !under) return undefined;
+    if (sudo && connection.user === "root") c.fail(`${path}.sudo`, "true needs a connection.user other than root");
+    const iface = c.interfaceName(under, "interface", `${path}.underlay`);
+    const text = c.string(under, "address", `${path}.underlay`);
+    const withPrefix = text?.includes("/") ? parseInterfaceAddress(text) : undefined;
+    const address = text === undefined ? undefined : text.includes("/") ? withPrefix?.address : parseAddress(text);
+    if (text !== undefined && address === undefined) c.fail(`${path}.underlay.address`, `${text} is not an IPv4 address (a.b.c.d, or a.b.c.d/n with its segment's prefix)`);
+    const unicast = c.unicast(address, `${path}.underlay.address`, withPrefix?.prefix);
+    const interfaces = c.array(h, "interfaces", path).flatMap((v, i) => c.interfaceValue(v, `${path}.interfaces[${i}]`) ?? []);
+    if (!connection.host || iface === undefined || unicast === undefined) return undefined;
+    return { name, connection, sudo, underlay: { interface: iface, address: unicast, prefix: withPrefix?.prefix }, interfaces };
+}
+
+/**
+ * How the deployer's SSH reaches a host. Its jump host (`proxy`) is the name of another
+ * declared host (a stack file), resolved once every host is read, or that host's connection
+ * written inline (a program's TunnelPair args), which may not have a jump host of its own.
+ */
+function checkConnection(c: Checker, raw: unknown, cp: string, opts: ValidateOptions, mayJump: boolean): Connection | undefined {
+    const conn = c.object(raw, cp, mayJump ? connectionKeys : connectionKeys.filter((k) => k !== "proxy"));
+    if (!conn) return undefined;
     const host = c.string(conn, "host", cp);
     if (host !== undefined && !/^[A-Za-z0-9.:_-]+$/.test(host)) c.fail(`${cp}.host`, `${show(host)} is not a host name or address`);
     const port = c.integer(conn, "port", cp, 1, 65535) ?? 22;
@@ -205,10 +224,12 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
             }
         }
     }
-    if (sudo && user === "root") c.fail(`${path}.sudo`, "true needs a connection.user other than root");
     const hostKey = c.optionalString(conn, "hostKey", cp);
     if (hostKey !== undefined && !hostKeyPattern.test(hostKey)) c.fail(`${cp}.hostKey`, `${show(hostKey)} is not a public key (TYPE BASE64, e.g. ssh-ed25519 AAAA...; no host name in front)`);
-    const connection: Connection = {
+    let proxy: Connection | string | undefined;
+    if (typeof conn.proxy === "string" || conn.proxy === undefined) proxy = c.optionalString(conn, "proxy", cp);
+    else proxy = checkConnection(c, conn.proxy, `${cp}.proxy`, opts, false);
+    return {
         host: host ?? "",
         port,
         user,
@@ -217,19 +238,11 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
         privateKeyPassword,
         agent,
         hostKey,
-        proxy: c.optionalString(conn, "proxy", cp),
+        proxy: proxy as Connection | undefined,
+        proxyName: typeof proxy === "string" ? proxy : undefined,
         dialErrorLimit: c.integer(conn, "dialErrorLimit", cp, 0, 100) ?? 10,
         perDialTimeout: c.integer(conn, "perDialTimeout", cp, 1, 600) ?? 10,
     };
-    const iface = c.interfaceName(under, "interface", `${path}.underlay`);
-    const text = c.string(under, "address", `${path}.underlay`);
-    const withPrefix = text?.includes("/") ? parseInterfaceAddress(text) : undefined;
-    const address = text === undefined ? undefined : text.includes("/") ? withPrefix?.address : parseAddress(text);
-    if (text !== undefined && address === undefined) c.fail(`${path}.underlay.address`, `${text} is not an IPv4 address (a.b.c.d, or a.b.c.d/n with its segment's prefix)`);
-    const unicast = c.unicast(address, `${path}.underlay.address`, withPrefix?.prefix);
-    const interfaces = c.array(h, "interfaces", path).flatMap((v, i) => c.interfaceValue(v, `${path}.interfaces[${i}]`) ?? []);
-    if (host === undefined || iface === undefined || unicast === undefined) return undefined;
-    return { name, connection, sudo, underlay: { interface: iface, address: unicast, prefix: withPrefix?.prefix }, interfaces };
 }
 
 const endpointKeys = ["host", "interface", "network", "tunnelAddress", "peerAddress", "keepConnectedRoute", "localAddresses", "routes", "forwarding", "mtu", "ttl", "forward", "admit", "masquerade", "reversePathFilter", "clampMss", "clients", "computeNodes"] as const;
@@ -588,12 +601,18 @@ function checkAcrossPairs(c: Checker, pairs: Pair[], hosts: Record<string, Host>
             });
         }
     }
+}
+
+/** A jump host named in a stack file, resolved to that host's connection. */
+function resolveProxies(c: Checker, hosts: Record<string, Host>): void {
     for (const h of Object.values(hosts)) {
-        const proxy = h.connection.proxy;
+        const proxy = h.connection.proxyName;
         if (proxy === undefined) continue;
+        const jump = hosts[proxy];
         if (!c.declared.has(proxy)) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is not a declared host`);
         else if (proxy === h.name) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is the host itself`);
-        else if (hosts[proxy] && hosts[proxy].connection.proxy !== undefined) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} itself has a proxy; one jump host is supported`);
+        else if (jump && (jump.connection.proxyName !== undefined || jump.connection.proxy !== undefined)) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} itself has a proxy; one jump host is supported`);
+        else if (jump) hosts[h.name] = { ...h, connection: { ...h.connection, proxy: jump.connection } };
     }
 }
 
@@ -636,6 +655,7 @@ export function validateConfig(raw: StackConfig, opts: ValidateOptions): Model {
         const h = checkHost(c, name, value, opts);
         if (h) hosts[name] = h;
     }
+    resolveProxies(c, hosts);
     const pairs: Pair[] = [];
     const rawPairs = raw.pairs === undefined ? c.fail("pairs", "is required") : c.map(raw.pairs, "pairs");
     if (rawPairs && Object.keys(rawPairs).length === 0) c.fail("pairs", "declares no pair");

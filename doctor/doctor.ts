@@ -22,18 +22,18 @@ export interface DoctorReport {
 export type Exec = (conn: Connection, command: string) => Promise<ExecResult>;
 
 /** The SSH connection to a host as the replay's OpenSSH takes it, the jump host included. */
-export function sshConnection(model: Model, host: Host): Connection {
-    const c = host.connection;
-    const target = (h: Host): Connection => ({
-        host: h.connection.host,
-        port: h.connection.port,
-        user: h.connection.user,
-        privateKey: h.connection.privateKey,
-        password: h.connection.password,
-        hostKey: h.connection.hostKey,
-        perDialTimeout: h.connection.perDialTimeout,
+export function sshConnection(host: Host): Connection {
+    const target = (c: Host["connection"]): Connection => ({
+        host: c.host,
+        port: c.port,
+        user: c.user,
+        privateKey: c.privateKey,
+        password: c.password,
+        hostKey: c.hostKey,
+        perDialTimeout: c.perDialTimeout,
     });
-    return { ...target(host), proxy: c.proxy === undefined ? undefined : target(model.hosts[c.proxy]) };
+    const c = host.connection;
+    return { ...target(c), proxy: c.proxy === undefined ? undefined : target(c.proxy) };
 }
 
 export async function runDoctor(model: Model, exec: Exec): Promise<DoctorReport> {
@@ -42,7 +42,7 @@ export async function runDoctor(model: Model, exec: Exec): Promise<DoctorReport>
             const roles = duties.map((d) => `${d.pair.name} ${d.kind === "endpoint" ? d.ep.side : d.kind}`);
             const host = model.hosts[name];
             const script = factScript(factRequest(model, duties));
-            const r = await exec(sshConnection(model, host), commandString(script, host.sudo)).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message, ms: 0 }));
+            const r = await exec(sshConnection(host), commandString(script, host.sudo)).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message, ms: 0 }));
             if (r.code !== 0) {
                 const why = r.stderr.trim().split("\n").slice(-2).join(" | ") || `exit ${r.code}`;
                 return { host: name, roles, findings: [{ item: "ssh", pair: duties[0].pair.name, status: "fail", detail: `cannot read ${name} (${host.connection.host}): ${why}` }] };

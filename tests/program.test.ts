@@ -114,9 +114,9 @@ describe("the toy stack under mocks", () => {
         c.pairs.toy.firewall = "open";
         const r = await record(c, { preview: true });
         expect(r.logs.map((l) => l.message)).toEqual([
-            "hosts.doolittle.connection.hostKey is not set: the identity of 130.88.198.58 is not verified",
-            "hosts.calculon.connection.hostKey is not set: the identity of 130.88.196.129 is not verified",
-            'pairs.toy.firewall is "open": every firewall rule on doolittle and calculon is off until destroy restores them',
+            "doolittle: connection.hostKey is not set: the identity of 130.88.198.58 is not verified",
+            "calculon: connection.hostKey is not set: the identity of 130.88.196.129 is not verified",
+            'pair toy: firewall is "open": every firewall rule on doolittle and calculon is off until destroy restores them',
         ]);
     });
 

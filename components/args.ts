@@ -1,0 +1,208 @@
+// What a Pulumi program passes to `new TunnelPair(name, args)`: one pair, shaped like an entry
+// of the stack config's `tunnelpair:pairs`, with the hosts it touches written inline. Every
+// value is a `pulumi.Input` (a VM's address, a generated key) but for the few that shape the
+// resource graph: a host's `name`, which names its Command, the lists of clients and compute
+// nodes (one Command each) and `verify` (whether the probe exists). The types stay within
+// what Pulumi's component schema analyzer reads (interfaces, `T[]`, `as const` enums; no
+// unions, readonly arrays or inline object types), so other languages see the same fields.
+import * as pulumi from "@pulumi/pulumi";
+
+/** How a pair treats the hosts' firewalls. */
+export const Firewall = {
+    /** Exactly what the tunnel needs, in chains the pair owns, jumped to from the top of INPUT/OUTPUT/FORWARD; destroy removes them. */
+    Owned: "owned",
+    /** The how-to's "stop the firewall": the whole ruleset saved, everything accepted, the saved ruleset restored on destroy. */
+    Open: "open",
+    /** The firewall is left alone. */
+    None: "none",
+} as const;
+export type Firewall = (typeof Firewall)[keyof typeof Firewall];
+
+/** A protocol of a rule. */
+export const Protocol = { Tcp: "tcp", Udp: "udp", Icmp: "icmp", All: "all" } as const;
+export type Protocol = (typeof Protocol)[keyof typeof Protocol];
+
+/** The tunnel device's reverse-path filter. */
+export const ReversePathFilter = {
+    /** Unchanged. */
+    Keep: "keep",
+    /** rp_filter 2 on the tunnel device, for a host that filters strictly and admits sources whose return path is another interface. */
+    Loose: "loose",
+} as const;
+export type ReversePathFilter = (typeof ReversePathFilter)[keyof typeof ReversePathFilter];
+
+/** An SSH jump host's connection: a connection without a jump host of its own. */
+export interface JumpHostArgs {
+    /** The address or name the deployer's SSH reaches. */
+    host: pulumi.Input<string>;
+    /** The SSH port. Default: 22. */
+    port?: pulumi.Input<number>;
+    /** The login user; one other than root needs `sudo: true` on the host. Default: root. */
+    user?: pulumi.Input<string>;
+    /** The private key's text (OpenSSH or PEM). Always held as a Pulumi secret. One of privateKey, password or agent is required. */
+    privateKey?: pulumi.Input<string>;
+    /** The private key's passphrase. Always held as a Pulumi secret. */
+    privateKeyPassword?: pulumi.Input<string>;
+    /** The user's password. Always held as a Pulumi secret. */
+    password?: pulumi.Input<string>;
+    /** Authenticate with the deployer's SSH agent (SSH_AUTH_SOCK). Default: false. */
+    agent?: pulumi.Input<boolean>;
+    /** The host's public key, `ssh-ed25519 AAAA...`, pinned. Default: not verified (a warning says so). */
+    hostKey?: pulumi.Input<string>;
+    /** Further connection attempts before the update fails (waits from 0.1 s, x1.5, at most 5 s). Default: 10, the provider's. */
+    dialErrorLimit?: pulumi.Input<number>;
+    /** Seconds per connection attempt. Default: 10. */
+    perDialTimeout?: pulumi.Input<number>;
+}
+
+/** How the deployer reaches a host over SSH (the `@pulumi/command` connection). */
+export interface ConnectionArgs extends JumpHostArgs {
+    /** The SSH jump host to go through, e.g. a cluster router in front of its compute nodes. Default: none. */
+    proxy?: JumpHostArgs;
+}
+
+/** The interface and address that carry the tunnel's packets. */
+export interface UnderlayArgs {
+    /** The interface, e.g. eth0. */
+    interface: pulumi.Input<string>;
+    /**
+     * Its address, the tunnel's local or remote endpoint: `130.88.198.58`, or with its
+     * segment's prefix (`130.88.196.129/16`) for desktop clients and their gateways, so that
+     * a client's gateway can be checked to be on its segment.
+     */
+    address: pulumi.Input<string>;
+}
+
+/** A Linux host the pair changes. */
+export interface HostArgs {
+    /** The host's name: it names the host's Command (`<pair>-<role>-<name>`) and the messages about it. Plain (it shapes the resource graph). */
+    name: string;
+    /** How the deployer reaches it. */
+    connection: ConnectionArgs;
+    /** Run the scripts through `sudo -n` (never prompting), for a user other than root. Default: false. */
+    sudo?: pulumi.Input<boolean>;
+    /** The interface and address that carry the tunnel. Required for every host, the clients and compute nodes included. */
+    underlay: UnderlayArgs;
+    /** The host's other interfaces that forward and masquerade rules name, e.g. a cluster interface. Default: none. */
+    interfaces?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+/** An extra address on one of the endpoint's interfaces, e.g. the how-to's alias eth0:0. */
+export interface LocalAddressArgs {
+    /** The address with its prefix, e.g. 10.0.1.1/24. */
+    address: pulumi.Input<string>;
+    /** The interface. Default: the underlay's. */
+    interface?: pulumi.Input<string>;
+    /** The alias name (ifconfig's eth0:0); must start with the interface name. Default: none. */
+    label?: pulumi.Input<string>;
+    /** Keep the kernel's connected route of the address. Default: false (the how-to deletes it). */
+    keepConnectedRoute?: pulumi.Input<boolean>;
+}
+
+/** Traffic to the endpoint's host that the pair admits (INPUT), e.g. SSH from the tunnel networks. Needs firewall owned. */
+export interface AdmitRuleArgs {
+    /** Source networks, e.g. 10.200.100.0/24. */
+    from: pulumi.Input<pulumi.Input<string>[]>;
+    /** The protocol. Default: all. */
+    protocol?: pulumi.Input<Protocol>;
+    /** Destination ports, with tcp or udp. Default: all. */
+    ports?: pulumi.Input<pulumi.Input<number>[]>;
+}
+
+/** Forwarded traffic the pair admits (FORWARD), and its replies. Needs forwarding and firewall owned. */
+export interface ForwardRuleArgs {
+    /** Source networks. */
+    from: pulumi.Input<pulumi.Input<string>[]>;
+    /** Destination networks. */
+    to: pulumi.Input<pulumi.Input<string>[]>;
+    /** The interface it arrives on: the pair's device, or one the host is known to have. Default: any. Sources admitted in the tunnel device may arrive through the tunnel. */
+    in?: pulumi.Input<string>;
+    /** The interface it leaves by. Default: any. */
+    out?: pulumi.Input<string>;
+    /** Protocols. Default: [all]. */
+    protocols?: pulumi.Input<pulumi.Input<Protocol>[]>;
+}
+
+/** Source NAT of a private network leaving by an interface. Needs forwarding and firewall owned. */
+export interface MasqueradeArgs {
+    /** The private network, e.g. 192.168.104.0/24. */
+    source: pulumi.Input<string>;
+    /** The interface it leaves by. */
+    out: pulumi.Input<string>;
+}
+
+/** A desktop client behind an endpoint: it routes the tunnel's far side via the endpoint, its gateway on its segment. */
+export interface ClientArgs {
+    /** The client host; its underlay address is written with its segment's prefix. */
+    host: HostArgs;
+    /** The networks it routes via the endpoint. Default: the endpoint's routes. */
+    networks?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+/** A private host behind an endpoint: its default route goes via `gateway` while the pair exists. */
+export interface ComputeNodeArgs {
+    /** The node; reach it through a jump host (`connection.proxy`). */
+    host: HostArgs;
+    /** Its router's address on its segment. */
+    gateway: pulumi.Input<string>;
+    /** Also drop its 169.254.0.0/16 route while the pair exists. Default: false. */
+    dropLinkLocal?: pulumi.Input<boolean>;
+}
+
+/** One end of the tunnel. */
+export interface EndpointArgs {
+    /** The endpoint's host. */
+    host: HostArgs;
+    /** The tunnel device. Default: tunl1 (tunl0, the kernel's fallback device, is refused). */
+    interface?: pulumi.Input<string>;
+    /** The endpoint's tunnel network, e.g. 10.0.1.0/24, or one network both ends share (a /30, a /31). Required unless peerAddress. */
+    network?: pulumi.Input<string>;
+    /** The device's address, inside network, e.g. 10.0.1.2. */
+    tunnelAddress: pulumi.Input<string>;
+    /** Point-to-point addressing instead of network: the peer's tunnelAddress (`ip addr add A peer B`). Default: none. */
+    peerAddress?: pulumi.Input<string>;
+    /** Keep the kernel's connected route of network. Default: false, but always kept where it reaches the peer (a shared network, a peer address). */
+    keepConnectedRoute?: pulumi.Input<boolean>;
+    /** Extra addresses, e.g. the how-to's unrouted alias. Default: none. */
+    localAddresses?: pulumi.Input<pulumi.Input<LocalAddressArgs>[]>;
+    /** Networks sent through the tunnel to the peer. Default: none (the probe then needs a shared network or peerAddress). */
+    routes?: pulumi.Input<pulumi.Input<string>[]>;
+    /** net.ipv4.ip_forward=1 while the pair exists (restored on destroy). Default: false. */
+    forwarding?: pulumi.Input<boolean>;
+    /** The tunnel MTU. Default: the MTU of the route to the peer less 20, read on the host at each apply. */
+    mtu?: pulumi.Input<number>;
+    /** The outer TTL, 1-255. Default: inherit. */
+    ttl?: pulumi.Input<number>;
+    /** Forwarded traffic admitted. Default: none. */
+    forward?: pulumi.Input<pulumi.Input<ForwardRuleArgs>[]>;
+    /** Traffic to the host admitted. Default: none. */
+    admit?: pulumi.Input<pulumi.Input<AdmitRuleArgs>[]>;
+    /** Source NAT. Default: none. */
+    masquerade?: pulumi.Input<pulumi.Input<MasqueradeArgs>[]>;
+    /** The tunnel device's rp_filter. Default: keep. */
+    reversePathFilter?: pulumi.Input<ReversePathFilter>;
+    /** Clamp the MSS of forwarded TCP leaving by the tunnel to its path MTU. Default: the value of forwarding. */
+    clampMss?: pulumi.Input<boolean>;
+    /** Desktop clients behind this endpoint, one Command each. Plain list. Default: none. */
+    clients?: ClientArgs[];
+    /** Compute nodes behind this endpoint, one Command each. Plain list. Default: none. */
+    computeNodes?: ComputeNodeArgs[];
+}
+
+/** An IPIP tunnel between two Linux hosts. */
+export interface TunnelPairArgs {
+    /** The first endpoint; the verification probe runs on its host. */
+    a: EndpointArgs;
+    /** The second endpoint. */
+    b: EndpointArgs;
+    /** How the pair treats the hosts' firewalls. Default: owned. */
+    firewall?: pulumi.Input<Firewall>;
+    /** End each update with a probe through the tunnel from a's tunnel address to b's. Plain (it adds a Command). Default: true. */
+    verify?: boolean;
+    /**
+     * The namespace of the pair on its hosts: its ownership tag `tunnelpair:<stack>/<pair>`
+     * and state directory `/var/lib/tunnelpair/<stack>/<pair>`, the pair being the resource's
+     * name. Plain. Default: the Pulumi stack's name.
+     */
+    stack?: string;
+}

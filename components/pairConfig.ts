@@ -1,0 +1,143 @@
+// TunnelPair args <-> the stack config's shape. validateConfig reads the stack file's shape
+// (hosts by name, pairs naming them); a program's args hold one pair with its hosts inline.
+// Both ways are pure: args, once their Inputs are resolved, become a one-pair stack config
+// (and validation's field paths become the args' own: `a.host.connection.port`); a stack
+// file's pair becomes args, so the stack-config program is a caller of the component.
+import * as pulumi from "@pulumi/pulumi";
+import { ClientArgs, ComputeNodeArgs, EndpointArgs, HostArgs, JumpHostArgs, TunnelPairArgs } from "./args";
+import { StackConfig } from "./validate";
+
+type Obj = Record<string, unknown>;
+const credentialKeys = ["privateKey", "privateKeyPassword", "password"] as const;
+
+/** Every host the args name, with where it appears first: "a.host", "b.clients[0].host"... */
+export function hostsOf(args: { a: EndpointArgs; b: EndpointArgs }): { path: string; host: HostArgs }[] {
+    const out: { path: string; host: HostArgs }[] = [];
+    for (const side of ["a", "b"] as const) out.push({ path: `${side}.host`, host: args[side].host });
+    for (const side of ["a", "b"] as const) {
+        (args[side].clients ?? []).forEach((c, i) => out.push({ path: `${side}.clients[${i}].host`, host: c.host }));
+        (args[side].computeNodes ?? []).forEach((n, i) => out.push({ path: `${side}.computeNodes[${i}].host`, host: n.host }));
+    }
+    return out;
+}
+
+/**
+ * The one-pair stack config of resolved args, and a translation of validation's field paths
+ * into the args' own. The same host may appear more than once (an endpoint that is also the
+ * jump host of its compute nodes is written where each needs it); two different hosts under
+ * one name are refused.
+ */
+export function pairConfig(pair: string, args: pulumi.Unwrap<TunnelPairArgs>): { config: StackConfig; translate: (message: string) => string; conflicts: string[] } {
+    const hosts: Obj = {};
+    const paths = new Map<string, string>();
+    const conflicts: string[] = [];
+    for (const { path, host } of hostsOf(args as unknown as TunnelPairArgs) as unknown as { path: string; host: pulumi.Unwrap<HostArgs> }[]) {
+        const entry = hostEntry(host);
+        const seen = paths.get(host.name);
+        if (seen === undefined) {
+            hosts[host.name] = entry;
+            paths.set(host.name, path);
+        } else if (JSON.stringify(hosts[host.name]) !== JSON.stringify(entry)) {
+            conflicts.push(`${path}.name: ${JSON.stringify(host.name)} is the name of another host at ${seen}`);
+        }
+    }
+    const endpoint = (e: pulumi.Unwrap<EndpointArgs>): Obj =>
+        defined({
+            ...e,
+            host: e.host.name,
+            clients: e.clients?.map((c: pulumi.Unwrap<ClientArgs>) => defined({ ...c, host: c.host.name })),
+            computeNodes: e.computeNodes?.map((n: pulumi.Unwrap<ComputeNodeArgs>) => defined({ ...n, host: n.host.name })),
+        });
+    const config: StackConfig = {
+        hosts,
+        pairs: { [pair]: defined({ a: endpoint(args.a), b: endpoint(args.b), firewall: args.firewall, verify: args.verify }) },
+    };
+    const translate = (message: string): string => {
+        let m = message.split(`pairs.${pair}.`).join("");
+        for (const [name, path] of paths) m = m.split(`hosts.${name}.`).join(`${path}.`);
+        return m;
+    };
+    return { config, translate, conflicts };
+}
+
+function hostEntry(h: pulumi.Unwrap<HostArgs>): Obj {
+    const { proxy, ...connection } = h.connection;
+    return defined({
+        connection: defined({ ...connection, proxy: proxy && defined({ ...proxy }) }),
+        sudo: h.sudo,
+        underlay: defined({ ...h.underlay }),
+        interfaces: h.interfaces,
+    });
+}
+
+/** The object without its undefined fields: an absent field and an undefined one read alike. */
+function defined(o: Obj): Obj {
+    return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * The args with each credential replaced by a stand-in of the same kind ("(secret)" for a
+ * non-empty string, the empty string, a number...), no longer secret: validation sees whether
+ * a credential is there and well-formed, and nothing derived from the rest of the args (the
+ * scripts) becomes secret because a key is.
+ */
+export function withoutCredentials(args: TunnelPairArgs): TunnelPairArgs {
+    const redact = (c: JumpHostArgs): JumpHostArgs => {
+        const out: Obj = { ...c };
+        for (const key of credentialKeys) {
+            if (c[key] !== undefined) out[key] = pulumi.unsecret(pulumi.output(c[key]).apply(standIn));
+        }
+        return out as unknown as JumpHostArgs;
+    };
+    const host = (h: HostArgs): HostArgs => ({ ...h, connection: { ...redact(h.connection), proxy: h.connection.proxy && redact(h.connection.proxy) } });
+    const endpoint = (e: EndpointArgs): EndpointArgs => ({
+        ...e,
+        host: host(e.host),
+        clients: e.clients?.map((c) => ({ ...c, host: host(c.host) })),
+        computeNodes: e.computeNodes?.map((n) => ({ ...n, host: host(n.host) })),
+    });
+    return { ...args, a: endpoint(args.a), b: endpoint(args.b) };
+}
+
+function standIn(v: unknown): unknown {
+    if (typeof v === "string") return v === "" ? "" : "(secret)";
+    if (Array.isArray(v)) return [];
+    if (v !== null && typeof v === "object") return {};
+    return typeof v === "number" ? 0 : v;
+}
+
+/** Whether any value in the args is an Output or a promise (known only when resolved). */
+export function hasInputs(v: unknown): boolean {
+    if (pulumi.Output.isInstance(v) || (v !== null && typeof v === "object" && typeof (v as { then?: unknown }).then === "function")) return true;
+    if (Array.isArray(v)) return v.some(hasInputs);
+    if (v !== null && typeof v === "object") return Object.values(v).some(hasInputs);
+    return false;
+}
+
+/**
+ * A pair of a validated stack config as TunnelPair args: its hosts written inline, a jump
+ * host named by the stack file replaced by that host's connection, `mtu: auto` and
+ * `ttl: inherit` left out (the args' defaults).
+ */
+export function pairArgs(config: StackConfig, pair: string, stack: string): TunnelPairArgs {
+    const hosts = config.hosts as Record<string, Obj>;
+    const host = (name: string): HostArgs => {
+        const h = hosts[name];
+        const { proxy, ...connection } = h.connection as Obj;
+        const jump = typeof proxy === "string" ? ({ ...(hosts[proxy].connection as Obj), proxy: undefined } as Obj) : undefined;
+        return { ...(h as unknown as HostArgs), name, connection: defined({ ...connection, proxy: jump && defined(jump) }) as unknown as HostArgs["connection"] };
+    };
+    const endpoint = (raw: unknown): EndpointArgs => {
+        const e = raw as Obj & { host: string; clients?: Obj[]; computeNodes?: Obj[] };
+        return defined({
+            ...e,
+            host: host(e.host),
+            mtu: e.mtu === "auto" ? undefined : e.mtu,
+            ttl: e.ttl === "inherit" ? undefined : e.ttl,
+            clients: e.clients?.map((c) => ({ ...c, host: host(c.host as string) })),
+            computeNodes: e.computeNodes?.map((n) => ({ ...n, host: host(n.host as string) })),
+        }) as unknown as EndpointArgs;
+    };
+    const p = (config.pairs as Record<string, Obj>)[pair];
+    return defined({ a: endpoint(p.a), b: endpoint(p.b), firewall: p.firewall, verify: p.verify, stack }) as unknown as TunnelPairArgs;
+}
