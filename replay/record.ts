@@ -40,6 +40,11 @@ export interface RecordOptions {
      * caches modules); a function to run it again, e.g. deployStack from program.ts.
      */
     readonly program?: () => Record<string, unknown>;
+    /**
+     * The state the mocked engine returns for a resource the program registers; its inputs
+     * by default. An output left out of the state is unknown, as at a real preview.
+     */
+    readonly mockState?: (args: pulumi.runtime.MockResourceArgs) => Record<string, unknown> | undefined;
 }
 
 const secretSig = "1b47061264138c4ac30d75fd1eb44270";
@@ -70,7 +75,7 @@ export async function recordProgram(opts: RecordOptions): Promise<Recording> {
     await pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs) {
-                return { id: args.custom ? `${args.name}-id` : undefined, state: args.inputs };
+                return { id: args.custom ? `${args.name}-id` : undefined, state: opts.mockState?.(args) ?? args.inputs };
             },
             call(args: pulumi.runtime.MockCallArgs) {
                 throw new Error(`unexpected call ${args.token}`);
@@ -118,9 +123,16 @@ export async function recordProgram(opts: RecordOptions): Promise<Recording> {
     };
     (pulumi.log as { warn: unknown }).warn = captured("warning");
 
+    // A resource whose inputs fail to resolve rejects promises that nobody awaits; the
+    // language host fails the program with the first of them, and so does the recording.
+    const rejected: unknown[] = [];
+    const onRejection = (e: unknown) => rejected.push(e);
+    process.on("unhandledRejection", onRejection);
     try {
         const exported = opts.program ? opts.program() : ((await import(path.join(__dirname, "..", "index.ts"))) as Record<string, unknown>);
-        await settings().waitForRPCs();
+        await settings().waitForRPCs().catch((e: unknown) => rejected.push(e));
+        await settle();
+        if (rejected.length) throw rejected[0];
         const outputs: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(exported)) {
             outputs[k] = await resolve(v);
@@ -128,12 +140,17 @@ export async function recordProgram(opts: RecordOptions): Promise<Recording> {
         return { resources, outputs, logs };
     } catch (e) {
         // how far the program got: a refused configuration must have registered nothing
-        if (e !== null && typeof e === "object") (e as { registered?: number }).registered = resources.length;
+        if (e !== null && typeof e === "object") Object.assign(e, { registered: resources.length, recorded: resources });
         throw e;
     } finally {
+        // the rest of a failed program's rejections arrive a little later
+        if (rejected.length) await settle(100);
+        process.off("unhandledRejection", onRejection);
         (pulumi.log as { warn: unknown }).warn = warn;
     }
 }
+
+const settle = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
 interface RegisterRequest {
     getType(): string;
