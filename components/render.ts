@@ -6,8 +6,13 @@ import * as path from "path";
 import { createHash } from "crypto";
 import { HostPlan, objectLine, stateRoot, VerifyPlan } from "./plan";
 
-/** The constant runtime, read once: see runtime.sh for how apply and remove work. */
-const runtime = fs.readFileSync(path.join(__dirname, "runtime.sh"), "utf8");
+/**
+ * The constant runtime, read once from its parts beside this file, in this order (functions
+ * may call any part; the top-level lines of a part set only the variables of later parts):
+ * see runtime/base.sh for how apply and remove work.
+ */
+export const runtimeParts = ["base", "state", "objects", "hostwide", "main"] as const;
+const runtime = runtimeParts.map((p) => fs.readFileSync(path.join(__dirname, "runtime", `${p}.sh`), "utf8")).join("\n");
 const verifyRuntime = fs.readFileSync(path.join(__dirname, "verify.sh"), "utf8");
 
 /** Quotes a value for POSIX sh: 'it'\''s'. */
@@ -30,6 +35,7 @@ function header(plan: HostPlan): string {
     return [
         "#!/bin/sh",
         `# tunnelpair ${plan.tag} on ${plan.host}`,
+        "# shellcheck disable=SC3043 # local: dash, bash and busybox ash have it",
         "set -eu",
         ...vars.map(([k, v]) => `${k}=${shellQuote(v)}`),
         "# the rules of each chain the pair owns, in iptables-restore form, one per line",

@@ -1,0 +1,222 @@
+# tunnelpair runtime: the constant part of every script, in five parts that render.ts puts
+# together in this order: base.sh (globals, helpers, the host's live state, the two batches),
+# state.sh (the pair's state directory, journal, rollback, lock), objects.sh (the objects a
+# pair owns, one section per kind), hostwide.sh (the reference-counted host-wide values and
+# their kinds), main.sh (preflight, apply, remove). render.ts puts the pair's values
+# (HOST TAG STACK PAIR ROOT STATE DESIRED) and chain_rules() in front of them, and a call to
+# apply or remove after them. POSIX sh and `local`: dash, bash, busybox ash.
+#
+# A pair owns objects, one per line, "kind args...", e.g. "route 10.0.2.0/24 dev tunl1".
+# apply:  removes the objects of the previous apply that are no longer desired, brings about
+#         every desired object that is not there, then records the list in $STATE/manifest,
+#         each line marked "own" (we made it) or "had" (it was there before us).
+#         Each change first writes its undo to $STATE/journal. A failure, a signal or a cut
+#         connection rolls the journal back, leaving the host as it was before the run; a
+#         journal left by a run that died unannounced is rolled back by the next run.
+# remove: undoes, newest first, what the manifest marks "own"; "had" objects stay.
+# Host-wide settings (sysctls, the opened firewall) are reference-counted in $ROOT/.host:
+# the first pair to change one saves the original, the last to let go restores it.
+#
+# Processes are expensive on small routers (and in the lab), and so is dash's `read`: it
+# makes one system call per byte (~45 us each in the lab, 0.1 s for a 2 KB table). State is
+# read once per run into variables, a file with one `cat`, and text is walked line by line
+# without `read`, split once by the shell:
+#     IFS=$NL; for l in $text; do IFS=$WS; ...; done; IFS=$WS
+# (the body first puts IFS back, so whatever it calls, and however it leaves the loop, splits
+# words as usual; empty lines are skipped; set -f: nothing is globbed).
+# For the same reason a helper that returns a value sets a variable instead of printing it
+# (a $(...) forks, and a fork costs ~10 ms on a small router). These variables, named with a
+# leading "_", are results and nothing else: read them right after the call.
+#     _v      read_first, sysctl_read, dev_alias: the value read
+#     _c      slurp: a file's text                 _rev    reversed: its lines, last first
+#     _s      load_table: a table's lines          _live   chain_live: a chain's rules
+#     _k      route_key: a route's key             _tp     tunnel_params: "local remote ttl"
+#     _mtu_v  resolve_mtu: the MTU to set          _rules  chain_rules (render.ts): its rules
+#     _sd     dir_<kind> (hostwide.sh)             _ra     route_args: `ip route add` args
+#     _comp   sysctl_companions                    _bad    restore_<kind>: what failed, appended
+# A function's own temporaries are `local`, named without the "_": local is dynamic in every
+# one of these shells, and a local named like a result would swallow the result of a helper
+# the function calls.
+
+HOSTSTATE=$ROOT/.host
+HOLDER=$STACK:$PAIR
+IPT_WAIT=10
+LOCK_WAIT=60
+NL='
+'
+WS=" 	$NL"        # the default IFS
+IFS=$WS
+set -f          # object lines are split into words; their fields are never globbed
+umask 077       # state files are root-only
+
+say() { printf '%s\n' "tunnelpair[$TAG@$HOST]: $*" || true; }
+warn() { printf '%s\n' "tunnelpair[$TAG@$HOST]: warning: $*" >&2 || true; }
+die() { DIED=1; printf '%s\n' "tunnelpair[$TAG@$HOST]: error: ${STEP:+step $STEP ($OBJ): }$*" >&2 || true; exit 1; }
+run() {   # runs a command (stdin and stdout its own); its failure fails the step with its message
+    local e=''
+    { e=$("$@" 2>&1 >&3); } 3>&1 || die "$* failed: $e"
+}
+
+ipt() { iptables -w "$IPT_WAIT" "$@"; }
+# dash's read returns 1 on /proc and /sys files although it has read the value: trust the value.
+read_first() { _v=; read -r _v <"$1" || [ -n "$_v" ]; }   # -> $_v
+sysctl_read() { read_first "/proc/sys/$1"; }   # -> $_v
+sysctl_write() { printf '%s\n' "$2" >"/proc/sys/$1"; }
+reversed() {   # lines -> $_rev, last first
+    local l=''
+    _rev=; IFS=$NL
+    for l in $1; do IFS=$WS; _rev=$l$NL$_rev; done
+    IFS=$WS
+}
+member() { case "$NL$2$NL" in *"$NL$1$NL"*) return 0 ;; esac; return 1; }
+# a file -> $_c, each of its lines ending in a newline; one process however long the file
+slurp() { [ -e "$1" ] || return 1; _c=$(cat "$1") || return 1; _c=${_c:+$_c$NL}; }
+
+# --- live state, read once, dropped after a change --------------------------------------
+# One `ip` reads, one per line: first the route to each peer whose tunnel MTU is "auto"
+# (into PEER_ROUTES, "PEER ..."; a peer without a route has no line: -force reads on), then
+# the addresses (into ADDRS: the lines "N: DEV ...") and the routes (into ROUTES: the lines
+# after the first address; a route never begins with a number and ": "). Its complaints
+# (into IP_ERRORS) are told apart by their words; only the peers' may fail.
+AUTO_PEERS=; IP_READ=0; PEER_ROUTES=; ADDRS=; ROUTES=; IP_ERRORS=
+load_ip() {
+    [ "$IP_READ" = 0 ] || return 0
+    local q='' n=0 p='' all='' seen=0 l=''
+    for p in $AUTO_PEERS; do q="${q}route get $p$NL"; n=$((n + 1)); done
+    all=$(ip -4 -o -force -batch - 2>&1 <<EOF
+${q}addr show
+route show table main
+EOF
+    ) || true
+    PEER_ROUTES=; ADDRS=; ROUTES=; IP_ERRORS=; IFS=$NL
+    for l in $all; do
+        IFS=$WS
+        case "$l" in
+            "Command failed -:"*)
+                [ "${l##*:}" -le "$n" ] || die "ip addr show / ip route show failed: ${IP_ERRORS%"$NL"}"
+                continue ;;
+            "RTNETLINK answers: "* | "Error: "*) IP_ERRORS=$IP_ERRORS$l$NL; continue ;;
+        esac
+        case "${l%%": "*}" in
+            *[!0-9]* | "")
+                if [ "$seen" = 1 ]; then ROUTES=$ROUTES$l$NL
+                else   # `ip route get` puts a type first for some (local, broadcast ...)
+                    case "$l" in local\ * | broadcast\ * | multicast\ * | anycast\ * | unicast\ *) l=${l#* } ;; esac
+                    PEER_ROUTES=$PEER_ROUTES$l$NL
+                fi ;;
+            *) seen=1; ADDRS=$ADDRS$l$NL ;;
+        esac
+    done
+    IFS=$WS; IP_READ=1
+}
+ip_changed() { IP_READ=0; }
+# Every table the kernel has, in one iptables-save, kept per table in SAVE_<table> until a
+# change. Without -t it reads only the tables that exist: reading one by name makes the kernel
+# create it, and it stays (see LINUX-FACTS). A table the kernel does not have reads empty.
+TABLES_READ=0; _s=
+load_table() {   # table -> $_s
+    if [ "$TABLES_READ" = 0 ]; then
+        local all='' t='' cur='' sec='' line=''
+        all=$(iptables-save) || die "iptables-save failed"
+        for t in filter nat mangle raw security; do eval "SAVE_$t="; done
+        IFS=$NL
+        for line in $all; do
+            IFS=$WS
+            case "$line" in
+                "*"*) cur=${line#"*"}; sec= ;;
+                COMMIT) case "$cur" in filter | nat | mangle | raw | security) eval "SAVE_$cur=\$sec" ;; esac; cur= ;;
+                "#"*) ;;
+                *) sec=$sec$line$NL ;;
+            esac
+        done
+        IFS=$WS
+        TABLES_READ=1
+    fi
+    eval "_s=\$SAVE_$1"
+}
+tables_changed() { TABLES_READ=0; }
+
+has_local_address() {   # address: configured on any interface
+    load_ip
+    local want="$1" l=''
+    IFS=$NL
+    for l in $ADDRS; do
+        IFS=$WS
+        # shellcheck disable=SC2086 # split into words on purpose
+        set -- $l
+        if [ $# -ge 4 ] && [ "${4%/*}" = "$want" ]; then return 0; fi
+    done
+    IFS=$WS; return 1
+}
+route_key() { case "$1" in 0.0.0.0/0) _k=default ;; */32) _k=${1%/32} ;; *) _k=$1 ;; esac; }   # -> $_k
+has_route() {   # dest dev|via X
+    load_ip
+    route_key "$1"
+    case "$NL$ROUTES" in *"$NL$_k $2 $3$NL"* | *"$NL$_k $2 $3 "*) return 0 ;; esac
+    return 1
+}
+has_default() { load_ip; case "$NL$ROUTES" in *"${NL}default "*) return 0 ;; esac; return 1; }
+has_dest() { load_ip; route_key "$1"; case "$NL$ROUTES" in *"$NL$_k "*) return 0 ;; esac; return 1; }
+chain_exists() { load_table "$1"; case "$NL$_s" in *"$NL:$2 "*) return 0 ;; esac; return 1; }
+chain_live() {  # table chain -> $_live: its rules as iptables-save prints them
+    load_table "$1"
+    local line=''
+    _live=; IFS=$NL
+    for line in $_s; do IFS=$WS; case "$line" in "-A $2 "*) _live=$_live$line$NL ;; esac; done
+    IFS=$WS
+}
+
+# --- the two batches -------------------------------------------------------------------------
+# A run's changes to devices, addresses and routes go to the kernel in one `ip -batch`, at
+# the first object that is not one of them (or needs them made: a device's own sysctl), for
+# the same reason; the journal holds their undo as they queue. `ip -batch` stops at the first
+# command that fails: the ones before it are undone by the rollback like any other step.
+IPQ_CMDS=; IPQ_OBJS=   # the queued commands, and "step object" for each; empty: nothing queued
+ipq() {   # ip arguments (no value has a blank in it)
+    IPQ_CMDS="$IPQ_CMDS$*$NL"
+    IPQ_OBJS="$IPQ_OBJS$STEP $OBJ$NL"
+}
+flush_ip() {
+    [ -n "$IPQ_OBJS" ] || return 0
+    local objs="$IPQ_OBJS" cmds="$IPQ_CMDS" e='' n='' i=0 o=''
+    IPQ_OBJS=; IPQ_CMDS=; ip_changed
+    e=$(ip -batch - 2>&1 >/dev/null <<EOF
+$cmds
+EOF
+    ) && return 0
+    # "Command failed -:N": the Nth queued command, and the object it was for
+    n=${e##*:}; IFS=$NL
+    for o in $objs; do IFS=$WS; i=$((i + 1)); if [ "$i" = "$n" ]; then STEP=${o%% *}; OBJ=${o#* }; fi; done
+    IFS=$WS
+    die "ip failed: $e"
+}
+
+# A run's chains and jumps go to the kernel in one iptables-restore --noflush, every table
+# in it, at the first object that is not one of them: every xtables program reads and writes
+# whole tables, tens of milliseconds each on a small router. Their undo is journaled as they
+# queue; each table's commit is atomic, so a refused table changes nothing.
+# A table's batch is kept in PENDING_<table>_decl and PENDING_<table>_rules.
+QUEUED_TABLES=; QUEUED_CHAINS=
+queue() {   # table decl|rules lines
+    case " $QUEUED_TABLES " in
+        *" $1 "*) ;;
+        *) QUEUED_TABLES="$QUEUED_TABLES $1"; eval "PENDING_$1_decl=; PENDING_$1_rules=" ;;
+    esac
+    eval "PENDING_$1_$2=\$PENDING_$1_$2\$3\$NL"
+}
+flush_queue() {
+    [ -n "$QUEUED_TABLES" ] || return 0
+    local in='' t='' q=''
+    for t in $QUEUED_TABLES; do
+        eval "in=\$in'*'\$t\$NL\$PENDING_${t}_decl\$PENDING_${t}_rules"
+        in=${in}COMMIT$NL
+    done
+    # (each table commits at its COMMIT: if a later one is refused, the rollback undoes the
+    # earlier, whose undo is journaled like the rest)
+    run iptables-restore -w "$IPT_WAIT" --noflush <<EOF
+$in
+EOF
+    tables_changed
+    for q in $QUEUED_CHAINS; do chain_live "${q%%:*}" "${q#*:}"; printf '%s' "$_live" >"$STATE/chains/${q#*:}.live"; done
+    QUEUED_TABLES=; QUEUED_CHAINS=
+}

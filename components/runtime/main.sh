@@ -1,0 +1,150 @@
+# --- entry points: preflight, apply, remove ----------------------------------------------------
+known() { case " $KINDS " in *" $1 "*) return 0 ;; esac; return 1; }
+obj() {   # verb kind args...: the kind's function for the verb, e.g. present_addr ARGS
+    known "$2" || die "unknown object kind '$2'"
+    local fn="$1_$2"
+    shift 2
+    "$fn" "$@"
+}
+# Only kinds with ADOPT_<kind> can be there before the pair is; they then stay when the pair goes.
+adoptable() { eval "[ -n \"\${ADOPT_$1-}\" ]"; }   # kind (known)
+
+preflight() {   # nothing has changed yet: refuse what cannot work
+    command -v ip >/dev/null 2>&1 || die "'ip' is required"
+    mtu_auto_peers
+    local l=''
+    IFS=$NL
+    for l in $DESIRED; do
+        IFS=$WS
+        # shellcheck disable=SC2086 # kind args...
+        obj preflight $l
+    done
+    IFS=$WS
+    # Loading ipip is the one change never undone: unloading is unsafe while any ipip
+    # device exists anywhere, and the kernel then keeps a tunl0 in every namespace.
+    if [ "$NEED_IPIP" = 1 ] && [ ! -d /sys/module/ipip ]; then
+        modprobe ipip 2>/dev/null || [ -d /sys/module/ipip ] || die "this kernel cannot do ipip (modprobe ipip failed)"
+    fi
+}
+
+apply() {
+    lock
+    trap finish EXIT
+    trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
+    preflight
+    [ -d "$STATE" ] || FRESH=1
+    make_dirs
+    rollback   # a journal left here: an earlier run died before it could undo itself
+    if [ "$FRESH" = 0 ] && [ ! -e "$STATE/manifest" ]; then FRESH=1; fi
+    local old='' new='' entry='' own='' line='' batch='' added=0 removed=0 kept=0
+    manifest_read; old=$_c
+    # Stale objects go first, newest first: they may hold names or addresses the new need.
+    IFS=$NL
+    for entry in $_rev; do
+        IFS=$WS; own=${entry%% *}; line=${entry#* }
+        member "$line" "$DESIRED" && continue
+        [ "$own" = own ] || continue
+        OBJ=$line; STEP=remove
+        journal "add $line"
+        # shellcheck disable=SC2086
+        obj del $line
+        say "- $line"
+        removed=$((removed + 1))
+    done
+    IFS=$WS
+    STEP=0; IFS=$NL
+    for line in $DESIRED; do
+        IFS=$WS
+        STEP=$((STEP + 1)); OBJ=$line
+        # shellcheck disable=SC2086
+        if obj present $line; then
+            kept=$((kept + 1))
+            if member "own $line" "$old"; then new="${new}own $line$NL"
+            elif member "had $line" "$old" || adoptable "${line%% *}"; then
+                member "had $line" "$old" || say "= $line (already there: it stays after destroy)"
+                new="${new}had $line$NL"
+            else new="${new}own $line$NL"; fi
+            continue
+        fi
+        # the batches this change does not join go to the kernel before it
+        eval "batch=\${BATCH_${line%% *}-}"
+        [ "$batch" = ipt ] || flush_queue
+        [ "$batch" = ip ] || flush_ip
+        # shellcheck disable=SC2086
+        obj add $line
+        new="${new}own $line$NL"
+        say "+ $line"
+        added=$((added + 1))
+    done
+    IFS=$WS
+    flush_queue
+    flush_ip
+    # said before the commit: a connection cut by now fails this write, and the run rolls back
+    say "applied: $added added, $removed removed, $kept unchanged"
+    printf '%s' "$new" >"$STATE/manifest.new"
+    mv "$STATE/manifest.new" "$STATE/manifest"
+    COMMITTED=1
+    tidy
+}
+
+# remove: what is there of an object of an iptables kind goes into its table's batch (read
+# from the table as this shell has it, by queue_del_<kind>); one iptables-restore per table
+# then removes them all, or none. RM_BATCH holds the manifest lines in the batch, RM_LEFT
+# those that stay listed for the next destroy, RM_FAILED their number.
+RM_BATCH=; RM_LEFT=; RM_FAILED=0
+remove_queued() {   # the batch, all or nothing; a refusal keeps its objects listed
+    [ -n "$RM_BATCH" ] || return 0
+    local e='' o=''
+    if e=$(flush_queue 2>&1); then
+        IFS=$NL; for o in $RM_BATCH; do IFS=$WS; say "- ${o#* }"; done; IFS=$WS
+    else
+        warn "removing the firewall rules failed: $e"
+        reversed "$RM_BATCH"; RM_LEFT="$_rev$RM_LEFT"
+        IFS=$NL; for o in $RM_BATCH; do IFS=$WS; RM_FAILED=$((RM_FAILED + 1)); done; IFS=$WS
+    fi
+    QUEUED_TABLES=; QUEUED_CHAINS=; RM_BATCH=
+    tables_changed
+}
+
+remove() {
+    lock
+    if [ ! -d "$STATE" ]; then say "nothing to remove"; prune "${STATE%/*}"; return 0; fi
+    rollback
+    local entry='' own='' line='' batch='' e=''
+    manifest_read
+    IFS=$NL
+    for entry in $_rev; do
+        IFS=$WS; own=${entry%% *}; line=${entry#* }
+        if [ "$own" != own ]; then say "= $line (was there before us: left in place)"; continue; fi
+        batch=
+        if known "${line%% *}"; then eval "batch=\${BATCH_${line%% *}-}"; fi
+        if [ "$batch" = ipt ]; then
+            # shellcheck disable=SC2086
+            obj queue_del $line
+            RM_BATCH="$RM_BATCH$own $line$NL"
+            continue
+        fi
+        remove_queued
+        # (in a subshell, its messages kept: a failure is reported, and the loop goes on)
+        # shellcheck disable=SC2086
+        if e=$(obj del $line 2>&1); then
+            [ -z "$e" ] || printf '%s\n' "$e" >&2
+            say "- $line"
+        else
+            warn "removing $line failed: $e"
+            RM_LEFT="$own $line$NL$RM_LEFT"
+            RM_FAILED=$((RM_FAILED + 1))
+        fi
+        # the del ran in a subshell: forget here what it may have changed
+        ip_changed; tables_changed
+    done
+    IFS=$WS
+    remove_queued
+    if [ "$RM_FAILED" -gt 0 ]; then
+        printf '%s' "$RM_LEFT" >"$STATE/manifest"
+        die "$RM_FAILED objects could not be removed; they stay listed in $STATE/manifest for the next destroy"
+    fi
+    rm -rf "$STATE"
+    prune "${STATE%/*}"
+    say "removed"
+}
