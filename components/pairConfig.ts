@@ -5,10 +5,9 @@
 // file's pair becomes args, so the stack-config program is a caller of the component.
 import * as pulumi from "@pulumi/pulumi";
 import { ClientArgs, ComputeNodeArgs, EndpointArgs, HostArgs, JumpHostArgs, TunnelPairArgs } from "./args";
-import { StackConfig } from "./validate";
+import { credentialKeys, StackConfig } from "./validate";
 
 type Obj = Record<string, unknown>;
-const credentialKeys = ["privateKey", "privateKeyPassword", "password"] as const;
 
 /** Every host the args name, with where it appears first: "a.host", "b.clients[0].host"... */
 export function hostsOf(args: { a: EndpointArgs; b: EndpointArgs }): { path: string; host: HostArgs }[] {

@@ -64,12 +64,12 @@ export class TunnelPair extends pulumi.ComponentResource {
         // them, in planPair's order; the list is plain (host names, the lists of clients and
         // nodes), so it is known at preview whatever else is not.
         const plans = model.apply((m) => planPair(m, m.pairs[0]));
-        const commands = hostsOf(args).map(({ host }, i) => {
+        const commands = hostsOf(args).map(({ host, path }, i) => {
             const plan = plans.apply((ps) => {
                 if (ps[i].plan.host !== host.name) throw new Error(`TunnelPair ${name}: planned ${ps[i].plan.host} where ${host.name} was expected`);
                 return ps[i];
             });
-            return hostCommand(`${name}-${roleOf(args, i)}-${host.name}`, model, host, plan, this);
+            return hostCommand(`${name}-${roleOf(path)}-${host.name}`, model, host, plan, this);
         });
         const endpoint = (side: "a" | "b", i: number): EndpointOutputs => ({
             host: args[side].host.name,
@@ -99,10 +99,9 @@ export class TunnelPair extends pulumi.ComponentResource {
     }
 }
 
-/** "a", "b", "client", "node": the role of the i-th host of hostsOf, which names its Command. */
-function roleOf(args: TunnelPairArgs, i: number): string {
-    if (i < 2) return i === 0 ? "a" : "b";
-    const path = hostsOf(args)[i].path;
+/** "a", "b", "client", "node": the role of a host, which names its Command, from where hostsOf found it. */
+function roleOf(path: string): string {
+    if (path === "a.host" || path === "b.host") return path[0];
     return path.includes(".clients[") ? "client" : "node";
 }
 

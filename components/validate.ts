@@ -170,7 +170,8 @@ function show(v: unknown): string {
 }
 
 const connectionKeys = ["host", "port", "user", "privateKey", "privateKeyPassword", "password", "agent", "hostKey", "proxy", "dialErrorLimit", "perDialTimeout"] as const;
-const credentialKeys = ["privateKey", "privateKeyPassword", "password"] as const;
+/** The connection fields that hold credentials: never shown, always secrets. */
+export const credentialKeys = ["privateKey", "privateKeyPassword", "password"] as const;
 
 function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions): Host | undefined {
     const path = `hosts.${name}`;
