@@ -128,7 +128,12 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
                 const k = Math.ceil(steps / 2);
                 const conn = c.inputs.connection as Connection;
                 await labExec(conn, withFault(create, k, "hang"), undefined, 2500);
-                await new Promise((r) => setTimeout(r, 9000)); // the hung step ends; the script meets the closed pipe
+                // The hung step ends, the script meets the closed pipe and rolls back. Its end is
+                // when it lets go of the host's lock (the run and its children hold /var/lib), not
+                // a fixed time: a loaded machine rolls back slower than a fixed wait allows.
+                const ended = await lab.exec(host, `flock -w 90 /var/lib true && cat ${faultDir}/count`);
+                const reached = Number(ended.stdout.trim());
+                check(`${c.name}: SSH cut at step ${k}: the run reached the hung step and ended (${reached} steps)`, ended.code === 0 && reached >= k, ended.stderr);
                 const d = diffSnapshots(before, await snapshot(lab, host));
                 check(`${c.name}: SSH cut at step ${k}: ${host} rolled back (${d.length} diff lines)`, d.length === 0, d.join("\n"));
                 const rerun = await run(c, create);
