@@ -21,6 +21,48 @@ export function hostsOf(args: { a: EndpointArgs; b: EndpointArgs }): { path: str
 }
 
 /**
+ * Where the args are not plain where they must be: the values that shape the graph (the
+ * hosts' names, the lists of clients and nodes, `verify`, `stack`) and the objects that hold
+ * them are read when the component is made, before any Output resolves. TypeScript's types
+ * already say so; a program in another language reaches the component through the provider,
+ * whose wire format could still hand over a whole endpoint as one Output (an SDK that marks
+ * a secret inside it by making all of it secret), so this says which field, and why.
+ */
+export function shapeProblems(args: TunnelPairArgs): { propertyPath: string; reason: string }[] {
+    const out: { propertyPath: string; reason: string }[] = [];
+    const deferred = (v: unknown) => hasInputs(v) && (pulumi.Output.isInstance(v) || typeof (v as { then?: unknown }).then === "function");
+    const need = (path: string, v: unknown, what: "object" | "array" | "string" | "boolean", optional = false): boolean => {
+        if (v === undefined && optional) return false;
+        const ok = what === "array" ? Array.isArray(v) : what === "object" ? v !== null && typeof v === "object" && !Array.isArray(v) && !deferred(v) : typeof v === what;
+        if (!ok) {
+            const found = deferred(v) ? "an Output (a value known only later, or a secret that covers it whole)" : JSON.stringify(v) ?? "nothing";
+            out.push({ propertyPath: path, reason: `must be a plain ${what} when the component is made, found ${found}: it decides which resources the pair has; pass Outputs (and secrets) at the fields inside it that carry them` });
+        }
+        return ok;
+    };
+    const host = (path: string, h: unknown) => {
+        if (!need(path, h, "object")) return;
+        const x = h as Obj;
+        need(`${path}.name`, x.name, "string");
+        if (need(`${path}.connection`, x.connection, "object")) need(`${path}.connection.proxy`, (x.connection as Obj).proxy, "object", true);
+        need(`${path}.underlay`, x.underlay, "object");
+    };
+    for (const side of ["a", "b"] as const) {
+        const e = (args as unknown as Obj)[side];
+        if (!need(side, e, "object")) continue;
+        const x = e as Obj;
+        host(`${side}.host`, x.host);
+        for (const list of ["clients", "computeNodes"]) {
+            if (!need(`${side}.${list}`, x[list], "array", true) || x[list] === undefined) continue;
+            (x[list] as unknown[]).forEach((m, i) => need(`${side}.${list}[${i}]`, m, "object") && host(`${side}.${list}[${i}].host`, (m as Obj).host));
+        }
+    }
+    need("verify", args.verify, "boolean", true);
+    need("stack", args.stack, "string", true);
+    return out;
+}
+
+/**
  * The one-pair stack config of resolved args, and a translation of validation's field paths
  * into the args' own. The same host may appear more than once (an endpoint that is also the
  * jump host of its compute nodes is written where each needs it); two different hosts under

@@ -16,7 +16,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { HostArgs, JumpHostArgs, TunnelPairArgs } from "./args";
 import { Connection, Host, Model } from "./model";
-import { hasInputs, hostsOf, pairConfig, withoutCredentials } from "./pairConfig";
+import { hasInputs, hostsOf, pairConfig, shapeProblems, withoutCredentials } from "./pairConfig";
 import { ownerTag, planPair, planVerify } from "./plan";
 import { commandString, renderApply, renderRemove, renderVerify } from "./render";
 import { ConfigError, validateConfig } from "./validate";
@@ -51,6 +51,8 @@ export class TunnelPair extends pulumi.ComponentResource {
     public readonly verified?: pulumi.Output<string>;
 
     constructor(name: string, args: TunnelPairArgs, opts?: pulumi.ComponentResourceOptions) {
+        const shape = shapeProblems(args);
+        if (shape.length > 0) throw new pulumi.InputPropertiesError({ message: `TunnelPair ${name}: invalid arguments`, errors: shape });
         const stack = args.stack ?? pulumi.getStack();
         // plain args: refused here, before anything is registered
         const known = hasInputs(args) ? undefined : validatePair(name, stack, args as pulumi.Unwrap<TunnelPairArgs>);

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { spawnSync } from "child_process";
 import * as path from "path";
 import { TunnelPair } from "../components";
+import { shapeProblems } from "../components/pairConfig";
 import { readStackFile } from "../components/stackFile";
 import { Recording } from "../replay/record";
 import { commands, onVms, record, toyArgs, toyFile } from "./support/component";
@@ -120,5 +121,14 @@ describe("TunnelPair as a library", () => {
             return { t: new TunnelPair("toy", args).tag };
         }).catch((e: Error) => e);
         expect((err as Error).message).toContain('b.host.name: "doolittle" is the name of another host at a.host');
+    });
+
+    it("says which graph-shaping field is not plain: what another language's SDK could send as one Output", () => {
+        expect(shapeProblems(toyArgs())).toEqual([]);
+        const args = toyArgs() as unknown as Record<string, unknown>;
+        args.a = pulumi.secret(args.a);
+        (args.b as { clients: unknown }).clients = pulumi.output([]);
+        expect(shapeProblems(args as never).map((p) => p.propertyPath)).toEqual(["a", "b.clients"]);
+        expect(() => new TunnelPair("toy", args as never)).toThrow(/invalid arguments/);
     });
 });
