@@ -5,6 +5,11 @@
 // nodes (one Command each) and `verify` (whether the probe exists). The types stay within
 // what Pulumi's component schema analyzer reads (interfaces, `T[]`, `as const` enums; no
 // unions, readonly arrays or inline object types), so other languages see the same fields.
+//
+// The nested interfaces have bare names (Endpoint, Host...) because the analyzer names the
+// schema's types after them and each language's SDK adds its own suffix (Python's
+// `tunnelpair.EndpointArgs`, not `EndpointArgsArgs`); TypeScript programs have the usual
+// `...Args` names as aliases, at the end of this file.
 import * as pulumi from "@pulumi/pulumi";
 
 /** How a pair treats the hosts' firewalls. */
@@ -32,7 +37,7 @@ export const ReversePathFilter = {
 export type ReversePathFilter = (typeof ReversePathFilter)[keyof typeof ReversePathFilter];
 
 /** An SSH jump host's connection: a connection without a jump host of its own. */
-export interface JumpHostArgs {
+export interface JumpHost {
     /** The address or name the deployer's SSH reaches. */
     host: pulumi.Input<string>;
     /** The SSH port. Default: 22. */
@@ -56,13 +61,13 @@ export interface JumpHostArgs {
 }
 
 /** How the deployer reaches a host over SSH (the `@pulumi/command` connection). */
-export interface ConnectionArgs extends JumpHostArgs {
+export interface Connection extends JumpHost {
     /** The SSH jump host to go through, e.g. a cluster router in front of its compute nodes. Default: none. */
-    proxy?: JumpHostArgs;
+    proxy?: JumpHost;
 }
 
 /** The interface and address that carry the tunnel's packets. */
-export interface UnderlayArgs {
+export interface Underlay {
     /** The interface, e.g. eth0. */
     interface: pulumi.Input<string>;
     /**
@@ -74,21 +79,21 @@ export interface UnderlayArgs {
 }
 
 /** A Linux host the pair changes. */
-export interface HostArgs {
+export interface Host {
     /** The host's name: it names the host's Command (`<pair>-<role>-<name>`) and the messages about it. Plain (it shapes the resource graph). */
     name: string;
     /** How the deployer reaches it. */
-    connection: ConnectionArgs;
+    connection: Connection;
     /** Run the scripts through `sudo -n` (never prompting), for a user other than root. Default: false. */
     sudo?: pulumi.Input<boolean>;
     /** The interface and address that carry the tunnel. Required for every host, the clients and compute nodes included. */
-    underlay: UnderlayArgs;
+    underlay: Underlay;
     /** The host's other interfaces that forward and masquerade rules name, e.g. a cluster interface. Default: none. */
     interfaces?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /** An extra address on one of the endpoint's interfaces, e.g. the how-to's alias eth0:0. */
-export interface LocalAddressArgs {
+export interface LocalAddress {
     /** The address with its prefix, e.g. 10.0.1.1/24. */
     address: pulumi.Input<string>;
     /** The interface. Default: the underlay's. */
@@ -100,7 +105,7 @@ export interface LocalAddressArgs {
 }
 
 /** Traffic to the endpoint's host that the pair admits (INPUT), e.g. SSH from the tunnel networks. Needs firewall owned. */
-export interface AdmitRuleArgs {
+export interface AdmitRule {
     /** Source networks, e.g. 10.200.100.0/24. */
     from: pulumi.Input<pulumi.Input<string>[]>;
     /** The protocol. Default: all. */
@@ -110,7 +115,7 @@ export interface AdmitRuleArgs {
 }
 
 /** Forwarded traffic the pair admits (FORWARD), and its replies. Needs forwarding and firewall owned. */
-export interface ForwardRuleArgs {
+export interface ForwardRule {
     /** Source networks. */
     from: pulumi.Input<pulumi.Input<string>[]>;
     /** Destination networks. */
@@ -124,7 +129,7 @@ export interface ForwardRuleArgs {
 }
 
 /** Source NAT of a private network leaving by an interface. Needs forwarding and firewall owned. */
-export interface MasqueradeArgs {
+export interface Masquerade {
     /** The private network, e.g. 192.168.104.0/24. */
     source: pulumi.Input<string>;
     /** The interface it leaves by. */
@@ -132,17 +137,17 @@ export interface MasqueradeArgs {
 }
 
 /** A desktop client behind an endpoint: it routes the tunnel's far side via the endpoint, its gateway on its segment. */
-export interface ClientArgs {
+export interface Client {
     /** The client host; its underlay address is written with its segment's prefix. */
-    host: HostArgs;
+    host: Host;
     /** The networks it routes via the endpoint. Default: the endpoint's routes. */
     networks?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /** A private host behind an endpoint: its default route goes via `gateway` while the pair exists. */
-export interface ComputeNodeArgs {
+export interface ComputeNode {
     /** The node; reach it through a jump host (`connection.proxy`). */
-    host: HostArgs;
+    host: Host;
     /** Its router's address on its segment. */
     gateway: pulumi.Input<string>;
     /** Also drop its 169.254.0.0/16 route while the pair exists. Default: false. */
@@ -150,9 +155,9 @@ export interface ComputeNodeArgs {
 }
 
 /** One end of the tunnel. */
-export interface EndpointArgs {
+export interface Endpoint {
     /** The endpoint's host. */
-    host: HostArgs;
+    host: Host;
     /** The tunnel device. Default: tunl1 (tunl0, the kernel's fallback device, is refused). */
     interface?: pulumi.Input<string>;
     /** The endpoint's tunnel network, e.g. 10.0.1.0/24, or one network both ends share (a /30, a /31). Required unless peerAddress. */
@@ -164,7 +169,7 @@ export interface EndpointArgs {
     /** Keep the kernel's connected route of network. Default: false, but always kept where it reaches the peer (a shared network, a peer address). */
     keepConnectedRoute?: pulumi.Input<boolean>;
     /** Extra addresses, e.g. the how-to's unrouted alias. Default: none. */
-    localAddresses?: pulumi.Input<pulumi.Input<LocalAddressArgs>[]>;
+    localAddresses?: pulumi.Input<pulumi.Input<LocalAddress>[]>;
     /** Networks sent through the tunnel to the peer. Default: none (the probe then needs a shared network or peerAddress). */
     routes?: pulumi.Input<pulumi.Input<string>[]>;
     /** net.ipv4.ip_forward=1 while the pair exists (restored on destroy). Default: false. */
@@ -174,27 +179,27 @@ export interface EndpointArgs {
     /** The outer TTL, 1-255. Default: inherit. */
     ttl?: pulumi.Input<number>;
     /** Forwarded traffic admitted. Default: none. */
-    forward?: pulumi.Input<pulumi.Input<ForwardRuleArgs>[]>;
+    forward?: pulumi.Input<pulumi.Input<ForwardRule>[]>;
     /** Traffic to the host admitted. Default: none. */
-    admit?: pulumi.Input<pulumi.Input<AdmitRuleArgs>[]>;
+    admit?: pulumi.Input<pulumi.Input<AdmitRule>[]>;
     /** Source NAT. Default: none. */
-    masquerade?: pulumi.Input<pulumi.Input<MasqueradeArgs>[]>;
+    masquerade?: pulumi.Input<pulumi.Input<Masquerade>[]>;
     /** The tunnel device's rp_filter. Default: keep. */
     reversePathFilter?: pulumi.Input<ReversePathFilter>;
     /** Clamp the MSS of forwarded TCP leaving by the tunnel to its path MTU. Default: the value of forwarding. */
     clampMss?: pulumi.Input<boolean>;
     /** Desktop clients behind this endpoint, one Command each. Plain list. Default: none. */
-    clients?: ClientArgs[];
+    clients?: Client[];
     /** Compute nodes behind this endpoint, one Command each. Plain list. Default: none. */
-    computeNodes?: ComputeNodeArgs[];
+    computeNodes?: ComputeNode[];
 }
 
 /** An IPIP tunnel between two Linux hosts. */
 export interface TunnelPairArgs {
     /** The first endpoint; the verification probe runs on its host. */
-    a: EndpointArgs;
+    a: Endpoint;
     /** The second endpoint. */
-    b: EndpointArgs;
+    b: Endpoint;
     /** How the pair treats the hosts' firewalls. Default: owned. */
     firewall?: pulumi.Input<Firewall>;
     /** End each update with a probe through the tunnel from a's tunnel address to b's. Plain (it adds a Command). Default: true. */
@@ -206,3 +211,15 @@ export interface TunnelPairArgs {
      */
     stack?: string;
 }
+
+export type JumpHostArgs = JumpHost;
+export type ConnectionArgs = Connection;
+export type UnderlayArgs = Underlay;
+export type HostArgs = Host;
+export type LocalAddressArgs = LocalAddress;
+export type AdmitRuleArgs = AdmitRule;
+export type ForwardRuleArgs = ForwardRule;
+export type MasqueradeArgs = Masquerade;
+export type ClientArgs = Client;
+export type ComputeNodeArgs = ComputeNode;
+export type EndpointArgs = Endpoint;

@@ -30,11 +30,11 @@ describe("the component schema the SDK's analyzer infers", () => {
         expect(r.inputProperties.firewall).toMatchObject({ $ref: "#/types/tunnelpair:index:Firewall", optional: true });
     });
     it("keeps graph-shaping fields plain and every other value an input", () => {
-        const ep = type("EndpointArgs").properties!;
-        expect([ep.clients.plain, ep.computeNodes.plain, type("HostArgs").properties!.name.plain]).toEqual([true, true, true]);
-        expect([ep.tunnelAddress.plain, ep.routes.plain, ep.mtu.plain, type("ConnectionArgs").properties!.host.plain]).toEqual([undefined, undefined, undefined, undefined]);
+        const ep = type("Endpoint").properties!;
+        expect([ep.clients.plain, ep.computeNodes.plain, type("Host").properties!.name.plain]).toEqual([true, true, true]);
+        expect([ep.tunnelAddress.plain, ep.routes.plain, ep.mtu.plain, type("Connection").properties!.host.plain]).toEqual([undefined, undefined, undefined, undefined]);
         expect(ep.routes).toMatchObject({ type: "array", items: { type: "string" } });
-        expect(type("EndpointArgs").required).toEqual(["host", "tunnelAddress"]);
+        expect(type("Endpoint").required).toEqual(["host", "tunnelAddress"]);
     });
     it("gives every enum its values", () => {
         expect(type("Firewall").enum!.map((e) => e.value)).toEqual(["owned", "open", "none"]);
@@ -44,7 +44,11 @@ describe("the component schema the SDK's analyzer infers", () => {
     it("documents every field, and says of each credential that it is held as a secret (the analyzer cannot mark one)", () => {
         const undocumented = Object.entries(schema.types).flatMap(([t, d]) => Object.entries(d.properties ?? {}).filter(([, p]) => !p.description).map(([k]) => `${t}.${k}`));
         expect(undocumented).toEqual([]);
-        for (const key of ["privateKey", "privateKeyPassword", "password"]) expect(type("JumpHostArgs").properties![key].description).toContain("Always held as a Pulumi secret");
+        for (const key of ["privateKey", "privateKeyPassword", "password"]) expect(type("JumpHost").properties![key].description).toContain("Always held as a Pulumi secret");
+    });
+    it("names the types without an Args suffix, which each language's SDK adds itself (Python's EndpointArgs)", () => {
+        expect(Object.keys(schema.types).filter((t) => t.endsWith("Args"))).toEqual([]);
+        expect(Object.keys(schema.types)).toEqual(expect.arrayContaining(["tunnelpair:index:Endpoint", "tunnelpair:index:Host", "tunnelpair:index:Connection"]));
     });
     it("matches the snapshot", () => {
         expect(schema).toMatchSnapshot();
