@@ -71,7 +71,7 @@ export class TunnelPair extends pulumi.ComponentResource {
                 if (ps[i].plan.host !== host.name) throw new Error(`TunnelPair ${name}: planned ${ps[i].plan.host} where ${host.name} was expected`);
                 return ps[i];
             });
-            return hostCommand(`${name}-${roleOf(path)}-${host.name}`, model, host, plan, this);
+            return hostCommand(`${name}-${roleOf(path)}-${host.name}`, model, host, plan, this, opts?.dependsOn);
         });
         const endpoint = (side: "a" | "b", i: number): EndpointOutputs => ({
             host: args[side].host.name,
@@ -145,6 +145,9 @@ function hostCommand(
     args: HostArgs,
     planned: pulumi.Output<ReturnType<typeof planPair>[number]>,
     parent: pulumi.Resource,
+    // the component's own dependsOn (an SSH key authorized by another resource, say), on each
+    // Command that runs on a host, so that the state records it, not only the parent's order
+    dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
 ): { cmd: command.remote.Command; identity: pulumi.Output<string> } {
     const host = model.apply((m) => m.hosts[args.name]);
     const script = (render: typeof renderApply) => pulumi.all([planned, host]).apply(([p, h]) => commandString(render(p.plan), h.sudo));
@@ -163,7 +166,7 @@ function hostCommand(
         },
         // The old deployment goes before the new one is made: both would live in the same
         // state directory if the "new" host is the old one under another address.
-        { parent, deleteBeforeReplace: true },
+        { parent, deleteBeforeReplace: true, dependsOn },
     );
     return { cmd, identity: pulumi.all([host, apply]).apply(([h, a]) => `${h.connection.host}:${h.connection.port}\n${a}`) };
 }
