@@ -1,5 +1,6 @@
 // Foreign and pre-existing state on the toy's hosts: what the admin had, or does meanwhile,
 // the pair must refuse to touch or leave as it finds it.
+import { configKeys } from "../components/config";
 import { readStackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
@@ -119,9 +120,9 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
         check(`a hung run holding the lock: doolittle unchanged (${d.length} diff lines)`, d.length === 0, d.join("\n"));
         await holder;
         // A host that does not answer: up fails within the connection's bound, naming the host.
-        const unreachable = JSON.parse(JSON.stringify(overlayConnections(sf, lab).config["tunnelpair:hosts"])) as Record<string, { connection: Record<string, unknown> }>;
+        const unreachable = JSON.parse(JSON.stringify(overlayConnections(sf, lab).values[configKeys.hosts])) as Record<string, { connection: Record<string, unknown> }>;
         unreachable.doolittle.connection.host = "198.18.0.99";
-        const r2 = await recordInLab(sf, lab, { "tunnelpair:hosts": unreachable });
+        const r2 = await recordInLab(sf, lab, { [configKeys.hosts]: unreachable });
         const t1 = Date.now();
         const state2 = new StackState();
         const failed = await up(r2, state2, labExec).then(() => undefined, (e: Error) => e);

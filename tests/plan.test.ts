@@ -1,12 +1,9 @@
 // Per-host plans of the topologies, from their committed stack files: pure, no Pulumi.
-import * as path from "path";
 import { objectLine, planPair } from "../components/plan";
-import { readStackFile } from "../components/stackFile";
-import { validateConfig } from "../components/validate";
+import { stackModel } from "./support/toy";
 
 function plans(stack: string) {
-    const sf = readStackFile(path.join(__dirname, "..", "stacks", `Pulumi.${stack}.yaml`));
-    const model = validateConfig({ hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] }, { stack: sf.stack });
+    const model = stackModel(stack);
     return model.pairs.flatMap((p) => planPair(model, p)).map(({ role, plan }) => ({ role, plan, lines: plan.objects.map(objectLine), rules: plan.objects.flatMap((o) => (o.kind === "chain" ? o.rules : [])) }));
 }
 const on = (ps: ReturnType<typeof plans>, host: string, role?: string) => ps.find((p) => p.plan.host === host && (!role || p.role === role))!;

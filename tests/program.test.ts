@@ -2,6 +2,7 @@
 // and what the provider would do on each kind of change.
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
+import { configKeys } from "../components/config";
 import { deployStack } from "../components/program";
 import { readStackFile } from "../components/stackFile";
 import { recordProgram, RecordedResource } from "../replay/record";
@@ -145,7 +146,7 @@ describe("credentials stay secret", () => {
         c.hosts.doolittle.connection.privateKey = key;
         delete c.hosts.calculon.connection.agent;
         c.hosts.calculon.connection.password = password;
-        const r = await record(c, { secretKeys: ["tunnelpair:hosts"] });
+        const r = await record(c, { secretKeys: [configKeys.hosts] });
         const { "toy-a-doolittle": a, "toy-b-calculon": b } = byName(commands(r));
         expect(a.secretPaths).toContain("connection");
         expect(b.secretPaths).toContain("connection");
@@ -161,13 +162,13 @@ describe("credentials stay secret", () => {
 
     it.each(["toy", "ps3", "man2", "hub"])("never appear in %s's commands, outputs or logs, jump hosts included", async (stack) => {
         const sf = readStackFile(path.join(__dirname, "..", "stacks", `Pulumi.${stack}.yaml`));
-        const hosts = JSON.parse(JSON.stringify(sf.config["tunnelpair:hosts"])) as Record<string, { connection: Record<string, unknown> }>;
+        const hosts = structuredClone(sf.config[configKeys.hosts]) as Record<string, { connection: Record<string, unknown> }>;
         Object.entries(hosts).forEach(([name, h], i) => {
             delete h.connection.agent;
             if (i % 2 === 0) h.connection.privateKey = `${key}-${name}`;
             else h.connection.password = `${password}-${name}`;
         });
-        const r = await recordProgram({ stack, config: { ...sf.config, "tunnelpair:hosts": hosts }, secretKeys: ["tunnelpair:hosts"], program: deployStack });
+        const r = await recordProgram({ stack, config: { ...sf.config, [configKeys.hosts]: hosts }, secretKeys: [configKeys.hosts], program: deployStack });
         const cmds = commands(r);
         expect(cmds.length).toBeGreaterThanOrEqual(2);
         for (const c of cmds) expect(c.secretPaths).toContain("connection");
