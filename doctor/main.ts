@@ -7,7 +7,7 @@ import { configKeys, loadConfig, shortKey, sourceOfStackFile, withValues } from 
 import { Model } from "../components/model";
 import { readStackFile, StackFileError } from "../components/stackFile";
 import { ConfigError, credentialKeys } from "../components/validate";
-import { sshExec } from "../replay/ssh";
+import { sshExec } from "../components/ssh/exec";
 import { formatReport, runDoctor } from "./doctor";
 
 function usage(message: string): never {

@@ -7,9 +7,9 @@
 // ip -batch, iptables, iptables-restore, modprobe). The failure comes from wrappers put first
 // on the script's PATH, on the lab host only: the product's scripts are run unmodified.
 import { configKeys } from "../components/config";
+import { SshConnection } from "../components/ssh/connection";
 import { readStackFile } from "../components/stackFile";
 import { destroy, Executor, StackState, up } from "../replay/engine";
-import { Connection } from "../replay/ssh";
 import { Lab, startLab } from "./lab";
 import { CheckResult, labExec, recordInLab, Scenario } from "./scenario";
 import { diffSnapshots, parseSnapshot, Snapshot, snapshotScript } from "./snapshot";
@@ -92,7 +92,7 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
             const r = await lab.exec(host, installWrappers);
             if (r.code !== 0) throw new Error(`installing the fault wrappers on ${host}: ${r.stderr}`);
         }
-        const run = (c: (typeof commands)[number], text: string) => labExec(c.inputs.connection as Connection, text);
+        const run = (c: (typeof commands)[number], text: string) => labExec(c.inputs.connection as SshConnection, text);
 
         for (const c of commands) {
             const host = hostOf(c.name, Object.keys(sf.config[configKeys.hosts] as object));
@@ -127,7 +127,7 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
             if (steps > 1) {
                 cases++;
                 const k = Math.ceil(steps / 2);
-                const conn = c.inputs.connection as Connection;
+                const conn = c.inputs.connection as SshConnection;
                 await labExec(conn, withFault(create, k, "hang"), undefined, 2500);
                 await new Promise((r) => setTimeout(r, 9000)); // the hung step ends; the script meets the closed pipe
                 const d = diffSnapshots(before, await snapshot(lab, host));

@@ -10,7 +10,8 @@ import { readStackFile, StackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
 import { recordProgram, Recording } from "../replay/record";
-import { ExecResult, sshExec } from "../replay/ssh";
+import { SshConnection } from "../components/ssh/connection";
+import { ExecResult, sshExec } from "../components/ssh/exec";
 import { Lab, startLab, tapName } from "./lab";
 import { diffSnapshots, parseSnapshot, Snapshot, snapshotScript } from "./snapshot";
 import { loadWorld, World } from "./world";
@@ -316,7 +317,7 @@ export async function snapshotAll(lab: Lab, hosts: string[]): Promise<Record<str
 }
 
 /** The replay's SSH, bound to the lab's TAP: lab traffic never takes this machine's default route. */
-export const labExec = (conn: Parameters<typeof sshExec>[0], command: string, stdin?: string, timeoutMs?: number): Promise<ExecResult> =>
+export const labExec = (conn: SshConnection, command: string, stdin?: string, timeoutMs?: number): Promise<ExecResult> =>
     sshExec(conn, command, stdin, { bindInterface: tapName, timeoutMs });
 
 /** The program recorded with the stack file as written but for its connections, which point at the lab; `replace` swaps whole config keys. */

@@ -18,11 +18,11 @@ export function toyConfig(stack = "toy"): { hosts: any; pairs: any } {
     return structuredClone({ hosts: c.hosts, pairs: c.pairs });
 }
 
-/** A committed stack's model, as check-config validates it, after `change` to its hosts and pairs. */
+/** A committed stack's model after `change` to its hosts and pairs; credentials a test adds are its own, not stored ones. */
 export function stackModel(stack: string, change: (c: { hosts: any; pairs: any }) => void = () => undefined): Model {
     const c = toyConfig(stack);
     change(c);
-    return loadConfig(withValues(sourceOfStackFile(readStackFile(stackFilePath(stack))), configValues(c))).model;
+    return loadConfig(withValues(sourceOfStackFile(readStackFile(stackFilePath(stack))), configValues(c)), { credentials: "supplied" }).model;
 }
 
 export function asStackConfig(c: { hosts: unknown; pairs: unknown }): StackConfig {
