@@ -1,5 +1,5 @@
 // Applies recorded Commands to real hosts with the engine's and the command provider's
-// semantics (PULUMI-COMMAND.md): dependency order, independent Commands concurrently;
+// semantics (README "Design"; pulumi-command 1.2.1's provider/pkg/provider/remote/): dependency order, independent Commands concurrently;
 // create for new resources, update (or create) for changed ones, replacement only on
 // `triggers` (delete-before-create with deleteBeforeReplace, else create, then delete the old
 // at the end); a failed create is not recorded; deletes run with the stored inputs, in

@@ -8,7 +8,7 @@ function plans(stack: string) {
 }
 const on = (ps: ReturnType<typeof plans>, host: string, role?: string) => ps.find((p) => p.plan.host === host && (!role || p.role === role))!;
 
-describe("the PS3 plan (TOPOLOGIES.md §2)", () => {
+describe("the PS3 plan (how-to §5)", () => {
     const ps = plans("ps3");
     it("doolittle: tunl1 to ps3, its address without connected route, routes to ps3's tunnel and cluster networks", () => {
         expect(on(ps, "doolittle").lines).toEqual(
@@ -27,7 +27,7 @@ describe("the PS3 plan (TOPOLOGIES.md §2)", () => {
     });
 });
 
-describe("the Man2 plan (TOPOLOGIES.md §3)", () => {
+describe("the Man2 plan (how-to §6)", () => {
     const ps = plans("man2");
     const rfe = on(ps, "rfe");
     const chain = rfe.lines.find((l) => l.startsWith("chain filter "))!.split(" ")[2].replace(/-SRC$/, "");

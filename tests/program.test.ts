@@ -63,7 +63,7 @@ describe("the toy stack under mocks", () => {
         expect(commands(r).map((x) => x.name).sort()).toEqual(["toy-a-doolittle", "toy-b-calculon"]);
     });
 
-    it("renders commands for every row of the toy's Deploy table (TOPOLOGIES.md §1)", async () => {
+    it("renders commands for every step of the how-to's §4 on the toy", async () => {
         const r = await record(toyConfig());
         const { "toy-a-doolittle": a, "toy-b-calculon": b } = byName(commands(r));
         const doolittle = desiredLines(a.inputs.create as string);
