@@ -174,6 +174,13 @@ describe("the diagnosis of a host from its facts", () => {
             "fail FORWARD drops udp 10.0.9.1 -> 10.0.8.1",
         ]);
     });
+    it("judges a rule for all protocols by each of tcp, udp and icmp", () => {
+        const m = stackModel("toy", (c) => (c.pairs.toy.a.forward = [{ from: ["10.0.2.0/24"], to: ["10.0.1.0/24"] }]));
+        // FORWARD admits the rule's tcp only
+        const facts = healthy.replace(":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]").replace("-A INPUT -m state", "-A FORWARD -s 10.0.2.0/24 -d 10.0.1.0/24 -p tcp -j ACCEPT\n-A INPUT -m state");
+        const found = diagnose(m, "doolittle", dutiesByHost(m).get("doolittle")!, parseFacts(facts)).filter((f) => f.item === "firewall" && f.detail.startsWith("FORWARD"));
+        expect(found.map((f) => `${f.status} ${f.detail.replace(/ \(.*/, "")}`)).toEqual(["ok FORWARD accepts tcp 10.0.2.1 -> 10.0.1.1", "fail FORWARD drops udp 10.0.2.1 -> 10.0.1.1", "fail FORWARD drops icmp 10.0.2.1 -> 10.0.1.1"]);
+    });
     it("shows transmit errors beside a healthy device (the how-to's first symptom)", () => {
         const device = run(healthy.replace("tx_errors 0", "tx_errors 3")).find((f) => f.item === "device")!;
         expect(device.detail).toContain("3 transmit errors/collisions");
