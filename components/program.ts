@@ -6,8 +6,8 @@ import { pairArgs } from "./pairConfig";
 import { loadStack } from "./stack";
 import { TunnelPair } from "./tunnelPair";
 
-export function deployStack(config = new pulumi.Config(), stack = pulumi.getStack()) {
-    const loaded = loadStack(config, stack);
+export function deployStack(stack = pulumi.getStack()) {
+    const loaded = loadStack(stack);
     /** Per pair: each endpoint's host, device and tunnel address, the ownership tag, the probe's report. */
     const tunnels = Object.fromEntries(
         loaded.model.pairs.map((p) => {

@@ -1,24 +1,33 @@
-// Reading the stack's configuration: the one place that knows the config keys.
+// The stack's configuration as Pulumi's config holds it, read into the one adapter (config.ts).
 import * as pulumi from "@pulumi/pulumi";
+import { ConfigSource, configKeys, configNamespace, loadConfig, shortKey } from "./config";
 import { Model } from "./model";
-import { ConfigError, StackConfig, validateConfig } from "./validate";
-
-/** The keys in Pulumi.<stack>.yaml, under the project's namespace. */
-export const configKeys = { hosts: "hosts", pairs: "pairs" } as const;
+import { ConfigError, StackConfig } from "./validate";
 
 /**
  * The stack's configuration, validated as a whole (what spans pairs: a device or a network
  * used twice on a host, firewall modes, jump hosts). A bad one ends the program with every
  * problem listed and no stack trace (RunError), before any resource is registered.
  */
-export function loadStack(config: pulumi.Config, stack: string): { config: StackConfig; model: Model } {
-    const raw: StackConfig = { hosts: getObject(config, configKeys.hosts), pairs: getObject(config, configKeys.pairs), otherKeys: otherKeys(config) };
+export function loadStack(stack: string): { config: StackConfig; model: Model } {
     try {
-        return { config: raw, model: validateConfig(raw, { stack, hostsAreSecret: isSecretKey(`${config.name}:${configKeys.hosts}`) }) };
+        return loadConfig(sourceOfPulumiConfig(stack));
     } catch (e) {
         if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
         throw e;
     }
+}
+
+/**
+ * The program's view of its config: the keys it reads as objects, the namespace's other keys
+ * by name (typos, refused), and which keys are secret. Pulumi tells secrecy only key by key.
+ */
+export function sourceOfPulumiConfig(stack: string): ConfigSource {
+    const config = new pulumi.Config(configNamespace);
+    const values: Record<string, unknown> = {};
+    for (const key of Object.keys(pulumi.runtime.allConfig())) if (key.startsWith(`${configNamespace}:`)) values[key] = config.get(shortKey(key));
+    for (const key of Object.values(configKeys)) values[key] = getObject(config, shortKey(key));
+    return { stack, values, secretKeys: Object.values(configKeys).filter(isSecretKey) };
 }
 
 /**
@@ -31,12 +40,6 @@ function getObject(config: pulumi.Config, key: string): unknown {
     } catch {
         return config.get(key);
     }
-}
-
-/** The keys in the project's namespace that the program does not read (typos). */
-function otherKeys(config: pulumi.Config): string[] {
-    const known = Object.values(configKeys).map((k) => `${config.name}:${k}`);
-    return Object.keys(pulumi.runtime.allConfig()).filter((k) => k.startsWith(`${config.name}:`) && !known.includes(k));
 }
 
 /**

@@ -15,11 +15,12 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { HostArgs, JumpHostArgs, TunnelPairArgs } from "./args";
-import { Connection, Host, Model } from "./model";
+import { Host, Model } from "./model";
 import { hasInputs, hostsOf, pairConfig, shapeProblems, withoutCredentials } from "./pairConfig";
 import { ownerTag, planPair, planVerify } from "./plan";
 import { commandString, renderApply, renderRemove, renderVerify } from "./render";
-import { ConfigError, validateConfig } from "./validate";
+import { sshConnection, SshTarget, sshTargetFields } from "./ssh/connection";
+import { ConfigError, credentialKeys, validateConfig } from "./validate";
 
 export { TunnelPairArgs } from "./args";
 
@@ -176,24 +177,23 @@ function hostCommand(
  * them (the model holds only stand-ins), made Pulumi secrets here and nowhere else.
  */
 export function connectionArgs(host: pulumi.Output<Host>, args: HostArgs): command.types.input.remote.ConnectionArgs {
+    const ssh = host.apply((h) => sshConnection(h.connection));
     const jump = args.connection.proxy;
     return {
-        ...sshTarget(host.apply((h) => h.connection), args.connection),
-        proxy: jump && sshTarget(host.apply((h) => h.connection.proxy!), jump),
+        ...providerHop(ssh, args.connection),
+        proxy: jump && providerHop(ssh.apply((c) => c.proxy!), jump),
     };
 }
 
-function sshTarget(c: pulumi.Output<Connection>, credentials: JumpHostArgs): command.types.input.remote.ProxyConnectionArgs {
-    const secret = (v: pulumi.Input<string> | undefined) => (v === undefined ? undefined : pulumi.secret(v));
-    return {
-        host: c.host,
-        port: c.port,
-        user: c.user,
-        privateKey: secret(credentials.privateKey),
-        privateKeyPassword: secret(credentials.privateKeyPassword),
-        password: secret(credentials.password),
-        hostKey: c.hostKey as pulumi.Output<string>,
-        dialErrorLimit: c.dialErrorLimit,
-        perDialTimeout: c.perDialTimeout,
-    };
+/** One hop of the SSH mapping (ssh/connection.ts) as the provider's inputs: each field lifted, the credentials the caller's, secret. */
+function providerHop(hop: pulumi.Output<SshTarget>, credentials: JumpHostArgs): command.types.input.remote.ProxyConnectionArgs {
+    const out: Record<string, pulumi.Input<unknown> | undefined> = {};
+    for (const k of sshTargetFields) {
+        if (!isCredential(k)) out[k] = hop.apply((t) => t[k]);
+        else if (credentials[k] !== undefined) out[k] = pulumi.secret(credentials[k]);
+        else out[k] = undefined;
+    }
+    return out as unknown as command.types.input.remote.ProxyConnectionArgs;
 }
+
+const isCredential = (k: string): k is (typeof credentialKeys)[number] => (credentialKeys as readonly string[]).includes(k);

@@ -202,13 +202,14 @@ function endpointFindings(
     judge("INPUT", { src: remote, dst: local, proto: 4, in: uif, state: "NEW" }, `protocol 4 from the peer ${remote}`);
     judge("OUTPUT", { src: local, dst: remote, proto: 4, out: uif, state: "NEW" }, `protocol 4 to the peer ${remote}`);
     if (pair.verify) judge("INPUT", { src: peer.tunnelAddress, dst: ep.tunnelAddress, proto: 1, in: dev, state: "NEW" }, `the probe's ICMP from ${peer.tunnelAddress} on ${dev}`);
-    const protoNumber = { tcp: 6, udp: 17, icmp: 1, all: 6 } as const;
-    // every flow a rule admits: each source to each destination, by each protocol
+    const protoNumber = { tcp: 6, udp: 17, icmp: 1 } as const;
+    // every flow a rule admits: each source to each destination, by each protocol; `all` by
+    // each of tcp, udp and icmp (a firewall that admits only tcp would fail the rest)
     for (const r of ep.forward) {
-        for (const proto of r.protocols) {
+        for (const proto of [...new Set(r.protocols.flatMap((p) => (p === "all" ? (["tcp", "udp", "icmp"] as const) : [p])))]) {
             for (const src of r.from.map(representative)) {
                 for (const dst of r.to.map(representative)) {
-                    judge("FORWARD", { src, dst, proto: protoNumber[proto], in: r.in, out: r.out, dport: proto === "tcp" || proto === "all" ? 22 : undefined, state: "NEW" }, `${proto === "all" ? "tcp" : proto} ${src} -> ${dst}${r.in ? ` in ${r.in}` : ""}${r.out ? ` out ${r.out}` : ""}`);
+                    judge("FORWARD", { src, dst, proto: protoNumber[proto], in: r.in, out: r.out, dport: proto === "tcp" ? 22 : undefined, state: "NEW" }, `${proto} ${src} -> ${dst}${r.in ? ` in ${r.in}` : ""}${r.out ? ` out ${r.out}` : ""}`);
                 }
             }
         }

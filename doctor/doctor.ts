@@ -1,8 +1,9 @@
 // The doctor: per host of a stack, one SSH session running the read-only fact script, then the
 // diagnosis. Hosts are read concurrently; an unreachable host is a finding, not a crash.
-import { Host, Model } from "../components/model";
+import { Model } from "../components/model";
 import { commandString } from "../components/render";
-import { Connection, ExecResult } from "../replay/ssh";
+import { sshConnection, SshConnection } from "../components/ssh/connection";
+import { ExecResult } from "../components/ssh/exec";
 import { diagnose, dutiesByHost, factRequest, Finding } from "./diagnose";
 import { factScript, parseFacts } from "./facts";
 
@@ -19,22 +20,7 @@ export interface DoctorReport {
     readonly hosts: HostReport[];
 }
 
-export type Exec = (conn: Connection, command: string) => Promise<ExecResult>;
-
-/** The SSH connection to a host as the replay's OpenSSH takes it, the jump host included. */
-export function sshConnection(host: Host): Connection {
-    const target = (c: Host["connection"]): Connection => ({
-        host: c.host,
-        port: c.port,
-        user: c.user,
-        privateKey: c.privateKey,
-        password: c.password,
-        hostKey: c.hostKey,
-        perDialTimeout: c.perDialTimeout,
-    });
-    const c = host.connection;
-    return { ...target(c), proxy: c.proxy === undefined ? undefined : target(c.proxy) };
-}
+export type Exec = (conn: SshConnection, command: string) => Promise<ExecResult>;
 
 export async function runDoctor(model: Model, exec: Exec): Promise<DoctorReport> {
     const hosts = await Promise.all(
@@ -42,7 +28,7 @@ export async function runDoctor(model: Model, exec: Exec): Promise<DoctorReport>
             const roles = duties.map((d) => `${d.pair.name} ${d.kind === "endpoint" ? d.ep.side : d.kind}`);
             const host = model.hosts[name];
             const script = factScript(factRequest(model, duties));
-            const r = await exec(sshConnection(host), commandString(script, host.sudo)).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message, ms: 0 }));
+            const r = await exec(sshConnection(host.connection), commandString(script, host.sudo)).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message, ms: 0 }));
             if (r.code !== 0) {
                 const why = r.stderr.trim().split("\n").slice(-2).join(" | ") || `exit ${r.code}`;
                 return { host: name, roles, findings: [{ item: "ssh", pair: duties[0].pair.name, status: "fail", detail: `cannot read ${name} (${host.connection.host}): ${why}` }] };

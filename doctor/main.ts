@@ -3,10 +3,11 @@
 // troubleshooting items per host. Exit 0: no problem; 1: problems; 2: the doctor could not run.
 import * as fs from "fs";
 import * as path from "path";
+import { configKeys, loadConfig, shortKey, sourceOfStackFile, withValues } from "../components/config";
 import { Model } from "../components/model";
 import { readStackFile, StackFileError } from "../components/stackFile";
-import { ConfigError, validateConfig } from "../components/validate";
-import { sshExec } from "../replay/ssh";
+import { ConfigError, credentialKeys } from "../components/validate";
+import { sshExec } from "../components/ssh/exec";
 import { formatReport, runDoctor } from "./doctor";
 
 function usage(message: string): never {
@@ -15,17 +16,19 @@ function usage(message: string): never {
 }
 
 function modelOf(file: string, identity: string | undefined): Model {
-    const sf = readStackFile(file);
-    const hosts = JSON.parse(JSON.stringify(sf.config["tunnelpair:hosts"] ?? {})) as Record<string, { connection?: Record<string, unknown> }>;
+    const source = sourceOfStackFile(readStackFile(file));
+    const hosts = structuredClone(source.values[configKeys.hosts] ?? {}) as Record<string, { connection?: Record<string, unknown> }>;
     // encrypted values only the Pulumi CLI can read: the agent or --identity stands in for them
-    for (const p of sf.securePaths) {
-        const m = /^tunnelpair:hosts\.([^.]+)\.connection\.(privateKey|privateKeyPassword|password)$/.exec(p);
+    const encrypted = new RegExp(`^${configKeys.hosts}\\.([^.]+)\\.connection\\.(${credentialKeys.join("|")})$`);
+    for (const p of source.securePaths ?? []) {
+        const m = encrypted.exec(p);
         if (!m) continue;
-        if (!identity) usage(`${p.slice("tunnelpair:".length)} is encrypted and only the Pulumi CLI can read it: load the key into ssh-agent, or pass --identity FILE`);
+        if (!identity) usage(`${shortKey(p)} is encrypted and only the Pulumi CLI can read it: load the key into ssh-agent, or pass --identity FILE`);
         delete hosts[m[1]].connection![m[2]];
     }
     if (identity) for (const h of Object.values(hosts)) if (h.connection) h.connection = { ...h.connection, privateKey: fs.readFileSync(identity, "utf8"), agent: undefined };
-    return validateConfig({ hosts, pairs: sf.config["tunnelpair:pairs"] }, { stack: sf.stack });
+    // the credentials are the doctor's own now (the agent's, --identity's), not the ones the stack stores
+    return loadConfig(withValues(source, { [configKeys.hosts]: hosts }), { credentials: "supplied" }).model;
 }
 
 async function main(): Promise<void> {

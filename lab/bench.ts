@@ -7,6 +7,7 @@
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { configKeys } from "../components/config";
 import { readStackFile, StackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
 import { Lab, startLab } from "./lab";
@@ -27,8 +28,8 @@ async function must(lab: Lab, host: string, script: string): Promise<string> {
 function man2With(nodes: number, sf: StackFile, world: World): { world: World; sf: StackFile } {
     const w = JSON.parse(JSON.stringify(world)) as World;
     const config = JSON.parse(JSON.stringify(sf.config)) as Record<string, any>;
-    const hosts = config["tunnelpair:hosts"];
-    const a = config["tunnelpair:pairs"].man2.a;
+    const hosts = config[configKeys.hosts];
+    const a = config[configKeys.pairs].man2.a;
     a.computeNodes = [];
     for (let i = 0; i < nodes; i++) {
         const name = `comp${String(i).padStart(3, "0")}`;

@@ -3,9 +3,9 @@
 // nothing again; destroy restores every host. (A kernel without ipip cannot be made in the
 // lab, whose kernel has it: that finding is checked from recorded facts, tests/doctor.test.ts.)
 import * as path from "path";
+import { loadConfig } from "../components/config";
 import { Model } from "../components/model";
 import { readStackFile } from "../components/stackFile";
-import { validateConfig } from "../components/validate";
 import { DoctorReport, runDoctor } from "../doctor/doctor";
 import { destroy, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
@@ -57,8 +57,8 @@ export async function runDoctorLab(log: (l: string) => void = () => undefined): 
     const lab = await startLab(path.join(root, "lab/worlds/man2.yaml"));
     try {
         const sf = readStackFile(path.join(root, "stacks/Pulumi.man2.yaml"));
-        const overlaid = overlayConnections(sf, lab).config;
-        const model: Model = validateConfig({ hosts: overlaid["tunnelpair:hosts"], pairs: overlaid["tunnelpair:pairs"] }, { stack: sf.stack, hostsAreSecret: true });
+        // the lab's key stands in for the stack's credentials
+        const { model } = loadConfig(overlayConnections(sf, lab), { credentials: "supplied" });
         const doctor = async () => {
             const t0 = Date.now();
             const r = await runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, 60_000));

@@ -6,9 +6,10 @@
 // A step is one command that changes the host (ip ... add/del/set, each command of an
 // ip -batch, iptables, iptables-restore, modprobe). The failure comes from wrappers put first
 // on the script's PATH, on the lab host only: the product's scripts are run unmodified.
+import { configKeys } from "../components/config";
+import { SshConnection } from "../components/ssh/connection";
 import { readStackFile } from "../components/stackFile";
 import { destroy, Executor, StackState, up } from "../replay/engine";
-import { Connection } from "../replay/ssh";
 import { Lab, startLab } from "./lab";
 import { CheckResult, labExec, recordInLab, Scenario } from "./scenario";
 import { diffSnapshots, parseSnapshot, Snapshot, snapshotScript } from "./snapshot";
@@ -87,14 +88,14 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
         const recording = await recordInLab(sf, lab);
         // the Commands that change their host (the verification probe changes nothing)
         const commands = recording.resources.filter((r) => r.type === "command:remote:Command" && r.inputs.delete !== undefined);
-        for (const host of Object.keys(sf.config["tunnelpair:hosts"] as object)) {
+        for (const host of Object.keys(sf.config[configKeys.hosts] as object)) {
             const r = await lab.exec(host, installWrappers);
             if (r.code !== 0) throw new Error(`installing the fault wrappers on ${host}: ${r.stderr}`);
         }
-        const run = (c: (typeof commands)[number], text: string) => labExec(c.inputs.connection as Connection, text);
+        const run = (c: (typeof commands)[number], text: string) => labExec(c.inputs.connection as SshConnection, text);
 
         for (const c of commands) {
-            const host = hostOf(c.name, Object.keys(sf.config["tunnelpair:hosts"] as object));
+            const host = hostOf(c.name, Object.keys(sf.config[configKeys.hosts] as object));
             const create = c.inputs.create as string;
             const del = c.inputs.delete as string;
             const before = await snapshot(lab, host);
@@ -126,7 +127,7 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
             if (steps > 1) {
                 cases++;
                 const k = Math.ceil(steps / 2);
-                const conn = c.inputs.connection as Connection;
+                const conn = c.inputs.connection as SshConnection;
                 await labExec(conn, withFault(create, k, "hang"), undefined, 2500);
                 // The hung step ends, the script meets the closed pipe and rolls back. Its end is
                 // when it lets go of the host's lock (the run and its children hold /var/lib), not
@@ -149,7 +150,7 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
         // find everything already held and change nothing)
         cases++;
         const last = commands.filter((c) => /-[ab]-/.test(c.name)).pop()!;
-        const befores = Object.fromEntries(await Promise.all(Object.keys(sf.config["tunnelpair:hosts"] as object).map(async (h) => [h, await snapshot(lab, h)] as const)));
+        const befores = Object.fromEntries(await Promise.all(Object.keys(sf.config[configKeys.hosts] as object).map(async (h) => [h, await snapshot(lab, h)] as const)));
         const failing: Executor = (conn, text, stdin) => (text === last.inputs.create ? labExec(conn, withFault(text, 1, "refuse"), stdin) : labExec(conn, text, stdin));
         const state = new StackState();
         const partial = await up(recording, state, failing).then(() => undefined, (e: Error) => e);
@@ -159,7 +160,7 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
             const d = diffSnapshots(b, await snapshot(lab, h));
             check(`destroy after the partial up restores ${h} (${d.length} diff lines)`, d.length === 0, d.join("\n"));
         }
-        for (const h of Object.keys(sf.config["tunnelpair:hosts"] as object)) await lab.exec(h, `rm -rf ${faultDir}`);
+        for (const h of Object.keys(sf.config[configKeys.hosts] as object)) await lab.exec(h, `rm -rf ${faultDir}`);
     } finally {
         await lab.stop();
     }

@@ -1,5 +1,11 @@
 // Foreign and pre-existing state on the toy's hosts: what the admin had, or does meanwhile,
 // the pair must refuse to touch or leave as it finds it.
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { configKeys } from "../components/config";
+import { SshConnection } from "../components/ssh/connection";
 import { readStackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
@@ -119,19 +125,40 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
         check(`a hung run holding the lock: doolittle unchanged (${d.length} diff lines)`, d.length === 0, d.join("\n"));
         await holder;
         // A host that does not answer: up fails within the connection's bound, naming the host.
-        const unreachable = JSON.parse(JSON.stringify(overlayConnections(sf, lab).config["tunnelpair:hosts"])) as Record<string, { connection: Record<string, unknown> }>;
+        const unreachable = JSON.parse(JSON.stringify(overlayConnections(sf, lab).values[configKeys.hosts])) as Record<string, { connection: Record<string, unknown> }>;
         unreachable.doolittle.connection.host = "198.18.0.99";
-        const r2 = await recordInLab(sf, lab, { "tunnelpair:hosts": unreachable });
+        const r2 = await recordInLab(sf, lab, { [configKeys.hosts]: unreachable });
         const t1 = Date.now();
         const state2 = new StackState();
         const failed = await up(r2, state2, labExec).then(() => undefined, (e: Error) => e);
         const ms = Date.now() - t1;
         check(`a host that does not answer: up fails in ${ms} ms (dialErrorLimit 10: 11 dials, perDialTimeout 10 s), naming 198.18.0.99`, failed instanceof Error && ms < 90000 && failed.message.includes("198.18.0.99"), failed?.message);
         await destroy(state2, labExec);
+        // A key with a passphrase (connection.privateKeyPassword): ssh asks the runner's askpass helper, never a terminal.
+        const conn = doolittle.inputs.connection as SshConnection;
+        const sealed = sealedKey(lab.privateKey, "lab passphrase");
+        const opened = await labExec({ ...conn, privateKey: sealed, privateKeyPassword: "lab passphrase" }, "echo opened");
+        check("a key with its passphrase: the SSH layer unlocks it and runs the command", opened.code === 0 && opened.stdout === "opened", `exit ${opened.code} ${opened.stderr}`);
+        const t2 = Date.now();
+        const wrong = await labExec({ ...conn, privateKey: sealed, privateKeyPassword: "not it", dialErrorLimit: 0 }, "echo opened");
+        check(`a key with a wrong passphrase: refused in ${Date.now() - t2} ms, nothing run, nothing asked of a terminal`, wrong.code !== 0 && wrong.stdout === "" && Date.now() - t2 < 30000, `exit ${wrong.code} ${wrong.stderr}`);
     } finally {
         await lab.stop();
     }
     return checks;
+}
+
+/** The lab's key encrypted with a passphrase, as ssh-keygen -p writes it (a scratch copy, removed). */
+function sealedKey(privateKey: string, passphrase: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tunnelpair-key-"));
+    try {
+        const file = path.join(dir, "key");
+        fs.writeFileSync(file, privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`, { mode: 0o600 });
+        execFileSync("ssh-keygen", ["-q", "-p", "-P", "", "-N", passphrase, "-f", file]);
+        return fs.readFileSync(file, "utf8");
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 }
 
 /** Lines the admin's own changes in the "meanwhile" cases add. */

@@ -20,6 +20,7 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { ExecResult, runSsh } from "../components/ssh/exec";
 import { loadWorld, mgmt, mgmtAddress, renderWorld, World } from "./world";
 
 export const tapName = "labtap0";
@@ -37,11 +38,8 @@ export interface LabHost {
     jump?: string;
 }
 
-export interface ExecResult {
-    code: number;
-    stdout: string;
-    stderr: string;
-}
+/** What a command on a lab host gave (its output as written, not trimmed). */
+export type { ExecResult };
 
 export interface Lab {
     world: World;
@@ -408,7 +406,7 @@ export async function startLab(worldOrFile: string | World, opts: StartOptions =
             privateKeyFile: path.join(dir, "keys", "client"),
             knownHostsFile: path.join(dir, "keys", "known_hosts"),
             sshArgs,
-            exec: (host, script, o = {}) => runSsh(sshArgs(host), script, o.timeoutMs ?? 60_000, o.stdin, host),
+            exec: (host, script, o = {}) => labSsh(sshArgs(host), script, o.timeoutMs ?? 60_000, o.stdin, host),
             stop: () => (stopping ??= stopKernel(k)),
         };
     } catch (e) {
@@ -421,21 +419,11 @@ export async function startLab(worldOrFile: string | World, opts: StartOptions =
     }
 }
 
-function runSsh(args: string[], script: string, timeoutMs: number, stdin: string | undefined, host: string): Promise<ExecResult> {
-    return new Promise((resolve, reject) => {
-        const c = spawn("ssh", [...args, script], { stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
-        let stdout = "";
-        let stderr = "";
-        c.stdout!.on("data", (d) => (stdout += d));
-        c.stderr!.on("data", (d) => (stderr += d));
-        const timer = setTimeout(() => {
-            c.kill("SIGKILL");
-            reject(new Error(`ssh ${host} timed out after ${timeoutMs} ms: ${script}\n${stderr}`));
-        }, timeoutMs);
-        c.on("error", (e) => (clearTimeout(timer), reject(e)));
-        c.on("close", (code, signal) => (clearTimeout(timer), resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr })));
-        if (stdin !== undefined) c.stdin!.end(stdin);
-    });
+/** The lab's own access to a host (its ssh_config, its key), not a stack's connection; a timeout is an error. */
+async function labSsh(args: string[], script: string, timeoutMs: number, stdin: string | undefined, host: string): Promise<ExecResult> {
+    const r = await runSsh([...args, script], { stdin, timeoutMs });
+    if (r.timedOut) throw new Error(`ssh ${host} timed out after ${timeoutMs} ms: ${script}\n${r.stderr}`);
+    return r;
 }
 
 /**

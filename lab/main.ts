@@ -6,6 +6,7 @@
 // `npm run lab -- --doctor`: the doctor on Man2, each item broken on purpose.
 import * as path from "path";
 import YAML from "yaml";
+import { configKeys } from "../components/config";
 import { readStackFile } from "../components/stackFile";
 import { Lab } from "./lab";
 import { runDoctorLab } from "./doctor";
@@ -52,7 +53,7 @@ function printConnections(lab: Lab, stackFile: string): void {
         if (h.managed || h.jump) console.log(`  ${name}: ssh ${lab.sshArgs(name).join(" ")}`);
     }
     console.log(`\nTo deploy stack ${sf.stack} into it with the Pulumi CLI:`);
-    for (const name of Object.keys(sf.config["tunnelpair:hosts"] as object)) {
+    for (const name of Object.keys(sf.config[configKeys.hosts] as object)) {
         const h = lab.hosts[name];
         if (!h) continue;
         const p = `hosts.${name}.connection`;
@@ -63,10 +64,10 @@ function printConnections(lab: Lab, stackFile: string): void {
         if (h.jump) console.log(`  pulumi config set --path '${p}.proxy' ${h.jump}`);
     }
     const hosts = Object.fromEntries(
-        Object.keys(sf.config["tunnelpair:hosts"] as object).map((n) => [n, { connection: { host: lab.hosts[n]?.address, hostKey: lab.hostPublicKey, ...(lab.hosts[n]?.jump ? { proxy: lab.hosts[n].jump } : {}) } }]),
+        Object.keys(sf.config[configKeys.hosts] as object).map((n) => [n, { connection: { host: lab.hosts[n]?.address, hostKey: lab.hostPublicKey, ...(lab.hosts[n]?.jump ? { proxy: lab.hosts[n].jump } : {}) } }]),
     );
     console.log(`\nor, as YAML to merge into stacks/Pulumi.${sf.stack}.yaml (then set each privateKey with --secret as above):`);
-    console.log(YAML.stringify({ config: { "tunnelpair:hosts": hosts } }));
+    console.log(YAML.stringify({ config: { [configKeys.hosts]: hosts } }));
 }
 
 async function main(): Promise<void> {

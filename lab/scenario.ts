@@ -2,6 +2,7 @@
 // semantics, check what must work, replay up again and destroy, and compare every host's
 // state with the state before up.
 import * as path from "path";
+import { configKeys } from "../components/config";
 import { FirewallMode } from "../components/model";
 import { chainPrefix } from "../components/plan";
 import { deployStack } from "../components/program";
@@ -9,7 +10,8 @@ import { readStackFile, StackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
 import { recordProgram, Recording } from "../replay/record";
-import { ExecResult, sshExec } from "../replay/ssh";
+import { SshConnection } from "../components/ssh/connection";
+import { ExecResult, sshExec } from "../components/ssh/exec";
 import { Lab, startLab, tapName } from "./lab";
 import { diffSnapshots, parseSnapshot, Snapshot, snapshotScript } from "./snapshot";
 import { loadWorld, World } from "./world";
@@ -315,13 +317,13 @@ export async function snapshotAll(lab: Lab, hosts: string[]): Promise<Record<str
 }
 
 /** The replay's SSH, bound to the lab's TAP: lab traffic never takes this machine's default route. */
-export const labExec = (conn: Parameters<typeof sshExec>[0], command: string, stdin?: string, timeoutMs?: number): Promise<ExecResult> =>
+export const labExec = (conn: SshConnection, command: string, stdin?: string, timeoutMs?: number): Promise<ExecResult> =>
     sshExec(conn, command, stdin, { bindInterface: tapName, timeoutMs });
 
 /** The program recorded with the stack file as written but for its connections, which point at the lab; `replace` swaps whole config keys. */
 export function recordInLab(sf: StackFile, lab: Lab, replace: Record<string, unknown> = {}): Promise<Recording> {
     const overlaid = overlayConnections(sf, lab);
-    return recordProgram({ stack: sf.stack, config: { ...overlaid.config, ...replace }, secretKeys: overlaid.secretKeys, program: deployStack });
+    return recordProgram({ stack: sf.stack, config: { ...overlaid.values, ...replace }, secretKeys: [...overlaid.secretKeys], program: deployStack });
 }
 
 export async function runScenario(name: string, s: Scenario, log: (line: string) => void = () => undefined, keepLab?: (lab: Lab) => Promise<void>): Promise<ScenarioReport> {
@@ -340,7 +342,7 @@ export async function runScenario(name: string, s: Scenario, log: (line: string)
             return { name, checks, bootMs: lab.bootMs, upMs, destroyMs };
         }
         const sf = readStackFile(s.stackFile);
-        const hostsOfStack = Object.keys(sf.config["tunnelpair:hosts"] as object);
+        const hostsOfStack = Object.keys(sf.config[configKeys.hosts] as object);
         const sh = async (host: string, script: string) => {
             const r = await lab.exec(host, script);
             if (r.code !== 0) throw new Error(`${host}: ${script}: exit ${r.code}: ${r.stderr}`);
@@ -354,12 +356,12 @@ export async function runScenario(name: string, s: Scenario, log: (line: string)
 
         for (const mode of s.firewallModes ?? ["owned"]) {
             const tag = `[firewall ${mode}]`;
-            const pairs = JSON.parse(JSON.stringify(sf.config["tunnelpair:pairs"])) as Record<string, { firewall?: string }>;
+            const pairs = JSON.parse(JSON.stringify(sf.config[configKeys.pairs])) as Record<string, { firewall?: string }>;
             for (const p of Object.values(pairs)) p.firewall = mode;
             const record = (change: (p: Record<string, unknown>) => void) => {
                 const changed = JSON.parse(JSON.stringify(pairs)) as Record<string, unknown>;
                 change(changed);
-                return recordInLab(sf, lab, { "tunnelpair:pairs": changed });
+                return recordInLab(sf, lab, { [configKeys.pairs]: changed });
             };
             const recording = await record(() => undefined);
             const state = new StackState();

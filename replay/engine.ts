@@ -1,12 +1,13 @@
 // Applies recorded Commands to real hosts with the engine's and the command provider's
-// semantics (PULUMI-COMMAND.md): dependency order, independent Commands concurrently;
+// semantics (README "Design"; pulumi-command 1.2.1's provider/pkg/provider/remote/): dependency order, independent Commands concurrently;
 // create for new resources, update (or create) for changed ones, replacement only on
 // `triggers` (delete-before-create with deleteBeforeReplace, else create, then delete the old
 // at the end); a failed create is not recorded; deletes run with the stored inputs, in
 // reverse dependency order; a failed delete keeps the resource in state.
 import { diffCommand } from "./provider";
 import { Recording, RecordedResource } from "./record";
-import { CommandError, Connection, ExecResult, sshExec } from "./ssh";
+import { SshConnection } from "../components/ssh/connection";
+import { CommandError, ExecResult, sshExec } from "../components/ssh/exec";
 
 export interface StoredCommand {
     readonly urn: string;
@@ -30,7 +31,7 @@ export interface RunReport {
     readonly ms: number;
 }
 
-export type Executor = (conn: Connection, command: string, stdin?: string) => Promise<ExecResult>;
+export type Executor = (conn: SshConnection, command: string, stdin?: string) => Promise<ExecResult>;
 
 /**
  * The Debian default of sshd's AcceptEnv: the provider's Setenv of any other key fails.
@@ -45,7 +46,7 @@ async function runCommand(exec: Executor, inputs: Record<string, unknown>, which
     for (const k of Object.keys(env)) {
         if (!acceptEnv.some((re) => re.test(k))) throw new Error(`Setenv ${k} refused by the server (AcceptEnv)`);
     }
-    const conn = inputs.connection as Connection;
+    const conn = inputs.connection as SshConnection;
     const stdin = typeof inputs.stdin === "string" && inputs.stdin !== "" ? inputs.stdin : undefined;
     const r = await exec(conn, text, stdin);
     if (r.code !== 0) throw new CommandError(conn.host, r);

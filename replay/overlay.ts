@@ -1,5 +1,6 @@
 // The stack file as written, but for the connection settings: those point at the lab's
 // management addresses and lab keys (compute nodes through their jump host).
+import { ConfigSource, configKeys, sourceOfStackFile, withValues } from "../components/config";
 import { StackFile } from "../components/stackFile";
 
 export interface LabTarget {
@@ -8,8 +9,8 @@ export interface LabTarget {
     readonly hostPublicKey: string;
 }
 
-export function overlayConnections(sf: StackFile, lab: LabTarget): { config: Record<string, unknown>; secretKeys: string[] } {
-    const hosts = JSON.parse(JSON.stringify(sf.config["tunnelpair:hosts"] ?? {})) as Record<string, { connection?: Record<string, unknown> }>;
+export function overlayConnections(sf: StackFile, lab: LabTarget): ConfigSource {
+    const hosts = JSON.parse(JSON.stringify(sf.config[configKeys.hosts] ?? {})) as Record<string, { connection?: Record<string, unknown> }>;
     for (const [name, h] of Object.entries(hosts)) {
         const target = lab.hosts[name];
         if (!target) throw new Error(`stack ${sf.stack}: host ${name} is not in the lab world`);
@@ -23,8 +24,10 @@ export function overlayConnections(sf: StackFile, lab: LabTarget): { config: Rec
         };
     }
     return {
-        config: { ...sf.config, "tunnelpair:hosts": hosts },
+        ...withValues(sourceOfStackFile(sf), { [configKeys.hosts]: hosts }),
         // the lab key is a credential like any other: Pulumi would hold it as a secret
-        secretKeys: [...new Set([...sf.secretKeys, "tunnelpair:hosts"])],
+        secretKeys: [...new Set([...sf.secretKeys, configKeys.hosts])],
+        // and where it is, the stack file's encrypted values are no longer
+        securePaths: undefined,
     };
 }

@@ -1,5 +1,5 @@
-// What the command provider does with a changed Command (PULUMI-COMMAND.md, read from
-// pulumi-command's source): only `triggers` replaces; any other change is an in-place
+// What the command provider does with a changed Command (pulumi-command 1.2.1's source,
+// provider/pkg/provider/remote/; README "Design"): only `triggers` replaces; any other change is an in-place
 // update that runs `update` (else `create`) with the new inputs; `delete` runs only on
 // destroy or replacement, with the stored inputs.
 import { isDeepStrictEqual } from "util";

@@ -68,11 +68,9 @@ describe("the firewall's verdict on one packet", () => {
     });
 });
 
-import * as path from "path";
-import { readStackFile } from "../components/stackFile";
-import { validateConfig } from "../components/validate";
 import { diagnose, dutiesByHost, factRequest } from "../doctor/diagnose";
 import { factScript, parseFacts } from "../doctor/facts";
+import { stackModel } from "./support/toy";
 
 // What facts.sh printed on the toy's doolittle after `up` in the lab (trimmed to what is read)
 const healthy = `@@ ipip
@@ -127,8 +125,7 @@ rtt min/avg/max/mdev = 0.9/1.1/1.4/0.2 ms
 `;
 
 describe("the diagnosis of a host from its facts", () => {
-    const sf = readStackFile(path.join(__dirname, "..", "stacks", "Pulumi.toy.yaml"));
-    const model = validateConfig({ hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] }, { stack: "toy" });
+    const model = stackModel("toy");
     const duties = dutiesByHost(model).get("doolittle")!;
     const run = (facts: string) => diagnose(model, "doolittle", duties, parseFacts(facts));
     const failing = (facts: string) => run(facts).filter((f) => f.status === "fail").map((f) => `${f.item}: ${f.detail}`);
@@ -162,9 +159,7 @@ describe("the diagnosis of a host from its facts", () => {
         expect(failing(f)).toEqual([expect.stringContaining("rp_filter: rp_filter is strict on tunl1 (all 1, tunl1 0) and the route back to 10.0.2.2 does not go by tunl1")]);
     });
     it("judges every flow of a forward rule: each source, destination and protocol", () => {
-        const c = { hosts: sf.config["tunnelpair:hosts"], pairs: structuredClone(sf.config["tunnelpair:pairs"]) } as { hosts: unknown; pairs: { toy: { a: Record<string, unknown> } } };
-        c.pairs.toy.a.forward = [{ from: ["10.0.2.0/24", "10.0.9.0/24"], to: ["10.0.1.0/24", "10.0.8.0/24"], protocols: ["tcp", "udp"] }];
-        const m = validateConfig(c as Parameters<typeof validateConfig>[0], { stack: "toy" });
+        const m = stackModel("toy", (c) => (c.pairs.toy.a.forward = [{ from: ["10.0.2.0/24", "10.0.9.0/24"], to: ["10.0.1.0/24", "10.0.8.0/24"], protocols: ["tcp", "udp"] }]));
         // FORWARD drops all but one of the eight flows
         const facts = healthy.replace(":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]").replace("-A INPUT -m state", "-A FORWARD -s 10.0.2.0/24 -d 10.0.1.0/24 -p tcp -j ACCEPT\n-A INPUT -m state");
         const found = diagnose(m, "doolittle", dutiesByHost(m).get("doolittle")!, parseFacts(facts)).filter((f) => f.item === "firewall" && f.detail.startsWith("FORWARD"));
@@ -178,6 +173,13 @@ describe("the diagnosis of a host from its facts", () => {
             "fail FORWARD drops udp 10.0.9.1 -> 10.0.1.1",
             "fail FORWARD drops udp 10.0.9.1 -> 10.0.8.1",
         ]);
+    });
+    it("judges a rule for all protocols by each of tcp, udp and icmp", () => {
+        const m = stackModel("toy", (c) => (c.pairs.toy.a.forward = [{ from: ["10.0.2.0/24"], to: ["10.0.1.0/24"] }]));
+        // FORWARD admits the rule's tcp only
+        const facts = healthy.replace(":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]").replace("-A INPUT -m state", "-A FORWARD -s 10.0.2.0/24 -d 10.0.1.0/24 -p tcp -j ACCEPT\n-A INPUT -m state");
+        const found = diagnose(m, "doolittle", dutiesByHost(m).get("doolittle")!, parseFacts(facts)).filter((f) => f.item === "firewall" && f.detail.startsWith("FORWARD"));
+        expect(found.map((f) => `${f.status} ${f.detail.replace(/ \(.*/, "")}`)).toEqual(["ok FORWARD accepts tcp 10.0.2.1 -> 10.0.1.1", "fail FORWARD drops udp 10.0.2.1 -> 10.0.1.1", "fail FORWARD drops icmp 10.0.2.1 -> 10.0.1.1"]);
     });
     it("shows transmit errors beside a healthy device (the how-to's first symptom)", () => {
         const device = run(healthy.replace("tx_errors 0", "tx_errors 3")).find((f) => f.item === "device")!;
@@ -196,8 +198,7 @@ describe("the diagnosis understands each addressing (issue 13)", () => {
         .replace("-A TP-9c9dbaac-SRC -s 10.0.2.0/24 -j RETURN", "-A TP-9c9dbaac-SRC -s 10.0.2.0/24 -j RETURN\n-A TP-9c9dbaac-SRC -s 10.0.2.2/32 -j RETURN")
         .split("10.0.2.2").join("10.0.0.2")
         .split("10.0.1.2").join("10.0.0.1");
-    const sf = readStackFile(path.join(__dirname, "..", "stacks", "Pulumi.toy-peer.yaml"));
-    const model = validateConfig({ hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] }, { stack: "toy-peer" });
+    const model = stackModel("toy-peer");
     const failing = (facts: string) =>
         diagnose(model, "doolittle", dutiesByHost(model).get("doolittle")!, parseFacts(facts))
             .filter((f) => f.status === "fail")

@@ -1,5 +1,5 @@
-// PS3, Man2 and hub-and-spokes on real kernels through real SSH: every "Must work" flow of
-// TOPOLOGIES.md §2 and §3 after up and not before up or after destroy, the sources each far
+// PS3, Man2 and hub-and-spokes on real kernels through real SSH: every flow the scenario
+// lists (lab/scenario.ts: the how-to's §5 and §6) working after up and not before up or after destroy, the sources each far
 // end sees (NAT or not), idempotency and exact restore; for the hub, one pair destroyed while
 // the other keeps working.
 import { runScenario, scenarios } from "../lab/scenario";

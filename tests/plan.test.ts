@@ -1,17 +1,14 @@
 // Per-host plans of the topologies, from their committed stack files: pure, no Pulumi.
-import * as path from "path";
 import { objectLine, planPair } from "../components/plan";
-import { readStackFile } from "../components/stackFile";
-import { validateConfig } from "../components/validate";
+import { stackModel } from "./support/toy";
 
 function plans(stack: string) {
-    const sf = readStackFile(path.join(__dirname, "..", "stacks", `Pulumi.${stack}.yaml`));
-    const model = validateConfig({ hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] }, { stack: sf.stack });
+    const model = stackModel(stack);
     return model.pairs.flatMap((p) => planPair(model, p)).map(({ role, plan }) => ({ role, plan, lines: plan.objects.map(objectLine), rules: plan.objects.flatMap((o) => (o.kind === "chain" ? o.rules : [])) }));
 }
 const on = (ps: ReturnType<typeof plans>, host: string, role?: string) => ps.find((p) => p.plan.host === host && (!role || p.role === role))!;
 
-describe("the PS3 plan (TOPOLOGIES.md §2)", () => {
+describe("the PS3 plan (how-to §5)", () => {
     const ps = plans("ps3");
     it("doolittle: tunl1 to ps3, its address without connected route, routes to ps3's tunnel and cluster networks", () => {
         expect(on(ps, "doolittle").lines).toEqual(
@@ -30,7 +27,7 @@ describe("the PS3 plan (TOPOLOGIES.md §2)", () => {
     });
 });
 
-describe("the Man2 plan (TOPOLOGIES.md §3)", () => {
+describe("the Man2 plan (how-to §6)", () => {
     const ps = plans("man2");
     const rfe = on(ps, "rfe");
     const chain = rfe.lines.find((l) => l.startsWith("chain filter "))!.split(" ")[2].replace(/-SRC$/, "");

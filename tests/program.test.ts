@@ -2,9 +2,11 @@
 // and what the provider would do on each kind of change.
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
+import { configKeys } from "../components/config";
 import { deployStack } from "../components/program";
 import { readStackFile } from "../components/stackFile";
 import { recordProgram, RecordedResource } from "../replay/record";
+import { Executor, StackState, up } from "../replay/engine";
 import { diffCommand } from "../replay/provider";
 import { commands, desiredLines, hostCommands, record } from "./support/record";
 import { toyConfig, toyFile } from "./support/toy";
@@ -61,7 +63,7 @@ describe("the toy stack under mocks", () => {
         expect(commands(r).map((x) => x.name).sort()).toEqual(["toy-a-doolittle", "toy-b-calculon"]);
     });
 
-    it("renders commands for every row of the toy's Deploy table (TOPOLOGIES.md §1)", async () => {
+    it("renders commands for every step of the how-to's §4 on the toy", async () => {
         const r = await record(toyConfig());
         const { "toy-a-doolittle": a, "toy-b-calculon": b } = byName(commands(r));
         const doolittle = desiredLines(a.inputs.create as string);
@@ -145,7 +147,7 @@ describe("credentials stay secret", () => {
         c.hosts.doolittle.connection.privateKey = key;
         delete c.hosts.calculon.connection.agent;
         c.hosts.calculon.connection.password = password;
-        const r = await record(c, { secretKeys: ["tunnelpair:hosts"] });
+        const r = await record(c, { secretKeys: [configKeys.hosts] });
         const { "toy-a-doolittle": a, "toy-b-calculon": b } = byName(commands(r));
         expect(a.secretPaths).toContain("connection");
         expect(b.secretPaths).toContain("connection");
@@ -161,13 +163,13 @@ describe("credentials stay secret", () => {
 
     it.each(["toy", "ps3", "man2", "hub"])("never appear in %s's commands, outputs or logs, jump hosts included", async (stack) => {
         const sf = readStackFile(path.join(__dirname, "..", "stacks", `Pulumi.${stack}.yaml`));
-        const hosts = JSON.parse(JSON.stringify(sf.config["tunnelpair:hosts"])) as Record<string, { connection: Record<string, unknown> }>;
+        const hosts = structuredClone(sf.config[configKeys.hosts]) as Record<string, { connection: Record<string, unknown> }>;
         Object.entries(hosts).forEach(([name, h], i) => {
             delete h.connection.agent;
             if (i % 2 === 0) h.connection.privateKey = `${key}-${name}`;
             else h.connection.password = `${password}-${name}`;
         });
-        const r = await recordProgram({ stack, config: { ...sf.config, "tunnelpair:hosts": hosts }, secretKeys: ["tunnelpair:hosts"], program: deployStack });
+        const r = await recordProgram({ stack, config: { ...sf.config, [configKeys.hosts]: hosts }, secretKeys: [configKeys.hosts], program: deployStack });
         const cmds = commands(r);
         expect(cmds.length).toBeGreaterThanOrEqual(2);
         for (const c of cmds) expect(c.secretPaths).toContain("connection");
@@ -225,11 +227,30 @@ describe("what a change to each field makes the provider do", () => {
     });
 
     it("a renamed pair is a new resource: the old one is deleted by its stored delete", async () => {
+        // the engine's up over a host that records every command it is given
+        const ran: { host: string; command: string }[] = [];
+        const exec: Executor = async (conn, command) => (ran.push({ host: conn.host, command }), { code: 0, stdout: "", stderr: "", ms: 0 });
+        const state = new StackState();
+        const before = await record(toyConfig());
+        await up(before, state, exec);
+        const stored = byName(commands(before));
         const c = toyConfig();
         c.pairs.renamed = c.pairs.toy;
         delete c.pairs.toy;
-        const names = commands(await record(c)).map((x) => x.name);
-        expect(names).toEqual(expect.arrayContaining(["renamed-a-doolittle", "renamed-b-calculon"]));
+        const after = await record(c);
+        ran.length = 0;
+        const report = await up(after, state, exec);
+        expect(commands(after).map((x) => x.name).sort()).toEqual(["renamed-a-doolittle", "renamed-b-calculon", "renamed-verify"]);
+        // what the engine ran: the new pair's creates, then the old Commands' deletes as stored at the first up
+        expect(report.steps.map((x) => `${x.op} ${x.name}`).sort()).toEqual(["create renamed-a-doolittle", "create renamed-b-calculon", "create renamed-verify", "delete toy-a-doolittle", "delete toy-b-calculon", "delete toy-verify"]);
+        for (const name of ["toy-a-doolittle", "toy-b-calculon"]) {
+            const del = stored[name].inputs.delete as string;
+            expect(del).toContain("toy/toy"); // the old pair's state directory, which the new pair's delete does not name
+            expect(ran).toContainEqual({ host: (stored[name].inputs.connection as { host: string }).host, command: del });
+        }
+        expect(ran.filter((r) => r.command.includes("toy/toy")).map((r) => r.command).sort()).toEqual([stored["toy-a-doolittle"].inputs.delete, stored["toy-b-calculon"].inputs.delete].sort());
+        // the old resources are gone from the state, the new ones are in it
+        expect([...state.resources.values()].map((r) => r.name).sort()).toEqual(["renamed-a-doolittle", "renamed-b-calculon", "renamed-verify"]);
     });
 
     it("uses the stack file as committed", () => {

@@ -1,8 +1,7 @@
 import * as path from "path";
 import { addressingOf } from "../components/model";
-import { readStackFile } from "../components/stackFile";
 import { ConfigError, validateConfig } from "../components/validate";
-import { toyConfig } from "./support/toy";
+import { stackModel, toyConfig } from "./support/toy";
 
 function problems(mutate: (c: { hosts: any; pairs: any }) => void, opts: { hostsAreSecret?: boolean } = {}): string[] {
     const c = toyConfig();
@@ -146,10 +145,7 @@ describe("validateConfig rejects", () => {
 
 // Issue 13: the three ways to address a pair, and what each implies.
 describe("addressing a pair", () => {
-    const model = (stack: string) => {
-        const sf = readStackFile(path.join(__dirname, "..", "stacks", `Pulumi.${stack}.yaml`));
-        return validateConfig({ hosts: sf.config["tunnelpair:hosts"], pairs: sf.config["tunnelpair:pairs"] }, { stack });
-    };
+    const model = (stack: string) => stackModel(stack);
 
     it("a network of each end's own (the how-to): separate, the connected route dropped, each routes the other's network", () => {
         const [p] = model("toy").pairs;

@@ -1,7 +1,8 @@
 // `npm run check-config -- stacks/Pulumi.toy.yaml`: validates a stack file as `pulumi preview`
 // would, without Pulumi credentials or hosts; prints every problem; exits non-zero on any.
+import { loadConfig, sourceOfStackFile } from "../components/config";
 import { readStackFile, StackFileError } from "../components/stackFile";
-import { ConfigError, validateConfig } from "../components/validate";
+import { ConfigError } from "../components/validate";
 
 /** Every problem of one stack file, each a line "FILE: path: message"; none when it is valid. */
 export function checkStackFile(file: string): string[] {
@@ -12,20 +13,9 @@ export function checkStackFile(file: string): string[] {
         if (e instanceof StackFileError) return [...e.problems];
         return [`${file}: ${(e as Error).message.split("\n")[0]}`];
     }
-    const ns = "tunnelpair:";
     try {
-        validateConfig(
-            {
-                hosts: sf.config["tunnelpair:hosts"],
-                pairs: sf.config["tunnelpair:pairs"],
-                otherKeys: Object.keys(sf.config).filter((k) => k.startsWith(ns) && k !== "tunnelpair:hosts" && k !== "tunnelpair:pairs"),
-            },
-            {
-                stack: sf.stack,
-                hostsAreSecret: sf.secretKeys.includes("tunnelpair:hosts"),
-                securePaths: sf.securePaths.filter((p) => p.startsWith(ns)).map((p) => p.slice(ns.length)),
-            },
-        );
+        // the credentials are the stack's own: each must be stored encrypted, as pulumi up reads them
+        loadConfig(sourceOfStackFile(sf));
         return [];
     } catch (e) {
         if (e instanceof ConfigError) return e.problems.map((p) => `${file}: ${p}`);

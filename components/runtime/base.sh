@@ -112,7 +112,7 @@ EOF
 ip_changed() { IP_READ=0; }
 # Every table the kernel has, in one iptables-save, kept per table in SAVE_<table> until a
 # change. Without -t it reads only the tables that exist: reading one by name makes the kernel
-# create it, and it stays (see LINUX-FACTS). A table the kernel does not have reads empty.
+# create it, and it stays (as an empty table). A table the kernel does not have reads empty.
 TABLES_READ=0; _s=
 load_table() {   # table -> $_s
     if [ "$TABLES_READ" = 0 ]; then

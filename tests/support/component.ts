@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
 import { TunnelPair, TunnelPairArgs } from "../../components";
+import { sourceOfStackFile, stackConfig } from "../../components/config";
 import { pairArgs } from "../../components/pairConfig";
 import { readStackFile } from "../../components/stackFile";
 import { recordProgram, Recording, RecordedResource } from "../../replay/record";
@@ -12,8 +13,7 @@ const addresses: Record<string, string> = { doolittle: "130.88.198.58", calculon
 
 /** The toy's pair as plain args, as a program would write them. */
 export function toyArgs(): TunnelPairArgs {
-    const c = readStackFile(toyFile).config;
-    return pairArgs({ hosts: c["tunnelpair:hosts"], pairs: c["tunnelpair:pairs"] }, "toy", "toy");
+    return pairArgs(stackConfig(sourceOfStackFile(readStackFile(toyFile))), "toy", "toy");
 }
 
 /** A VM made in the same update: its address is known only once it exists. */

@@ -1,4 +1,5 @@
 // Records the program under mocks with a given configuration (see replay/record.ts).
+import { configValues } from "../../components/config";
 import { deployStack } from "../../components/program";
 import { StackFile } from "../../components/stackFile";
 import { Recording, recordProgram, RecordedResource } from "../../replay/record";
@@ -12,7 +13,7 @@ export function record(cfg: Cfg, opts: { stack?: string; preview?: boolean; secr
     return recordProgram({
         stack: opts.stack ?? "toy",
         preview: opts.preview,
-        config: { "tunnelpair:hosts": cfg.hosts, "tunnelpair:pairs": cfg.pairs },
+        config: configValues(cfg),
         secretKeys: opts.secretKeys,
         program: deployStack,
     });

@@ -1,18 +1,28 @@
-// The toy stack's configuration as tests use it, read from the committed stack file.
+// The committed stack files as tests use them, read through the one config adapter.
 import * as path from "path";
+import { configValues, loadConfig, sourceOfStackFile, stackConfig, withValues } from "../../components/config";
+import { Model } from "../../components/model";
 import { readStackFile, StackFile } from "../../components/stackFile";
 import { StackConfig } from "../../components/validate";
 
-export const toyStackFile = path.join(__dirname, "..", "..", "stacks", "Pulumi.toy.yaml");
+export const stackFilePath = (stack: string): string => path.join(__dirname, "..", "..", "stacks", `Pulumi.${stack}.yaml`);
+export const toyStackFile = stackFilePath("toy");
 
 export function toyFile(): StackFile {
     return readStackFile(toyStackFile);
 }
 
-/** A fresh, mutable copy of the toy's hosts and pairs. */
-export function toyConfig(): { hosts: any; pairs: any } {
-    const c = toyFile().config;
-    return JSON.parse(JSON.stringify({ hosts: c["tunnelpair:hosts"], pairs: c["tunnelpair:pairs"] }));
+/** A fresh, mutable copy of a committed stack's hosts and pairs (the toy's by default). */
+export function toyConfig(stack = "toy"): { hosts: any; pairs: any } {
+    const c = stackConfig(sourceOfStackFile(readStackFile(stackFilePath(stack))));
+    return structuredClone({ hosts: c.hosts, pairs: c.pairs });
+}
+
+/** A committed stack's model after `change` to its hosts and pairs; credentials a test adds are its own, not stored ones. */
+export function stackModel(stack: string, change: (c: { hosts: any; pairs: any }) => void = () => undefined): Model {
+    const c = toyConfig(stack);
+    change(c);
+    return loadConfig(withValues(sourceOfStackFile(readStackFile(stackFilePath(stack))), configValues(c)), { credentials: "supplied" }).model;
 }
 
 export function asStackConfig(c: { hosts: unknown; pairs: unknown }): StackConfig {
