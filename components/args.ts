@@ -36,6 +36,24 @@ export const ReversePathFilter = {
 } as const;
 export type ReversePathFilter = (typeof ReversePathFilter)[keyof typeof ReversePathFilter];
 
+/** Whether the pair comes back by itself after a reboot. */
+export const Persist = {
+    /** systemd units of the pair's own converge it at boot (and repair it, see `repair`); a host without systemd falls back to none, with a warning, unless `boot` is written. */
+    Boot: "boot",
+    /** Nothing is installed: after a reboot the tunnel is gone until the next `pulumi up`. */
+    None: "none",
+} as const;
+export type Persist = (typeof Persist)[keyof typeof Persist];
+
+/** When `pulumi up` runs the hosts' converge. */
+export const Converge = {
+    /** When the pair's configuration (its scripts) changed. */
+    OnChange: "onchange",
+    /** At every `pulumi up`: what drifted is put back, for hosts without systemd's repair timer. Each host's Command then shows as an update at every preview. */
+    Always: "always",
+} as const;
+export type Converge = (typeof Converge)[keyof typeof Converge];
+
 /** An SSH jump host's connection: a connection without a jump host of its own. */
 export interface JumpHost {
     /** The address or name the deployer's SSH reaches. */
@@ -204,6 +222,12 @@ export interface TunnelPairArgs {
     firewall?: pulumi.Input<Firewall>;
     /** End each update with a probe through the tunnel from a's tunnel address to b's. Plain (it adds a Command). Default: true. */
     verify?: boolean;
+    /** Whether the pair comes back by itself after a reboot (systemd units of its own on every host). Default: boot where the host runs systemd. */
+    persist?: pulumi.Input<Persist>;
+    /** Seconds between the repair runs of a persisted pair (a timer re-runs the converge: a flushed chain, a deleted route, a device removed come back), 10 to 86400; 0: no repair. Default: 60. */
+    repair?: pulumi.Input<number>;
+    /** When `pulumi up` runs the hosts' converge. Default: onchange. */
+    converge?: pulumi.Input<Converge>;
     /**
      * The namespace of the pair on its hosts: its ownership tag `tunnelpair:<stack>/<pair>`
      * and state directory `/var/lib/tunnelpair/<stack>/<pair>`, the pair being the resource's

@@ -147,7 +147,25 @@ export interface Pair {
     readonly firewall: FirewallMode;
     /** End `pulumi up` with a probe from a's tunnel address to b's through the tunnel. */
     readonly verify: boolean;
+    /**
+     * Where the hosts run systemd, units of the pair's own converge it at boot (`boot`) or
+     * not (`none`); `explicit` when the configuration says `boot` itself, which a host
+     * without systemd then refuses (the default degrades to none with a warning).
+     */
+    readonly persist: { readonly mode: PersistMode; readonly explicit: boolean };
+    /** Seconds between drift-repair runs of the converge, or "off". With persist: boot only. */
+    readonly repair: number | "off";
+    /** `always`: every `pulumi up` runs the hosts' converge again, changed or not (for hosts without systemd). */
+    readonly converge: ConvergeMode;
 }
+
+export type ConvergeMode = "onchange" | "always";
+export const convergeModes: readonly ConvergeMode[] = ["onchange", "always"];
+
+export type PersistMode = "boot" | "none";
+export const persistModes: readonly PersistMode[] = ["boot", "none"];
+/** The repair period's bounds, in seconds. */
+export const repairRange = { min: 10, max: 86400 } as const;
 
 export interface Model {
     readonly stack: string;

@@ -91,7 +91,18 @@ export function pairConfig(pair: string, args: pulumi.Unwrap<TunnelPairArgs>): {
         });
     const config: StackConfig = {
         hosts,
-        pairs: { [pair]: defined({ a: endpoint(args.a), b: endpoint(args.b), firewall: args.firewall, verify: args.verify }) },
+        pairs: {
+            [pair]: defined({
+                a: endpoint(args.a),
+                b: endpoint(args.b),
+                firewall: args.firewall,
+                verify: args.verify,
+                persist: args.persist,
+                // the args' 0 is the stack file's "off" (the schema has no number-or-string)
+                repair: args.repair === 0 ? "off" : args.repair,
+                converge: args.converge,
+            }),
+        },
     };
     const translate = (message: string): string => {
         let m = message.split(`pairs.${pair}.`).join("");
@@ -180,5 +191,6 @@ export function pairArgs(config: StackConfig, pair: string, stack: string): Tunn
         }) as unknown as EndpointArgs;
     };
     const p = (config.pairs as Record<string, Obj>)[pair];
-    return defined({ a: endpoint(p.a), b: endpoint(p.b), firewall: p.firewall, verify: p.verify, stack }) as unknown as TunnelPairArgs;
+    const repair = p.repair === "off" ? 0 : p.repair;
+    return defined({ a: endpoint(p.a), b: endpoint(p.b), firewall: p.firewall, verify: p.verify, persist: p.persist, repair, converge: p.converge, stack }) as unknown as TunnelPairArgs;
 }

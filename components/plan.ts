@@ -3,6 +3,7 @@
 import { createHash } from "crypto";
 import { contains, Network, parseNetwork } from "./address";
 import { AdmitRule, Endpoint, FirewallMode, ForwardRule, Host, Model, Pair, peerOf, Protocol } from "./model";
+import { unitName } from "./systemd";
 import { tunnelCidr } from "./validate";
 
 /** Where every pair keeps its manifest and saved values on a host. */
@@ -28,7 +29,13 @@ export type HostObject =
     | { kind: "chain"; table: "filter" | "nat" | "mangle"; name: string; rules: readonly string[] }
     | { kind: "jump"; table: "filter" | "nat" | "mangle"; from: string; chain: string }
     /** The how-to's "stop the firewall", reference-counted across pairs. */
-    | { kind: "fwopen" };
+    | { kind: "fwopen" }
+    /**
+     * The systemd units that converge the pair again at boot and on the repair period
+     * (systemd.ts), and the stored converge script they run; last, so that destroy stops
+     * and removes them before it undoes anything else.
+     */
+    | { kind: "unit"; name: string };
 
 export interface HostPlan {
     /** The host's name in the configuration. */
@@ -39,6 +46,8 @@ export interface HostPlan {
     readonly tag: string;
     readonly stateDir: string;
     readonly objects: readonly HostObject[];
+    /** With a unit: the repair period, and whether `persist: boot` was written (a host without systemd then refuses). */
+    readonly persistence?: { readonly repair: number | "off"; readonly explicit: boolean };
 }
 
 /** The one-line form the scripts work with, e.g. "route 10.0.2.0/24 dev tunl1". */
@@ -68,6 +77,8 @@ export function objectLine(o: HostObject): string {
             return `jump ${o.table} ${o.from} ${o.chain}`;
         case "fwopen":
             return "fwopen";
+        case "unit":
+            return `unit ${o.name}`;
         default: {
             const exhaustive: never = o;
             return exhaustive;
@@ -179,7 +190,13 @@ function mssObjects(stack: string, pair: Pair, ep: Endpoint): HostObject[] {
 }
 
 function hostPlan(model: Model, pair: Pair, host: string, objects: HostObject[]): HostPlan {
-    return { host, stack: model.stack, pair: pair.name, tag: ownerTag(model.stack, pair.name), stateDir: `${stateRoot}/${model.stack}/${pair.name}`, objects };
+    const plan = { host, stack: model.stack, pair: pair.name, tag: ownerTag(model.stack, pair.name), stateDir: `${stateRoot}/${model.stack}/${pair.name}`, objects };
+    if (pair.persist.mode === "none") return plan;
+    return {
+        ...plan,
+        objects: [...objects, { kind: "unit", name: unitName(model.stack, pair.name) }],
+        persistence: { repair: pair.repair, explicit: pair.persist.explicit },
+    };
 }
 
 /** The plan for one endpoint of a pair on its host. */

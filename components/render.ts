@@ -5,19 +5,35 @@ import * as fs from "fs";
 import * as path from "path";
 import { createHash } from "crypto";
 import { HostPlan, objectLine, stateRoot, VerifyPlan } from "./plan";
+import { renderUnits, unitName } from "./systemd";
 
 /**
  * The constant runtime, read once from its parts beside this file, in this order (functions
  * may call any part; the top-level lines of a part set only the variables of later parts):
  * see runtime/base.sh for how apply and remove work.
  */
-export const runtimeParts = ["base", "state", "objects", "hostwide", "main"] as const;
+export const runtimeParts = ["base", "state", "objects", "hostwide", "units", "main"] as const;
 const runtime = runtimeParts.map((p) => fs.readFileSync(path.join(__dirname, "runtime", `${p}.sh`), "utf8")).join("\n");
 const verifyRuntime = fs.readFileSync(path.join(__dirname, "verify.sh"), "utf8");
 
 /** Quotes a value for POSIX sh: 'it'\''s'. */
 export function shellQuote(value: string): string {
     return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The units' texts and settings (runtime/units.sh), each text without its last newline. */
+function unitVars(plan: HostPlan): [string, string][] {
+    if (!plan.persistence) return [];
+    const { repair, explicit } = plan.persistence;
+    const u = renderUnits({ name: unitName(plan.stack, plan.pair), tag: plan.tag, converge: `${plan.stateDir}/converge`, repairSeconds: repair === "off" ? undefined : repair });
+    const text = (t: string | undefined) => (t ?? "").replace(/\n$/, "");
+    return [
+        ["REPAIR", String(repair)],
+        ["PERSIST_EXPLICIT", explicit ? "1" : ""],
+        ["UNIT_SERVICE", text(u.service)],
+        ["UNIT_REPAIR_SERVICE", text(u.repairService)],
+        ["UNIT_REPAIR_TIMER", text(u.repairTimer)],
+    ];
 }
 
 function header(plan: HostPlan): string {
@@ -29,6 +45,7 @@ function header(plan: HostPlan): string {
         ["ROOT", stateRoot],
         ["STATE", plan.stateDir],
         ["DESIRED", plan.objects.map(objectLine).join("\n")],
+        ...unitVars(plan),
     ];
     const chains = plan.objects.flatMap((o) => (o.kind === "chain" ? [o] : []));
     const cases = chains.map((c) => `    ${c.name}) _rules=${shellQuote(c.rules.map((r) => `${r}\n`).join(""))} ;;`);
@@ -37,7 +54,8 @@ function header(plan: HostPlan): string {
         `# tunnelpair ${plan.tag} on ${plan.host}`,
         "# shellcheck disable=SC3043 # local: dash, bash and busybox ash have it",
         "set -eu",
-        ...vars.map(([k, v]) => `${k}=${shellQuote(v)}`),
+        // (the units' texts are read through eval, by name: unit_files in runtime/units.sh)
+        ...vars.map(([k, v]) => `${k.startsWith("UNIT_") ? "# shellcheck disable=SC2034\n" : ""}${k}=${shellQuote(v)}`),
         "# the rules of each chain the pair owns, in iptables-restore form, one per line",
         "chain_rules() {   # chain -> $_rules",
         '    case "$1" in',
@@ -50,6 +68,15 @@ function header(plan: HostPlan): string {
 
 /** The script that converges the host to the plan (create and update). */
 export function renderApply(plan: HostPlan): string {
+    const body = `${header(plan)}\n${runtime}\napply`;
+    if (!plan.persistence) return `${body}\n`;
+    // The units run this same script from $STATE/converge: the script holds its own text
+    // (TP_SCRIPT), which the unit kind stores there, and runs it.
+    return `TP_SCRIPT=${shellQuote(body)}\neval "$TP_SCRIPT"\n`;
+}
+
+/** The script as the units run it from $STATE/converge (for tests: shellcheck, the lab). */
+export function renderConverge(plan: HostPlan): string {
     return `${header(plan)}\n${runtime}\napply\n`;
 }
 
@@ -58,7 +85,7 @@ export function renderApply(plan: HostPlan): string {
  * not the plan, so it stays right whatever the configuration has become since.
  */
 export function renderRemove(plan: HostPlan): string {
-    return `${header({ ...plan, objects: [] })}\n${runtime}\nremove\n`;
+    return `${header({ ...plan, objects: [], persistence: undefined })}\n${runtime}\nremove\n`;
 }
 
 /**

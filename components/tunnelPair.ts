@@ -139,6 +139,9 @@ export function warnings(model: Model): string[] {
     return out;
 }
 
+/** One mark per run of the program: what makes `converge: always` an update at every `pulumi up`. */
+const runMark = new Date().toISOString();
+
 /** The host's Command, and what identifies its deployment: its script and its SSH address. */
 function hostCommand(
     name: string,
@@ -158,7 +161,9 @@ function hostCommand(
         {
             connection: connectionArgs(host, args),
             create: apply,
-            update: apply,
+            // converge: always: a mark of this run after the script, so the update differs at
+            // every `pulumi up` and the provider runs it (a comment: the script is the same)
+            update: pulumi.all([apply, model]).apply(([a, m]) => (m.pairs[0].converge === "always" ? `${a}\n# converge: always, run ${runMark}` : a)),
             delete: script(renderRemove),
             // What identifies the pair on its host: another machine means a new deployment.
             triggers: [planned.apply((p) => p.plan.tag), host.apply((h) => h.connection.host), host.apply((h) => h.connection.port)],

@@ -2,7 +2,30 @@
 // collected (not just the first) and names the field path and the offending value, so
 // `pulumi preview` and `npm run check-config` can print them all before any host is touched.
 import { bounds, contains, Network, networkOf, notUnicast, overlaps, parseAddress, parseInterfaceAddress, parseNetwork } from "./address";
-import { addressingOf, AdmitRule, Client, ComputeNode, Connection, Endpoint, firewallModes, FirewallMode, ForwardRule, Host, LocalAddress, Masquerade, Model, Pair, peerOf, Protocol, protocols } from "./model";
+import {
+    addressingOf,
+    AdmitRule,
+    Client,
+    ComputeNode,
+    Connection,
+    ConvergeMode,
+    convergeModes,
+    Endpoint,
+    firewallModes,
+    FirewallMode,
+    ForwardRule,
+    Host,
+    LocalAddress,
+    Masquerade,
+    Model,
+    Pair,
+    peerOf,
+    PersistMode,
+    persistModes,
+    Protocol,
+    protocols,
+    repairRange,
+} from "./model";
 
 /** The raw configuration, as `pulumi config` holds it (keys tunnelpair:hosts, tunnelpair:pairs). */
 export interface StackConfig {
@@ -449,7 +472,7 @@ function checkAddressing(c: Checker, pair: Pair, ep: Endpoint, keepSet: unknown)
 
 function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string, Host>): Pair | undefined {
     const path = `pairs.${name}`;
-    const p = c.object(raw, path, ["a", "b", "firewall", "verify"]);
+    const p = c.object(raw, path, ["a", "b", "firewall", "verify", "persist", "repair", "converge"]);
     if (!p) return undefined;
     const a0 = checkEndpoint(c, `${path}.a`, "a", p.a, hosts);
     const b0 = checkEndpoint(c, `${path}.b`, "b", p.b, hosts);
@@ -459,8 +482,14 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
         else c.fail(`${path}.firewall`, `${show(p.firewall)} is not one of ${firewallModes.join(", ")}`);
     }
     const verify = c.boolean(p, "verify", path, true);
+    const { persist, repair } = checkPersistence(c, path, p);
+    let converge: ConvergeMode = "onchange";
+    if (p.converge !== undefined) {
+        if (convergeModes.includes(p.converge as ConvergeMode)) converge = p.converge as ConvergeMode;
+        else c.fail(`${path}.converge`, `${show(p.converge)} is not one of ${convergeModes.join(", ")}`);
+    }
     if (!a0 || !b0) return undefined;
-    const pair0: Pair = { name, a: a0, b: b0, firewall, verify };
+    const pair0: Pair = { name, a: a0, b: b0, firewall, verify, persist, repair, converge };
     const [a, b] = [a0, b0].map((ep) => checkAddressing(c, pair0, ep, (p[ep.side] as Obj).keepConnectedRoute));
     if (verify) {
         // the probe goes from one tunnel address to the other and back: each end reaches the other's
@@ -527,7 +556,24 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
         });
     }
     checkRoles(c, path, a, b);
-    return { name, a, b, firewall, verify };
+    return { name, a, b, firewall, verify, persist, repair, converge };
+}
+
+/** `persist: boot|none` (default boot) and `repair: <seconds>|off` (default 60). */
+function checkPersistence(c: Checker, path: string, p: Obj): Pick<Pair, "persist" | "repair"> {
+    let persist: Pair["persist"] = { mode: "boot", explicit: false };
+    if (p.persist !== undefined) {
+        if (persistModes.includes(p.persist as PersistMode)) persist = { mode: p.persist as PersistMode, explicit: true };
+        else c.fail(`${path}.persist`, `${show(p.persist)} is not one of ${persistModes.join(", ")}`);
+    }
+    let repair: Pair["repair"] = 60;
+    if (p.repair === "off") repair = "off";
+    else if (p.repair !== undefined) {
+        const n = c.integer(p, "repair", path, repairRange.min, repairRange.max);
+        if (n !== undefined) repair = n;
+    }
+    if (persist.mode === "none" && p.repair !== undefined && p.repair !== "off") c.fail(`${path}.repair`, `${show(p.repair)} needs persist: boot (the repair runs are systemd's), not persist: none`);
+    return { persist, repair: persist.mode === "none" ? "off" : repair };
 }
 
 /**

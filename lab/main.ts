@@ -11,18 +11,20 @@ import { readStackFile } from "../components/stackFile";
 import { Lab } from "./lab";
 import { runDoctorLab } from "./doctor";
 import { runFaults } from "./faults";
+import { persistencePlans, runPersistence } from "./persistence";
 import { runScenario, Scenario, scenarios } from "./scenario";
 
 function usage(): never {
-    console.error(`usage: npm run lab -- [--keep|--faults] <${Object.keys(scenarios).join("|")}>
+    console.error(`usage: npm run lab -- [--keep|--faults|--persist] <${Object.keys(scenarios).join("|")}>
        npm run lab -- [--keep|--faults] --world FILE --stack-file FILE
        npm run lab -- --doctor`);
     process.exit(2);
 }
 
-function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolean; faults: boolean } {
+function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolean; faults: boolean; persist: boolean } {
     let keep = false;
     let faults = false;
+    let persist = false;
     let world: string | undefined;
     let stackFile: string | undefined;
     let name: string | undefined;
@@ -30,6 +32,7 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
         const a = argv[i];
         if (a === "--keep") keep = true;
         else if (a === "--faults") faults = true;
+        else if (a === "--persist") persist = true;
         else if (a === "--world") world = argv[++i];
         else if (a === "--stack-file") stackFile = argv[++i];
         else if (!a.startsWith("-") && !name) name = a;
@@ -38,11 +41,11 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
     if (name && !world && !stackFile) {
         const scenario = scenarios[name];
         if (!scenario) usage();
-        return { name, scenario, keep, faults };
+        return { name, scenario, keep, faults, persist };
     }
     if (!world || !stackFile) usage();
     // A topology of the user's own: the generic checks (idempotency, exact restore).
-    return { name: name ?? readStackFile(stackFile).stack, scenario: { world: path.resolve(world), stackFile: path.resolve(stackFile), flows: [] }, keep, faults };
+    return { name: name ?? readStackFile(stackFile).stack, scenario: { world: path.resolve(world), stackFile: path.resolve(stackFile), flows: [] }, keep, faults, persist };
 }
 
 /** What a user with the Pulumi CLI needs to point the stack at the running lab. */
@@ -78,8 +81,17 @@ async function main(): Promise<void> {
         process.exitCode = failed === 0 ? 0 : 1;
         return;
     }
-    const { name, scenario, keep, faults } = parse(process.argv.slice(2));
+    const { name, scenario, keep, faults, persist } = parse(process.argv.slice(2));
     const t0 = Date.now();
+    if (persist) {
+        const plan = persistencePlans[name];
+        if (!plan) throw new Error(`--persist: no reboot plan for ${name} (${Object.keys(persistencePlans).join(", ")})`);
+        const r = await runPersistence(name, scenario, plan.reboot, plan.reload, (line) => console.log(line));
+        const failed = r.checks.filter((c) => !c.ok).length;
+        console.log(`persist ${name}: ${r.checks.length - failed} checks passed, ${failed} failed; idle repair runs ${r.idleRepairMs.join(", ")} ms (${Date.now() - t0} ms)`);
+        process.exitCode = failed === 0 ? 0 : 1;
+        return;
+    }
     if (faults) {
         const r = await runFaults(name, scenario, (line) => console.log(line));
         const failed = r.checks.filter((c) => !c.ok).length;

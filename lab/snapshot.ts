@@ -1,10 +1,18 @@
 // A host's state, as far as a deployment can touch it: links, addresses, routes, rules,
-// every iptables table without counters, the sysctls, the state directory. Compared line
-// for line before up and after destroy.
+// every iptables table without counters, the sysctls, the state directory, the systemd unit
+// directory (/etc/systemd/system: mode, owner, path, symlink target, each file's sha256).
+// Compared line for line before up and after destroy.
 //
 // Excluded, by name, because a teardown cannot put them back (README, "What destroy
 // restores"): the kernel's fallback device tunl0 and the ipip module, which stay once ipip
 // is loaded; and empty built-in iptables tables, which stay once read.
+
+/** The sysctls compared (globs under /proc/sys); lab/day2.ts reads the same at boot and puts them back at a reboot. */
+export const snapshotSysctlFiles = "/proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv4/conf/*/rp_filter \\\n" +
+    "         /proc/sys/net/ipv4/conf/*/accept_redirects /proc/sys/net/ipv4/conf/*/src_valid_mark";
+
+/** The unit directory the snapshot covers, recursively. */
+export const unitDir = "/etc/systemd/system";
 
 /** Read-only: it must change nothing, so it reads only the iptables tables already loaded. */
 export const snapshotScript = `
@@ -16,14 +24,19 @@ echo '## rule'; ip rule show
 echo '## iptables'
 for t in $(cat /proc/net/ip_tables_names 2>/dev/null); do echo "### $t"; iptables-save -t "$t"; done
 echo '## sysctl'
-for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv4/conf/*/rp_filter \\
-         /proc/sys/net/ipv4/conf/*/accept_redirects /proc/sys/net/ipv4/conf/*/src_valid_mark; do
+for f in ${snapshotSysctlFiles}; do
     read -r v <"$f"; echo "\${f#/proc/sys/} = $v"
 done
 echo '## state'
 if [ -e /var/lib/tunnelpair ]; then find /var/lib/tunnelpair -printf '%M %u %p\\n' | LC_ALL=C sort; fi
 echo '## modules'
 [ -d /sys/module/ipip ] && echo ipip || true
+echo '## units'
+# one find: an entry per line (a symlink with its target), and sha256sum once for all regular
+# files (none: no sha256sum); parseSnapshot joins each hash to its file's line and sorts
+if [ -e ${unitDir} ]; then
+    find ${unitDir} -type l -printf '%M %u:%g %p -> %l\\n' -o -printf '%M %u:%g %p\\n' -type f -exec sha256sum {} +
+fi
 `;
 
 export type Snapshot = Record<string, string[]>;
@@ -44,7 +57,31 @@ export function parseSnapshot(text: string): Snapshot {
     sections.sysctl = (sections.sysctl ?? []).filter((l) => !l.includes("/conf/tunl0/"));
     sections.modules = (sections.modules ?? []).filter((l) => l !== "ipip");
     sections.iptables = normalizeIptables(sections.iptables ?? []);
+    sections.units = normalizeUnits(sections.units ?? []);
     return sections;
+}
+
+/**
+ * find's lines with each regular file's sha256 appended ("-rw-r--r-- root:root PATH
+ * sha256:HEX"), sorted by path. sha256sum writes "HASH  PATH", or "\\HASH  PATH" with the
+ * path's backslashes and newlines escaped when it has any (systemd's \\x2d names do).
+ */
+function normalizeUnits(lines: string[]): string[] {
+    const hashes = new Map<string, string>();
+    const entries: { path: string; line: string }[] = [];
+    for (const l of lines) {
+        const h = /^(\\?)([0-9a-f]{64})  (.*)$/.exec(l);
+        if (h) {
+            const file = h[1] ? h[3].replace(/\\(.)/g, (_m, c: string) => (c === "n" ? "\n" : c)) : h[3];
+            hashes.set(file, h[2]);
+            continue;
+        }
+        const e = /^(\S+) (\S+) (.*?)( -> .*)?$/.exec(l);
+        entries.push({ path: e ? e[3] : l, line: l });
+    }
+    return entries
+        .sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0))
+        .map(({ path, line }) => (line.startsWith("-") ? `${line} sha256:${hashes.get(path) ?? "(unread)"}` : line));
 }
 
 /** Drops an interface's block from `ip link`/`ip addr` output ("N: name[@x]: ..." and its continuation lines). */

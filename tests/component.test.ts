@@ -4,8 +4,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { spawnSync } from "child_process";
 import * as path from "path";
-import { TunnelPair } from "../components";
-import { shapeProblems } from "../components/pairConfig";
+import { TunnelPair, TunnelPairArgs } from "../components";
+import { pairArgs, pairConfig, shapeProblems } from "../components/pairConfig";
 import { readStackFile } from "../components/stackFile";
 import { Recording } from "../replay/record";
 import { commands, onVms, record, toyArgs, toyFile } from "./support/component";
@@ -130,5 +130,30 @@ describe("TunnelPair as a library", () => {
         (args.b as { clients: unknown }).clients = pulumi.output([]);
         expect(shapeProblems(args as never).map((p) => p.propertyPath)).toEqual(["a", "b.clients"]);
         expect(() => new TunnelPair("toy", args as never)).toThrow(/invalid arguments/);
+    });
+
+    it("maps persist and repair between the args and the stack file (the args' repair 0 is the file's off)", () => {
+        const args = { ...toyArgs(), persist: "boot", repair: 0 } as pulumi.Unwrap<TunnelPairArgs>;
+        expect(pairConfig("toy", args).config.pairs).toMatchObject({ toy: { persist: "boot", repair: "off" } });
+        expect(pairConfig("toy", { ...args, repair: 30 }).config.pairs).toMatchObject({ toy: { repair: 30 } });
+        const c = readStackFile(toyFile).config;
+        const pairs = { toy: { ...(c["tunnelpair:pairs"] as { toy: object }).toy, repair: "off" } };
+        expect(pairArgs({ hosts: c["tunnelpair:hosts"], pairs }, "toy", "toy").repair).toBe(0);
+    });
+
+    it("converge: always makes each host's update differ from its create by a mark of the run, so every up runs it", async () => {
+        const run = async (converge?: "always") =>
+            commands(
+                await record(() => {
+                    const t = new TunnelPair("toy", { ...toyArgs(), converge });
+                    return { tag: t.tag };
+                }),
+            ).filter((c) => !c.name.endsWith("-verify"));
+        for (const c of await run()) expect(c.inputs.update).toBe(c.inputs.create);
+        for (const c of await run("always")) {
+            const [create, update] = [c.inputs.create as string, c.inputs.update as string];
+            expect(update.startsWith(create)).toBe(true);
+            expect(update.slice(create.length)).toMatch(/^\n# converge: always, run \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+        }
     });
 });

@@ -73,10 +73,10 @@ describe("the Man2 plan (how-to §6)", () => {
         expect(d.lines).toEqual(expect.arrayContaining(["route 10.200.100.0/24 dev tunl1", "route 192.168.104.0/24 dev tunl1"]));
     });
     it("calculon: the cluster network via its desktop gateway", () => {
-        expect(on(ps, "calculon", "client").lines).toEqual(["route 192.168.104.0/24 via 130.88.198.58"]);
+        expect(on(ps, "calculon", "client").lines).toEqual(["route 192.168.104.0/24 via 130.88.198.58", "unit tunnelpair-man2-man2"]);
     });
     it("comp000: default gateway rfe, the 169.254.0.0/16 route dropped", () => {
-        expect(on(ps, "comp000", "node").lines).toEqual(["gateway 192.168.1.253", "noroute 169.254.0.0/16"]);
+        expect(on(ps, "comp000", "node").lines).toEqual(["gateway 192.168.1.253", "noroute 169.254.0.0/16", "unit tunnelpair-man2-man2"]);
     });
 });
 
@@ -91,8 +91,8 @@ describe("the hub plan", () => {
     });
     it("lets both spokes hold comp000's gateway: it is put back when the last one goes", () => {
         expect(ps.filter((p) => p.plan.host === "comp000").map((p) => p.lines)).toEqual([
-            ["gateway 192.168.1.253", "noroute 169.254.0.0/16"],
-            ["gateway 192.168.1.253", "noroute 169.254.0.0/16"],
+            ["gateway 192.168.1.253", "noroute 169.254.0.0/16", "unit tunnelpair-hub-spoke1"],
+            ["gateway 192.168.1.253", "noroute 169.254.0.0/16", "unit tunnelpair-hub-spoke2"],
         ]);
     });
 });
@@ -142,6 +142,28 @@ describe("addressing (issue 13): what lands on tunl1", () => {
         for (const stack of ["toy-30", "toy-peer"]) {
             const src = on(plans(stack), "doolittle").rules.filter((r) => r.includes("-SRC "));
             expect(src.map((r) => r.replace(/TP-[0-9a-f]+/, "TP"))).toEqual(["-A TP-SRC -s 10.0.2.0/24 -j RETURN", "-A TP-SRC -s 10.0.0.2/32 -j RETURN", "-A TP-SRC -j DROP"]);
+        }
+    });
+});
+
+describe("persistence (issue 11)", () => {
+    it("by default: the pair's unit, last, on every host it touches, repair every 60 s, persist not written", () => {
+        const model = stackModel("man2");
+        for (const { plan } of planPair(model, model.pairs[0])) {
+            expect(plan.objects.map(objectLine).pop()).toBe("unit tunnelpair-man2-man2");
+            expect(plan.persistence).toEqual({ repair: 60, explicit: false });
+        }
+    });
+    it("persist: boot written, repair off: the same unit, explicit; persist: none: no unit", () => {
+        const boot = stackModel("toy", (c) => Object.assign(c.pairs.toy, { persist: "boot", repair: "off" }));
+        expect(planPair(boot, boot.pairs[0]).map(({ plan }) => plan.persistence)).toEqual([
+            { repair: "off", explicit: true },
+            { repair: "off", explicit: true },
+        ]);
+        const none = stackModel("toy", (c) => (c.pairs.toy.persist = "none"));
+        for (const { plan } of planPair(none, none.pairs[0])) {
+            expect(plan.objects.some((o) => o.kind === "unit")).toBe(false);
+            expect(plan.persistence).toBeUndefined();
         }
     });
 });

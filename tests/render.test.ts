@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { FirewallMode } from "../components/model";
 import { planEndpoint, planVerify } from "../components/plan";
-import { commandString, renderApply, renderRemove, renderVerify, shellQuote } from "../components/render";
+import { commandString, renderApply, renderConverge, renderRemove, renderVerify, shellQuote } from "../components/render";
 import { validateConfig } from "../components/validate";
 import { toyConfig } from "./support/toy";
 
@@ -22,7 +22,8 @@ function scripts(): [string, string][] {
         const m = toyModel(mode);
         for (const side of ["a", "b"] as const) {
             const plan = planEndpoint(m, m.pairs[0], side);
-            out.push([`apply ${mode} ${side}`, renderApply(plan)], [`remove ${mode} ${side}`, renderRemove(plan)]);
+            // (the deployer's apply holds this text and evals it: see the test of its wrapper)
+            out.push([`apply ${mode} ${side}`, renderConverge(plan)], [`remove ${mode} ${side}`, renderRemove(plan)]);
         }
     }
     out.push(["verify", verifyScript()]);
@@ -62,6 +63,21 @@ describe("rendered scripts", () => {
             expect(s.split("\n").find((l) => !l.startsWith("#"))).toBe(name === "verify" ? "set -u" : "set -eu");
             expect(s).not.toMatch(/\bifconfig\b|^\s*route (add|del)/m);
         }
+    });
+
+    it("a persisted pair's apply holds its converge script's text and runs it: what the units store and run", () => {
+        const plan = planEndpoint(toyModel(), toyModel().pairs[0], "a");
+        const apply = renderApply(plan);
+        expect(apply).toMatch(/^TP_SCRIPT='[^]*'\neval "\$TP_SCRIPT"\n$/);
+        // the value the shell gives TP_SCRIPT is the converge script, less its last newline
+        const held = execFileSync("sh", ["-c", apply.replace(/eval "\$TP_SCRIPT"\n$/, 'printf %s "$TP_SCRIPT"')], { encoding: "utf8" });
+        expect(`${held}\n`).toBe(renderConverge(plan));
+        expect(renderConverge(plan)).toContain("\nUNIT_SERVICE='[Unit]\n");
+        // without persistence the apply is the converge script itself
+        const m = validateConfig({ ...toyConfig(), pairs: { toy: { ...toyConfig().pairs.toy, persist: "none" } } }, { stack: "toy" });
+        const none = planEndpoint(m, m.pairs[0], "a");
+        expect(renderApply(none)).toBe(renderConverge(none));
+        expect(renderApply(none)).not.toMatch(/^TP_SCRIPT=/);
     });
 
     it("bounds every wait: iptables -w, flock -w", () => {

@@ -32,6 +32,7 @@ const samples: { [K in HostObject["kind"]]: Extract<HostObject, { kind: K }>[] }
     chain: [{ kind: "chain", table: "filter", name: "TP-1-IN", rules: ["-A TP-1-IN -j ACCEPT"] }],
     jump: [{ kind: "jump", table: "filter", from: "INPUT", chain: "TP-1-IN" }],
     fwopen: [{ kind: "fwopen" }],
+    unit: [{ kind: "unit", name: "tunnelpair-s-p" }],
 };
 const objects: HostObject[] = Object.values(samples).flat();
 const kinds = Object.keys(samples);

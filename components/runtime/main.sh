@@ -28,7 +28,9 @@ preflight() {   # nothing has changed yet: refuse what cannot work
 }
 
 apply() {
+    from_file
     lock
+    still_current
     trap finish EXIT
     trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
     preflight
