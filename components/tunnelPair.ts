@@ -93,7 +93,14 @@ export class TunnelPair extends pulumi.ComponentResource {
             });
             const probe = new command.remote.Command(
                 `${name}-verify`,
-                { connection: connectionArgs(model.apply((m) => m.hosts[args.a.host.name]), args.a.host), create: script, addPreviousOutputInEnv: false },
+                {
+                    connection: connectionArgs(
+                        model.apply((m) => m.hosts[args.a.host.name]),
+                        args.a.host,
+                    ),
+                    create: script,
+                    addPreviousOutputInEnv: false,
+                },
                 { parent: this, dependsOn: ends.map((e) => e.cmd) },
             );
             this.verified = probe.stdout;
@@ -134,7 +141,8 @@ export function warnings(model: Model): string[] {
         if (h.connection.hostKey === undefined) out.push(`${h.name}: connection.hostKey is not set: the identity of ${h.connection.host} is not verified`);
     }
     for (const p of model.pairs) {
-        if (p.firewall === "open") out.push(`pair ${p.name}: firewall is "open": every firewall rule on ${p.a.host} and ${p.b.host} is off until destroy restores them`);
+        if (p.firewall === "open")
+            out.push(`pair ${p.name}: firewall is "open": every firewall rule on ${p.a.host} and ${p.b.host} is off until destroy restores them`);
     }
     return out;
 }
@@ -181,7 +189,12 @@ export function connectionArgs(host: pulumi.Output<Host>, args: HostArgs): comma
     const jump = args.connection.proxy;
     return {
         ...providerHop(ssh, args.connection),
-        proxy: jump && providerHop(ssh.apply((c) => c.proxy!), jump),
+        proxy:
+            jump &&
+            providerHop(
+                ssh.apply((c) => c.proxy!),
+                jump,
+            ),
     };
 }
 

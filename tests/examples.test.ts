@@ -21,9 +21,15 @@ describe("examples/composed: TunnelPair with a generated deploy key and another 
             mockState: (a) => {
                 if (a.type === "pulumi:pulumi:StackReference")
                     return {
-                        outputs: { doolittleIp: "130.88.198.58", calculonIp: "130.88.196.129", doolittleHostKey: "ssh-ed25519 AAAAdoolittle", calculonHostKey: "ssh-ed25519 AAAAcalculon" },
+                        outputs: {
+                            doolittleIp: "130.88.198.58",
+                            calculonIp: "130.88.196.129",
+                            doolittleHostKey: "ssh-ed25519 AAAAdoolittle",
+                            calculonHostKey: "ssh-ed25519 AAAAcalculon",
+                        },
                     };
-                if (a.type === "tls:index/privateKey:PrivateKey") return { ...a.inputs, privateKeyOpenssh: "deploy stand-in key", publicKeyOpenssh: "ssh-ed25519 AAAAdeploy\n" };
+                if (a.type === "tls:index/privateKey:PrivateKey")
+                    return { ...a.inputs, privateKeyOpenssh: "deploy stand-in key", publicKeyOpenssh: "ssh-ed25519 AAAAdeploy\n" };
                 return undefined;
             },
         });

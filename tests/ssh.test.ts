@@ -12,10 +12,21 @@ const key = "-----BEGIN OPENSSH PRIVATE KEY-----\ntestkeymaterial\n-----END OPEN
 
 /** Man2 with rfe (comp000's jump host) and comp000 on keys with passphrases and every dial setting. */
 function man2WithKeys(c: { hosts: any; pairs: any }) {
-    for (const [name, dial] of [["rfe", 3], ["comp000", 7]] as const) {
+    for (const [name, dial] of [
+        ["rfe", 3],
+        ["comp000", 7],
+    ] as const) {
         const conn = c.hosts[name].connection;
         delete conn.agent;
-        Object.assign(conn, { port: 2200 + dial, user: "admin", privateKey: `${key}-${name}`, privateKeyPassword: `pass-${name}`, dialErrorLimit: dial, perDialTimeout: 20 + dial, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey" });
+        Object.assign(conn, {
+            port: 2200 + dial,
+            user: "admin",
+            privateKey: `${key}-${name}`,
+            privateKeyPassword: `pass-${name}`,
+            dialErrorLimit: dial,
+            perDialTimeout: 20 + dial,
+            hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey",
+        });
     }
     c.hosts.rfe.sudo = c.hosts.comp000.sudo = true;
 }
@@ -38,7 +49,13 @@ describe("sshConnection", () => {
     });
 
     it("fills in the defaults the model holds, and leaves out what is not set (an agent's connection has no credential)", () => {
-        expect(sshConnection(stackModel("toy").hosts.doolittle.connection)).toEqual({ host: "130.88.198.58", port: 22, user: "root", dialErrorLimit: 10, perDialTimeout: 10 });
+        expect(sshConnection(stackModel("toy").hosts.doolittle.connection)).toEqual({
+            host: "130.88.198.58",
+            port: 22,
+            user: "root",
+            dialErrorLimit: 10,
+            perDialTimeout: 10,
+        });
     });
 
     it("covers every credential; the model's own fields (agent, proxyName) are not the client's", () => {

@@ -128,6 +128,8 @@ export async function startPlugin(folder: string, engineAddress: string): Promis
 /** A gRPC call as a promise. */
 export function rpc<Req, Res>(client: providerRpc.ResourceProviderClient, method: string, request: Req): Promise<Res> {
     return new Promise((resolve, reject) =>
-        (client as unknown as Record<string, (r: Req, cb: (e: grpc.ServiceError | null, res: Res) => void) => void>)[method](request, (e, res) => (e ? reject(e) : resolve(res))),
+        (client as unknown as Record<string, (r: Req, cb: (e: grpc.ServiceError | null, res: Res) => void) => void>)[method](request, (e, res) =>
+            e ? reject(e) : resolve(res),
+        ),
     );
 }
