@@ -83,7 +83,7 @@ export function pairConfig(
     const hosts: Obj = {};
     const paths = new Map<string, string>();
     const conflicts: string[] = [];
-    for (const { path, host } of hostsOf(args as unknown as TunnelPairArgs) as unknown as { path: string; host: pulumi.Unwrap<HostArgs> }[]) {
+    for (const { path, host } of hostsOf(args) as unknown as { path: string; host: pulumi.Unwrap<HostArgs> }[]) {
         const entry = hostEntry(host);
         const seen = paths.get(host.name);
         if (seen === undefined) {

@@ -59,8 +59,8 @@ export class TunnelPair extends pulumi.ComponentResource {
         const known = hasInputs(args) ? undefined : validatePair(name, stack, args as pulumi.Unwrap<TunnelPairArgs>);
         super("tunnelpair:index:TunnelPair", name, {}, opts);
         const model: pulumi.Output<Model> = known
-            ? (pulumi.output(known) as pulumi.Output<Model>)
-            : pulumi.output(withoutCredentials(args)).apply((v) => validatePair(name, stack, v as pulumi.Unwrap<TunnelPairArgs>, this));
+            ? pulumi.output(known)
+            : pulumi.output(withoutCredentials(args)).apply((v) => validatePair(name, stack, v, this));
         model.apply((m) => warnings(m).forEach((w) => pulumi.log.warn(w, this)));
 
         // One Command per host: the two endpoints, then the clients and compute nodes behind

@@ -186,9 +186,9 @@ async function lockMachine(waitMs: number): Promise<ChildProcess> {
     const args = ["--pdeathsig", "KILL", "flock", "-w", String(Math.ceil(waitMs / 1000)), os.tmpdir(), "sh", "-c", "echo locked; exec cat >/dev/null"];
     const holder = spawn("setpriv", args, { stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";
-    holder.stderr!.on("data", (d) => (stderr += d));
+    holder.stderr.on("data", (d) => (stderr += d));
     const exitCode = await new Promise<number | null>((resolve) => {
-        holder.stdout!.once("data", () => resolve(null));
+        holder.stdout.once("data", () => resolve(null));
         holder.once("exit", (code) => resolve(code ?? -1));
     });
     if (exitCode === 1) throw new Error(`another lab kept running for ${waitMs} ms (flock ${os.tmpdir()}); one lab at a time`);

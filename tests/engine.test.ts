@@ -98,7 +98,7 @@ describe("replay engine", () => {
     it("refuses an environment key that sshd's AcceptEnv would refuse", async () => {
         const h = fakeHost();
         const r = cmd("a", "mk-a");
-        (r.inputs as Record<string, unknown>).environment = { SECRET_THING: "x" };
+        r.inputs.environment = { SECRET_THING: "x" };
         await expect(up(rec(r), new StackState(), h.exec)).rejects.toThrow("Setenv SECRET_THING refused");
     });
 });

@@ -141,7 +141,7 @@ describe("the package as a component provider plugin, over gRPC", () => {
         );
         const served = JSON.parse(res.getSchema());
         schema = served;
-        const inProcess = JSON.parse(await new ComponentProvider({ components: [TunnelPair as never], dirname: root, name: "tunnelpair" }).getSchema());
+        const inProcess = JSON.parse(await new ComponentProvider({ components: [TunnelPair], dirname: root, name: "tunnelpair" }).getSchema());
         expect(served.name).toBe("tunnelpair");
         expect(Object.keys(served.resources)).toEqual(["tunnelpair:index:TunnelPair"]);
         expect(served.resources["tunnelpair:index:TunnelPair"].isComponent).toBe(true);

@@ -23,7 +23,7 @@ interface Schema {
 
 let schema: Schema;
 beforeAll(async () => {
-    const provider = new ComponentProvider({ components: [TunnelPair as never], dirname: path.join(__dirname, ".."), name: "tunnelpair" });
+    const provider = new ComponentProvider({ components: [TunnelPair], dirname: path.join(__dirname, ".."), name: "tunnelpair" });
     schema = JSON.parse(await provider.getSchema()) as Schema;
 }, 60_000);
 

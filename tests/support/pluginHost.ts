@@ -71,12 +71,12 @@ export async function startTestEngine(): Promise<TestEngine> {
         },
         registerResourceOutputs: (call, cb) => {
             const r = call.request as resourceProto.RegisterResourceOutputsRequest;
-            outputs.set(r.getUrn(), (r.getOutputs()?.toJavaScript() ?? {}) as Record<string, unknown>);
+            outputs.set(r.getUrn(), r.getOutputs()?.toJavaScript() ?? {});
             cb(null, new emptyProto.Empty());
         },
     };
-    server.addService(engineRpc.EngineService, engine as never);
-    server.addService(resourceRpc.ResourceMonitorService, monitor as never);
+    server.addService(engineRpc.EngineService, engine);
+    server.addService(resourceRpc.ResourceMonitorService, monitor);
     const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
     );
