@@ -61,7 +61,10 @@ export class TunnelPair extends pulumi.ComponentResource {
         const model: pulumi.Output<Model> = known
             ? pulumi.output(known)
             : pulumi.output(withoutCredentials(args)).apply((v) => validatePair(name, stack, v, this));
-        model.apply((m) => warnings(m).forEach((w) => pulumi.log.warn(w, this)));
+        // log.warn's promise never rejects and the runtime waits for its log RPCs itself
+        model.apply((m) => {
+            for (const w of warnings(m)) void pulumi.log.warn(w, this);
+        });
 
         // One Command per host: the two endpoints, then the clients and compute nodes behind
         // them, in planPair's order; the list is plain (host names, the lists of clients and
@@ -200,7 +203,7 @@ export function connectionArgs(host: pulumi.Output<Host>, args: HostArgs): comma
 
 /** One hop of the SSH mapping (ssh/connection.ts) as the provider's inputs: each field lifted, the credentials the caller's, secret. */
 function providerHop(hop: pulumi.Output<SshTarget>, credentials: JumpHostArgs): command.types.input.remote.ProxyConnectionArgs {
-    const out: Record<string, pulumi.Input<unknown> | undefined> = {};
+    const out: Record<string, pulumi.Input<string | number | undefined>> = {};
     for (const k of sshTargetFields) {
         if (!isCredential(k)) out[k] = hop.apply((t) => t[k]);
         else if (credentials[k] !== undefined) out[k] = pulumi.secret(credentials[k]);

@@ -183,7 +183,8 @@ function show(v: unknown): string {
     if (typeof v === "string") return JSON.stringify(v);
     if (v === undefined) return "nothing";
     // a map or list in the wrong place may hold a credential: never echo one, and keep it short
-    const text = JSON.stringify(v, (k, x) => ((credentialKeys as readonly string[]).includes(k) ? "(not shown)" : x)) ?? String(v);
+    // JSON has no text for a function or symbol; String() would print a function's source
+    const text = JSON.stringify(v, (k: string, x: unknown) => ((credentialKeys as readonly string[]).includes(k) ? "(not shown)" : x)) ?? `(a ${typeof v})`;
     return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 }
 
