@@ -27,10 +27,11 @@ async function must(lab: Lab, host: string, script: string): Promise<string> {
 /** Man2's world and stack with `nodes` compute nodes (comp000 and its copies) behind rfe. */
 function man2With(nodes: number, sf: StackFile, world: World): { world: World; sf: StackFile } {
     const w = JSON.parse(JSON.stringify(world)) as World;
-    const config = JSON.parse(JSON.stringify(sf.config)) as Record<string, any>;
-    const hosts = config[configKeys.hosts];
-    const a = config[configKeys.pairs].man2.a;
-    a.computeNodes = [];
+    const config = JSON.parse(JSON.stringify(sf.config)) as Record<string, unknown>;
+    const hosts = config[configKeys.hosts] as Record<string, unknown>;
+    const a = (config[configKeys.pairs] as { man2: { a: { computeNodes?: unknown[] } } }).man2.a;
+    const computeNodes: unknown[] = [];
+    a.computeNodes = computeNodes;
     for (let i = 0; i < nodes; i++) {
         const name = `comp${String(i).padStart(3, "0")}`;
         const address = `192.168.104.${100 + i}`;
@@ -42,7 +43,7 @@ function man2With(nodes: number, sf: StackFile, world: World): { world: World; s
             sysctls: {},
         };
         hosts[name] = { connection: { host: address, user: "root", agent: true, proxy: "rfe" }, underlay: { interface: "eth0", address: `${address}/16` } };
-        a.computeNodes.push({ host: name, gateway: "192.168.1.253", dropLinkLocal: true });
+        computeNodes.push({ host: name, gateway: "192.168.1.253", dropLinkLocal: true });
     }
     return { world: { ...w, name: `man2-${nodes}` }, sf: { ...sf, config } };
 }

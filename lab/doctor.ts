@@ -4,7 +4,6 @@
 // lab, whose kernel has it: that finding is checked from recorded facts, tests/doctor.test.ts.)
 import * as path from "path";
 import { loadConfig } from "../components/config";
-import { Model } from "../components/model";
 import { readStackFile } from "../components/stackFile";
 import { DoctorReport, runDoctor } from "../doctor/doctor";
 import { destroy, StackState, up } from "../replay/engine";

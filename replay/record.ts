@@ -75,7 +75,7 @@ export async function recordProgram(opts: RecordOptions): Promise<Recording> {
     await pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs) {
-                return { id: args.custom ? `${args.name}-id` : undefined, state: opts.mockState?.(args) ?? args.inputs };
+                return { id: args.custom ? `${args.name}-id` : undefined, state: opts.mockState?.(args) ?? (args.inputs as Record<string, unknown>) };
             },
             call(args: pulumi.runtime.MockCallArgs) {
                 throw new Error(`unexpected call ${args.token}`);
@@ -167,7 +167,7 @@ interface RegisterResponse {
 
 function settings(): { waitForRPCs(): Promise<void> } {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require("@pulumi/pulumi/runtime/settings");
+    return require("@pulumi/pulumi/runtime/settings") as { waitForRPCs(): Promise<void> };
 }
 
 async function resolve(v: unknown): Promise<unknown> {
