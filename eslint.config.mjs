@@ -24,9 +24,10 @@ export default defineConfig(
         },
     },
     {
-        // The tests build stack configuration as raw, untyped YAML data ({ hosts: any; pairs: any },
+        // The tests build stack configuration as raw, untyped YAML data (RawConfig,
         // tests/support/toy.ts) and break it on purpose, which is what validateConfig exists to
-        // refuse: every access to it is "unsafe" by design, so those rules stop at tests/.
+        // refuse: every access to it is "unsafe" by design, so those rules stop at tests/. (They
+        // are then off too where the tests read untyped JSON, schemas and protobuf messages.)
         files: ["tests/**/*.ts"],
         rules: {
             "@typescript-eslint/no-unsafe-argument": "off",

@@ -19,10 +19,10 @@ const rec = (...resources: RecordedResource[]): Recording => ({ resources, outpu
 
 function fakeHost(fail: string[] = []) {
     const log: string[] = [];
-    const exec: Executor = async (conn, command) => {
+    const exec: Executor = (conn, command) => {
         log.push(`${conn.host}:${command}`);
         const failed = fail.includes(command);
-        return { code: failed ? 1 : 0, stdout: command, stderr: failed ? "boom" : "", ms: 0 };
+        return Promise.resolve({ code: failed ? 1 : 0, stdout: command, stderr: failed ? "boom" : "", ms: 0 });
     };
     return { log, exec };
 }

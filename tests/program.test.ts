@@ -9,7 +9,7 @@ import { recordProgram, RecordedResource } from "../replay/record";
 import { Executor, StackState, up } from "../replay/engine";
 import { diffCommand } from "../replay/provider";
 import { commands, desiredLines, hostCommands, record } from "./support/record";
-import { toyConfig, toyFile } from "./support/toy";
+import { RawConfig, toyConfig, toyFile } from "./support/toy";
 
 const byName = (rs: RecordedResource[]) => Object.fromEntries(rs.map((r) => [r.name, r]));
 
@@ -159,8 +159,8 @@ describe("credentials stay secret", () => {
         const { "toy-a-doolittle": a, "toy-b-calculon": b } = byName(commands(r));
         expect(a.secretPaths).toContain("connection");
         expect(b.secretPaths).toContain("connection");
-        expect((a.inputs.connection as any).privateKey).toBe(key);
-        expect((b.inputs.connection as any).password).toBe(password);
+        expect((a.inputs.connection as { privateKey?: unknown }).privateKey).toBe(key);
+        expect((b.inputs.connection as { password?: unknown }).password).toBe(password);
         const visible = JSON.stringify([commands(r).map((x) => [x.inputs.create, x.inputs.update, x.inputs.delete, x.inputs.triggers]), r.outputs, r.logs]);
         for (const s of [key, "testkeymaterial", password]) expect(visible).not.toContain(s);
     });
@@ -194,7 +194,7 @@ describe("credentials stay secret", () => {
 });
 
 describe("what a change to each field makes the provider do", () => {
-    type Change = [string, (c: { hosts: any; pairs: any }) => void, { a: string; b: string }];
+    type Change = [string, (c: RawConfig) => void, { a: string; b: string }];
     const changes: Change[] = [
         ["a route", (c) => c.pairs.toy.a.routes.push("10.0.9.0/24"), { a: "update", b: "same" }],
         // a admits the probe's ICMP from b's tunnel address
@@ -240,7 +240,7 @@ describe("what a change to each field makes the provider do", () => {
     it("a renamed pair is a new resource: the old one is deleted by its stored delete", async () => {
         // the engine's up over a host that records every command it is given
         const ran: { host: string; command: string }[] = [];
-        const exec: Executor = async (conn, command) => (ran.push({ host: conn.host, command }), { code: 0, stdout: "", stderr: "", ms: 0 });
+        const exec: Executor = (conn, command) => (ran.push({ host: conn.host, command }), Promise.resolve({ code: 0, stdout: "", stderr: "", ms: 0 }));
         const state = new StackState();
         const before = await record(toyConfig());
         await up(before, state, exec);

@@ -6,12 +6,12 @@ import { sshConnection, SshConnection, sshTargetFields } from "../components/ssh
 import { credentialKeys } from "../components/validate";
 import { runDoctor } from "../doctor/doctor";
 import { hostCommands, record } from "./support/record";
-import { stackModel, toyConfig } from "./support/toy";
+import { RawConfig, stackModel, toyConfig } from "./support/toy";
 
 const key = "-----BEGIN OPENSSH PRIVATE KEY-----\ntestkeymaterial\n-----END OPENSSH PRIVATE KEY-----";
 
 /** Man2 with rfe (comp000's jump host) and comp000 on keys with passphrases and every dial setting. */
-function man2WithKeys(c: { hosts: any; pairs: any }) {
+function man2WithKeys(c: RawConfig) {
     for (const [name, dial] of [
         ["rfe", 3],
         ["comp000", 7],
@@ -79,9 +79,9 @@ describe("one mapping for every caller", () => {
     it("the doctor connects with the mapping's connection: the key's passphrase and the dial limit included", async () => {
         const model = stackModel("man2", man2WithKeys);
         const seen: Record<string, SshConnection> = {};
-        await runDoctor(model, async (conn) => {
+        await runDoctor(model, (conn) => {
             seen[conn.host] = conn;
-            return { code: 1, stdout: "", stderr: "not in a test", ms: 0 };
+            return Promise.resolve({ code: 1, stdout: "", stderr: "not in a test", ms: 0 });
         });
         const comp000 = seen[model.hosts.comp000.connection.host];
         expect(comp000).toEqual(sshConnection(model.hosts.comp000.connection));

@@ -1,9 +1,8 @@
-import * as path from "path";
 import { addressingOf } from "../components/model";
 import { ConfigError, validateConfig } from "../components/validate";
-import { stackModel, toyConfig } from "./support/toy";
+import { RawConfig, stackModel, toyConfig } from "./support/toy";
 
-function problems(mutate: (c: { hosts: any; pairs: any }) => void, opts: { hostsAreSecret?: boolean } = {}): string[] {
+function problems(mutate: (c: RawConfig) => void, opts: { hostsAreSecret?: boolean } = {}): string[] {
     const c = toyConfig();
     mutate(c);
     try {
@@ -57,7 +56,7 @@ describe("validateConfig on the toy stack", () => {
 });
 
 // Each bad configuration is rejected with a message that names the field and the value.
-const bad: [string, (c: { hosts: any; pairs: any }) => void, string][] = [
+const bad: [string, (c: RawConfig) => void, string][] = [
     [
         "a tunnel address outside its network",
         (c) => (c.pairs.toy.b.tunnelAddress = "10.0.3.2"),
