@@ -80,7 +80,13 @@ export function renderVerify(v: VerifyPlan, endpoints: readonly string[]): strin
         ["LOCAL", v.local],
         ["REMOTE", v.remote],
     ];
-    return ["#!/bin/sh", `# tunnelpair ${v.tag}: verification on ${v.host} after the endpoints' apply ${digest}`, "set -u", ...vars.map(([k, val]) => `${k}=${shellQuote(val)}`), verifyRuntime].join("\n");
+    return [
+        "#!/bin/sh",
+        `# tunnelpair ${v.tag}: verification on ${v.host} after the endpoints' apply ${digest}`,
+        "set -u",
+        ...vars.map(([k, val]) => `${k}=${shellQuote(val)}`),
+        verifyRuntime,
+    ].join("\n");
 }
 
 /**
