@@ -78,7 +78,7 @@ export function bounds(network: Network): { first: string; last: string } {
  */
 export function notUnicast(address: string, prefix?: number): string | undefined {
     const special: [string, string][] = [
-        ["0.0.0.0/8", "in 0.0.0.0/8 (\"this network\"), not a host's address"],
+        ["0.0.0.0/8", 'in 0.0.0.0/8 ("this network"), not a host\'s address'],
         ["127.0.0.0/8", "a loopback address (127.0.0.0/8): it never leaves the host"],
         ["224.0.0.0/4", "a multicast address (224.0.0.0/4)"],
         ["255.255.255.255/32", "the limited broadcast address"],

@@ -33,10 +33,18 @@ export function shapeProblems(args: TunnelPairArgs): { propertyPath: string; rea
     const deferred = (v: unknown) => hasInputs(v) && (pulumi.Output.isInstance(v) || typeof (v as { then?: unknown }).then === "function");
     const need = (path: string, v: unknown, what: "object" | "array" | "string" | "boolean", optional = false): boolean => {
         if (v === undefined && optional) return false;
-        const ok = what === "array" ? Array.isArray(v) : what === "object" ? v !== null && typeof v === "object" && !Array.isArray(v) && !deferred(v) : typeof v === what;
+        const ok =
+            what === "array"
+                ? Array.isArray(v)
+                : what === "object"
+                  ? v !== null && typeof v === "object" && !Array.isArray(v) && !deferred(v)
+                  : typeof v === what;
         if (!ok) {
-            const found = deferred(v) ? "an Output (a value known only later, or a secret that covers it whole)" : JSON.stringify(v) ?? "nothing";
-            out.push({ propertyPath: path, reason: `must be a plain ${what} when the component is made, found ${found}: it decides which resources the pair has; pass Outputs (and secrets) at the fields inside it that carry them` });
+            const found = deferred(v) ? "an Output (a value known only later, or a secret that covers it whole)" : (JSON.stringify(v) ?? "nothing");
+            out.push({
+                propertyPath: path,
+                reason: `must be a plain ${what} when the component is made, found ${found}: it decides which resources the pair has; pass Outputs (and secrets) at the fields inside it that carry them`,
+            });
         }
         return ok;
     };
@@ -68,11 +76,14 @@ export function shapeProblems(args: TunnelPairArgs): { propertyPath: string; rea
  * jump host of its compute nodes is written where each needs it); two different hosts under
  * one name are refused.
  */
-export function pairConfig(pair: string, args: pulumi.Unwrap<TunnelPairArgs>): { config: StackConfig; translate: (message: string) => string; conflicts: string[] } {
+export function pairConfig(
+    pair: string,
+    args: pulumi.Unwrap<TunnelPairArgs>,
+): { config: StackConfig; translate: (message: string) => string; conflicts: string[] } {
     const hosts: Obj = {};
     const paths = new Map<string, string>();
     const conflicts: string[] = [];
-    for (const { path, host } of hostsOf(args as unknown as TunnelPairArgs) as unknown as { path: string; host: pulumi.Unwrap<HostArgs> }[]) {
+    for (const { path, host } of hostsOf(args) as unknown as { path: string; host: pulumi.Unwrap<HostArgs> }[]) {
         const entry = hostEntry(host);
         const seen = paths.get(host.name);
         if (seen === undefined) {
@@ -177,7 +188,11 @@ export function pairArgs(config: StackConfig, pair: string, stack: string): Tunn
         const h = hosts[name];
         const { proxy, ...connection } = h.connection as Obj;
         const jump = typeof proxy === "string" ? ({ ...(hosts[proxy].connection as Obj), proxy: undefined } as Obj) : undefined;
-        return { ...(h as unknown as HostArgs), name, connection: defined({ ...connection, proxy: jump && defined(jump) }) as unknown as HostArgs["connection"] };
+        return {
+            ...(h as unknown as HostArgs),
+            name,
+            connection: defined({ ...connection, proxy: jump && defined(jump) }) as unknown as HostArgs["connection"],
+        };
     };
     const endpoint = (raw: unknown): EndpointArgs => {
         const e = raw as Obj & { host: string; clients?: Obj[]; computeNodes?: Obj[] };
@@ -192,5 +207,14 @@ export function pairArgs(config: StackConfig, pair: string, stack: string): Tunn
     };
     const p = (config.pairs as Record<string, Obj>)[pair];
     const repair = p.repair === "off" ? 0 : p.repair;
-    return defined({ a: endpoint(p.a), b: endpoint(p.b), firewall: p.firewall, verify: p.verify, persist: p.persist, repair, converge: p.converge, stack }) as unknown as TunnelPairArgs;
+    return defined({
+        a: endpoint(p.a),
+        b: endpoint(p.b),
+        firewall: p.firewall,
+        verify: p.verify,
+        persist: p.persist,
+        repair,
+        converge: p.converge,
+        stack,
+    }) as unknown as TunnelPairArgs;
 }

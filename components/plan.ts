@@ -107,7 +107,9 @@ function protoArgs(p: Protocol): string {
 function forwardRules(chain: string, rules: readonly ForwardRule[]): string[] {
     const flows = rules.flatMap((r) => r.protocols.flatMap((p) => r.from.flatMap((from) => r.to.map((to) => ({ r, p, from: from.cidr, to: to.cidr })))));
     return unique([
-        ...flows.map(({ r, p, from, to }) => `-A ${chain}${r.in ? ` -i ${r.in}` : ""}${r.out ? ` -o ${r.out}` : ""} -s ${from} -d ${to}${protoArgs(p)} -j ACCEPT`),
+        ...flows.map(
+            ({ r, p, from, to }) => `-A ${chain}${r.in ? ` -i ${r.in}` : ""}${r.out ? ` -o ${r.out}` : ""} -s ${from} -d ${to}${protoArgs(p)} -j ACCEPT`,
+        ),
         ...flows.map(({ p, from, to }) => `-A ${chain} -s ${to} -d ${from}${protoArgs(p)} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`),
     ]);
 }
@@ -115,7 +117,8 @@ function forwardRules(chain: string, rules: readonly ForwardRule[]): string[] {
 function admitRules(chain: string, rules: readonly AdmitRule[]): string[] {
     return unique(
         rules.flatMap((r) => {
-            const ports = r.ports.length === 0 ? "" : r.ports.length === 1 ? ` -m ${r.protocol} --dport ${r.ports[0]}` : ` -m multiport --dports ${r.ports.join(",")}`;
+            const ports =
+                r.ports.length === 0 ? "" : r.ports.length === 1 ? ` -m ${r.protocol} --dport ${r.ports[0]}` : ` -m multiport --dports ${r.ports.join(",")}`;
             return r.from.map((f) => `-A ${chain} -s ${f.cidr}${protoArgs(r.protocol)}${ports} -j ACCEPT`);
         }),
     );
@@ -144,20 +147,40 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
                     table: "filter",
                     name: `${p}-IN`,
                     // IPIP is protocol 4 ("ipip" in /etc/protocols is 94): only from the peer, only to us.
-                    rules: [`-A ${p}-IN -s ${remote} -d ${local} -p 4 -j ACCEPT`, `-A ${p}-IN -i ${ep.interface} -j ${p}-SRC`, ...probeRules(`${p}-IN`, "-i", ep, peer, pair), ...admitRules(`${p}-IN`, ep.admit)],
+                    rules: [
+                        `-A ${p}-IN -s ${remote} -d ${local} -p 4 -j ACCEPT`,
+                        `-A ${p}-IN -i ${ep.interface} -j ${p}-SRC`,
+                        ...probeRules(`${p}-IN`, "-i", ep, peer, pair),
+                        ...admitRules(`${p}-IN`, ep.admit),
+                    ],
                 },
-                { kind: "chain", table: "filter", name: `${p}-OUT`, rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p 4 -j ACCEPT`, ...probeRules(`${p}-OUT`, "-o", ep, peer, pair)] },
+                {
+                    kind: "chain",
+                    table: "filter",
+                    name: `${p}-OUT`,
+                    rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p 4 -j ACCEPT`, ...probeRules(`${p}-OUT`, "-o", ep, peer, pair)],
+                },
             ];
             const jumps: HostObject[] = [
                 { kind: "jump", table: "filter", from: "INPUT", chain: `${p}-IN` },
                 { kind: "jump", table: "filter", from: "OUTPUT", chain: `${p}-OUT` },
             ];
             if (ep.forwarding) {
-                chains.push({ kind: "chain", table: "filter", name: `${p}-FWD`, rules: [`-A ${p}-FWD -i ${ep.interface} -j ${p}-SRC`, ...forwardRules(`${p}-FWD`, ep.forward)] });
+                chains.push({
+                    kind: "chain",
+                    table: "filter",
+                    name: `${p}-FWD`,
+                    rules: [`-A ${p}-FWD -i ${ep.interface} -j ${p}-SRC`, ...forwardRules(`${p}-FWD`, ep.forward)],
+                });
                 jumps.push({ kind: "jump", table: "filter", from: "FORWARD", chain: `${p}-FWD` });
             }
             if (ep.masquerade.length > 0) {
-                chains.push({ kind: "chain", table: "nat", name: `${p}-NAT`, rules: unique(ep.masquerade.map((m) => `-A ${p}-NAT -s ${m.source.cidr} -o ${m.out} -j MASQUERADE`)) });
+                chains.push({
+                    kind: "chain",
+                    table: "nat",
+                    name: `${p}-NAT`,
+                    rules: unique(ep.masquerade.map((m) => `-A ${p}-NAT -s ${m.source.cidr} -o ${m.out} -j MASQUERADE`)),
+                });
                 jumps.push({ kind: "jump", table: "nat", from: "POSTROUTING", chain: `${p}-NAT` });
             }
             return [...chains, ...jumps];
@@ -184,13 +207,25 @@ function probeRules(chain: string, dir: "-i" | "-o", ep: Endpoint, peer: Endpoin
 function mssObjects(stack: string, pair: Pair, ep: Endpoint): HostObject[] {
     const chain = `${chainPrefix(stack, pair.name)}-MSS`;
     return [
-        { kind: "chain", table: "mangle", name: chain, rules: [`-A ${chain} -o ${ep.interface} -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu`] },
+        {
+            kind: "chain",
+            table: "mangle",
+            name: chain,
+            rules: [`-A ${chain} -o ${ep.interface} -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu`],
+        },
         { kind: "jump", table: "mangle", from: "FORWARD", chain },
     ];
 }
 
 function hostPlan(model: Model, pair: Pair, host: string, objects: HostObject[]): HostPlan {
-    const plan = { host, stack: model.stack, pair: pair.name, tag: ownerTag(model.stack, pair.name), stateDir: `${stateRoot}/${model.stack}/${pair.name}`, objects };
+    const plan = {
+        host,
+        stack: model.stack,
+        pair: pair.name,
+        tag: ownerTag(model.stack, pair.name),
+        stateDir: `${stateRoot}/${model.stack}/${pair.name}`,
+        objects,
+    };
     if (pair.persist.mode === "none") return plan;
     return {
         ...plan,
@@ -216,9 +251,13 @@ export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPla
         // rp_filter's effective value is the larger of "all" and the device's: 2 (loose) wins over 1
         ...(ep.reversePathFilter === "loose" ? [{ kind: "devsysctl", dev, key: "rp_filter", value: "2" } as const] : []),
         { kind: "addr", cidr: tunnelCidr(ep), dev, prefixRoute: ep.keepConnectedRoute, ...(ep.peerAddress ? { peer: `${ep.peerAddress}/32` } : {}) },
-        ...ep.localAddresses.map(
-            (la): HostObject => ({ kind: "addr", cidr: `${la.address}/${la.prefix}`, dev: la.interface, label: la.label, prefixRoute: la.keepConnectedRoute }),
-        ),
+        ...ep.localAddresses.map((la): HostObject => ({
+            kind: "addr",
+            cidr: `${la.address}/${la.prefix}`,
+            dev: la.interface,
+            label: la.label,
+            prefixRoute: la.keepConnectedRoute,
+        })),
         ...ep.routes.map((r): HostObject => ({ kind: "route", dest: r.cidr, dev })),
     ]);
 }
@@ -238,7 +277,15 @@ export function planPair(model: Model, pair: Pair): PlannedHost[] {
     for (const ep of [pair.a, pair.b]) {
         const gateway = model.hosts[ep.host].underlay.address;
         for (const c of ep.clients) {
-            out.push({ role: "client", plan: hostPlan(model, pair, c.host, c.networks.map((n): HostObject => ({ kind: "route", dest: n.cidr, via: gateway }))) });
+            out.push({
+                role: "client",
+                plan: hostPlan(
+                    model,
+                    pair,
+                    c.host,
+                    c.networks.map((n): HostObject => ({ kind: "route", dest: n.cidr, via: gateway })),
+                ),
+            });
         }
         for (const n of ep.computeNodes) {
             const objects: HostObject[] = [{ kind: "gateway", via: n.gateway }];
@@ -282,7 +329,9 @@ export function planVerify(model: Model, pair: Pair): VerifyPlan | undefined {
 
 /** The networks' CIDRs, less those inside another one of them (or repeated). */
 function withoutCovered(networks: Network[]): string[] {
-    const kept = networks.filter((n, i) => !networks.some((m, j) => j !== i && m.prefix <= n.prefix && contains(m, n.address) && (m.prefix < n.prefix || j < i)));
+    const kept = networks.filter(
+        (n, i) => !networks.some((m, j) => j !== i && m.prefix <= n.prefix && contains(m, n.address) && (m.prefix < n.prefix || j < i)),
+    );
     return kept.map((n) => n.cidr);
 }
 

@@ -25,7 +25,12 @@ export function shellQuote(value: string): string {
 function unitVars(plan: HostPlan): [string, string][] {
     if (!plan.persistence) return [];
     const { repair, explicit } = plan.persistence;
-    const u = renderUnits({ name: unitName(plan.stack, plan.pair), tag: plan.tag, converge: `${plan.stateDir}/converge`, repairSeconds: repair === "off" ? undefined : repair });
+    const u = renderUnits({
+        name: unitName(plan.stack, plan.pair),
+        tag: plan.tag,
+        converge: `${plan.stateDir}/converge`,
+        repairSeconds: repair === "off" ? undefined : repair,
+    });
     const text = (t: string | undefined) => (t ?? "").replace(/\n$/, "");
     return [
         ["REPAIR", String(repair)],
@@ -107,7 +112,13 @@ export function renderVerify(v: VerifyPlan, endpoints: readonly string[]): strin
         ["LOCAL", v.local],
         ["REMOTE", v.remote],
     ];
-    return ["#!/bin/sh", `# tunnelpair ${v.tag}: verification on ${v.host} after the endpoints' apply ${digest}`, "set -u", ...vars.map(([k, val]) => `${k}=${shellQuote(val)}`), verifyRuntime].join("\n");
+    return [
+        "#!/bin/sh",
+        `# tunnelpair ${v.tag}: verification on ${v.host} after the endpoints' apply ${digest}`,
+        "set -u",
+        ...vars.map(([k, val]) => `${k}=${shellQuote(val)}`),
+        verifyRuntime,
+    ].join("\n");
 }
 
 /**

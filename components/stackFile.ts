@@ -56,7 +56,8 @@ export function readStackFile(file: string): StackFile {
         if (!topLevelKeys.includes(key)) problems.push(`${JSON.stringify(key)} at the top level: stack settings go under config:`);
     }
     const rawConfig = (top as { config?: unknown } | null)?.config ?? {};
-    if (rawConfig === null || typeof rawConfig !== "object" || Array.isArray(rawConfig)) problems.push(`config is not a map of keys (${configKeys.hosts}: ...)`);
+    if (rawConfig === null || typeof rawConfig !== "object" || Array.isArray(rawConfig))
+        problems.push(`config is not a map of keys (${configKeys.hosts}: ...)`);
     if (problems.length > 0) throw new StackFileError(file, problems);
     const config: Record<string, unknown> = {};
     const secretKeys: string[] = [];

@@ -22,7 +22,14 @@ export function unitName(stack: string, pair: string): string {
 }
 
 /** The distributions' firewall loaders: each may replace every rule when it starts. */
-export const firewallLoaders = ["iptables.service", "ip6tables.service", "netfilter-persistent.service", "firewalld.service", "nftables.service", "ufw.service"] as const;
+export const firewallLoaders = [
+    "iptables.service",
+    "ip6tables.service",
+    "netfilter-persistent.service",
+    "firewalld.service",
+    "nftables.service",
+    "ufw.service",
+] as const;
 
 export interface UnitSpec {
     /** unitName(stack, pair) */

@@ -59,9 +59,12 @@ export class TunnelPair extends pulumi.ComponentResource {
         const known = hasInputs(args) ? undefined : validatePair(name, stack, args as pulumi.Unwrap<TunnelPairArgs>);
         super("tunnelpair:index:TunnelPair", name, {}, opts);
         const model: pulumi.Output<Model> = known
-            ? (pulumi.output(known) as pulumi.Output<Model>)
-            : pulumi.output(withoutCredentials(args)).apply((v) => validatePair(name, stack, v as pulumi.Unwrap<TunnelPairArgs>, this));
-        model.apply((m) => warnings(m).forEach((w) => pulumi.log.warn(w, this)));
+            ? pulumi.output(known)
+            : pulumi.output(withoutCredentials(args)).apply((v) => validatePair(name, stack, v, this));
+        // log.warn's promise never rejects and the runtime waits for its log RPCs itself
+        model.apply((m) => {
+            for (const w of warnings(m)) void pulumi.log.warn(w, this);
+        });
 
         // One Command per host: the two endpoints, then the clients and compute nodes behind
         // them, in planPair's order; the list is plain (host names, the lists of clients and
@@ -93,7 +96,14 @@ export class TunnelPair extends pulumi.ComponentResource {
             });
             const probe = new command.remote.Command(
                 `${name}-verify`,
-                { connection: connectionArgs(model.apply((m) => m.hosts[args.a.host.name]), args.a.host), create: script, addPreviousOutputInEnv: false },
+                {
+                    connection: connectionArgs(
+                        model.apply((m) => m.hosts[args.a.host.name]),
+                        args.a.host,
+                    ),
+                    create: script,
+                    addPreviousOutputInEnv: false,
+                },
                 { parent: this, dependsOn: ends.map((e) => e.cmd) },
             );
             this.verified = probe.stdout;
@@ -134,7 +144,8 @@ export function warnings(model: Model): string[] {
         if (h.connection.hostKey === undefined) out.push(`${h.name}: connection.hostKey is not set: the identity of ${h.connection.host} is not verified`);
     }
     for (const p of model.pairs) {
-        if (p.firewall === "open") out.push(`pair ${p.name}: firewall is "open": every firewall rule on ${p.a.host} and ${p.b.host} is off until destroy restores them`);
+        if (p.firewall === "open")
+            out.push(`pair ${p.name}: firewall is "open": every firewall rule on ${p.a.host} and ${p.b.host} is off until destroy restores them`);
     }
     return out;
 }
@@ -186,13 +197,18 @@ export function connectionArgs(host: pulumi.Output<Host>, args: HostArgs): comma
     const jump = args.connection.proxy;
     return {
         ...providerHop(ssh, args.connection),
-        proxy: jump && providerHop(ssh.apply((c) => c.proxy!), jump),
+        proxy:
+            jump &&
+            providerHop(
+                ssh.apply((c) => c.proxy!),
+                jump,
+            ),
     };
 }
 
 /** One hop of the SSH mapping (ssh/connection.ts) as the provider's inputs: each field lifted, the credentials the caller's, secret. */
 function providerHop(hop: pulumi.Output<SshTarget>, credentials: JumpHostArgs): command.types.input.remote.ProxyConnectionArgs {
-    const out: Record<string, pulumi.Input<unknown> | undefined> = {};
+    const out: Record<string, pulumi.Input<string | number | undefined>> = {};
     for (const k of sshTargetFields) {
         if (!isCredential(k)) out[k] = hop.apply((t) => t[k]);
         else if (credentials[k] !== undefined) out[k] = pulumi.secret(credentials[k]);

@@ -188,11 +188,24 @@ function show(v: unknown): string {
     if (typeof v === "string") return JSON.stringify(v);
     if (v === undefined) return "nothing";
     // a map or list in the wrong place may hold a credential: never echo one, and keep it short
-    const text = JSON.stringify(v, (k, x) => ((credentialKeys as readonly string[]).includes(k) ? "(not shown)" : x)) ?? String(v);
+    // JSON has no text for a function or symbol; String() would print a function's source
+    const text = JSON.stringify(v, (k: string, x: unknown) => ((credentialKeys as readonly string[]).includes(k) ? "(not shown)" : x)) ?? `(a ${typeof v})`;
     return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 }
 
-const connectionKeys = ["host", "port", "user", "privateKey", "privateKeyPassword", "password", "agent", "hostKey", "proxy", "dialErrorLimit", "perDialTimeout"] as const;
+const connectionKeys = [
+    "host",
+    "port",
+    "user",
+    "privateKey",
+    "privateKeyPassword",
+    "password",
+    "agent",
+    "hostKey",
+    "proxy",
+    "dialErrorLimit",
+    "perDialTimeout",
+] as const;
 /** The connection fields that hold credentials: never shown, always secrets. */
 export const credentialKeys = ["privateKey", "privateKeyPassword", "password"] as const;
 
@@ -209,7 +222,8 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
     const text = c.string(under, "address", `${path}.underlay`);
     const withPrefix = text?.includes("/") ? parseInterfaceAddress(text) : undefined;
     const address = text === undefined ? undefined : text.includes("/") ? withPrefix?.address : parseAddress(text);
-    if (text !== undefined && address === undefined) c.fail(`${path}.underlay.address`, `${text} is not an IPv4 address (a.b.c.d, or a.b.c.d/n with its segment's prefix)`);
+    if (text !== undefined && address === undefined)
+        c.fail(`${path}.underlay.address`, `${text} is not an IPv4 address (a.b.c.d, or a.b.c.d/n with its segment's prefix)`);
     const unicast = c.unicast(address, `${path}.underlay.address`, withPrefix?.prefix);
     const interfaces = c.array(h, "interfaces", path).flatMap((v, i) => c.interfaceValue(v, `${path}.interfaces[${i}]`) ?? []);
     if (!connection.host || iface === undefined || unicast === undefined) return undefined;
@@ -232,7 +246,10 @@ function checkConnection(c: Checker, raw: unknown, cp: string, opts: ValidateOpt
     const credential = (key: (typeof credentialKeys)[number]): string | undefined => {
         const v = conn[key];
         if (v === undefined || (typeof v === "string" && v !== "")) return v;
-        return c.fail(`${cp}.${key}`, `is not a non-empty string (a ${Array.isArray(v) ? "list" : v === "" ? "empty string" : typeof v}; a credential's value is never shown)`);
+        return c.fail(
+            `${cp}.${key}`,
+            `is not a non-empty string (a ${Array.isArray(v) ? "list" : v === "" ? "empty string" : typeof v}; a credential's value is never shown)`,
+        );
     };
     const privateKey = credential("privateKey");
     const password = credential("password");
@@ -249,7 +266,8 @@ function checkConnection(c: Checker, raw: unknown, cp: string, opts: ValidateOpt
         }
     }
     const hostKey = c.optionalString(conn, "hostKey", cp);
-    if (hostKey !== undefined && !hostKeyPattern.test(hostKey)) c.fail(`${cp}.hostKey`, `${show(hostKey)} is not a public key (TYPE BASE64, e.g. ssh-ed25519 AAAA...; no host name in front)`);
+    if (hostKey !== undefined && !hostKeyPattern.test(hostKey))
+        c.fail(`${cp}.hostKey`, `${show(hostKey)} is not a public key (TYPE BASE64, e.g. ssh-ed25519 AAAA...; no host name in front)`);
     let proxy: Connection | string | undefined;
     if (typeof conn.proxy === "string" || conn.proxy === undefined) proxy = c.optionalString(conn, "proxy", cp);
     else proxy = checkConnection(c, conn.proxy, `${cp}.proxy`, opts, false);
@@ -269,7 +287,26 @@ function checkConnection(c: Checker, raw: unknown, cp: string, opts: ValidateOpt
     };
 }
 
-const endpointKeys = ["host", "interface", "network", "tunnelAddress", "peerAddress", "keepConnectedRoute", "localAddresses", "routes", "forwarding", "mtu", "ttl", "forward", "admit", "masquerade", "reversePathFilter", "clampMss", "clients", "computeNodes"] as const;
+const endpointKeys = [
+    "host",
+    "interface",
+    "network",
+    "tunnelAddress",
+    "peerAddress",
+    "keepConnectedRoute",
+    "localAddresses",
+    "routes",
+    "forwarding",
+    "mtu",
+    "ttl",
+    "forward",
+    "admit",
+    "masquerade",
+    "reversePathFilter",
+    "clampMss",
+    "clients",
+    "computeNodes",
+] as const;
 
 function networks(c: Checker, o: Obj, key: string, path: string, required: boolean): Network[] {
     if (o[key] === undefined && required) {
@@ -331,11 +368,16 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
     let tunnelAddress = c.unicast(c.address(e, "tunnelAddress", path), `${path}.tunnelAddress`);
     const peerAddress = e.peerAddress === undefined ? undefined : c.unicast(c.address(e, "peerAddress", path), `${path}.peerAddress`);
     if (e.network !== undefined && e.peerAddress !== undefined) {
-        c.fail(`${path}.peerAddress`, `${show(e.peerAddress)} beside network ${show(e.network)}: an endpoint is addressed by a network or by its peer's address, not both`);
+        c.fail(
+            `${path}.peerAddress`,
+            `${show(e.peerAddress)} beside network ${show(e.network)}: an endpoint is addressed by a network or by its peer's address, not both`,
+        );
     }
     const network =
         e.peerAddress !== undefined
-            ? tunnelAddress === undefined ? undefined : (parseNetwork(tunnelAddress) as Network)
+            ? tunnelAddress === undefined
+                ? undefined
+                : (parseNetwork(tunnelAddress) as Network)
             : e.network === undefined
               ? c.fail(`${path}.network`, "is required (or peerAddress, for point-to-point addressing)")
               : c.network(e.network, `${path}.network`);
@@ -378,8 +420,14 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
     let ttl: number | "inherit" = "inherit";
     if (e.ttl !== undefined && e.ttl !== "inherit") ttl = c.integer(e, "ttl", path, 1, 255) ?? "inherit";
 
-    const forward = c.array(e, "forward", path).map((f, i) => checkForward(c, f, `${path}.forward[${i}]`)).filter((f): f is ForwardRule => f !== undefined);
-    const admit = c.array(e, "admit", path).map((a, i) => checkAdmit(c, a, `${path}.admit[${i}]`)).filter((a): a is AdmitRule => a !== undefined);
+    const forward = c
+        .array(e, "forward", path)
+        .map((f, i) => checkForward(c, f, `${path}.forward[${i}]`))
+        .filter((f): f is ForwardRule => f !== undefined);
+    const admit = c
+        .array(e, "admit", path)
+        .map((a, i) => checkAdmit(c, a, `${path}.admit[${i}]`))
+        .filter((a): a is AdmitRule => a !== undefined);
     const masquerade: Masquerade[] = [];
     c.array(e, "masquerade", path).forEach((m, i) => {
         const mp = `${path}.masquerade[${i}]`;
@@ -418,7 +466,8 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
     if (e.peerAddress !== undefined && peerAddress === undefined) return undefined;
     const forwarding = c.boolean(e, "forwarding", path, false);
     const clampMss = c.boolean(e, "clampMss", path, forwarding);
-    if (clampMss && !forwarding) c.fail(`${path}.clampMss`, "true needs forwarding: true (it clamps forwarded connections; the host's own use the tunnel's MTU)");
+    if (clampMss && !forwarding)
+        c.fail(`${path}.clampMss`, "true needs forwarding: true (it clamps forwarded connections; the host's own use the tunnel's MTU)");
     return {
         side,
         host: hostName,
@@ -465,7 +514,10 @@ function checkAddressing(c: Checker, pair: Pair, ep: Endpoint, keepSet: unknown)
         }
     });
     if (addressing === "separate") return ep;
-    const why = addressing === "peer" ? `the host route to peerAddress ${ep.peerAddress}` : `the connected route of ${ep.network.cidr}, which holds ${peerOf(pair, ep.side).side}'s tunnel address`;
+    const why =
+        addressing === "peer"
+            ? `the host route to peerAddress ${ep.peerAddress}`
+            : `the connected route of ${ep.network.cidr}, which holds ${peerOf(pair, ep.side).side}'s tunnel address`;
     if (keepSet === false) c.fail(`${path}.keepConnectedRoute`, `false would drop ${why}, the route that reaches the peer`);
     return { ...ep, keepConnectedRoute: true };
 }
@@ -493,10 +545,16 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
     const [a, b] = [a0, b0].map((ep) => checkAddressing(c, pair0, ep, (p[ep.side] as Obj).keepConnectedRoute));
     if (verify) {
         // the probe goes from one tunnel address to the other and back: each end reaches the other's
-        for (const [ep, peer] of [[a, b], [b, a]] as const) {
+        for (const [ep, peer] of [
+            [a, b],
+            [b, a],
+        ] as const) {
             // (a peerAddress that is not the peer's tunnel address is refused below)
             if (!reaches(ep, peer.tunnelAddress) && ep.peerAddress === undefined) {
-                c.fail(`${path}.${ep.side}.routes`, `include no route to ${peer.side}'s tunnel address ${peer.tunnelAddress} (add ${peer.network.cidr}), which the verification probe needs; or set ${path}.verify: false`);
+                c.fail(
+                    `${path}.${ep.side}.routes`,
+                    `include no route to ${peer.side}'s tunnel address ${peer.tunnelAddress} (add ${peer.network.cidr}), which the verification probe needs; or set ${path}.verify: false`,
+                );
             }
         }
     }
@@ -507,9 +565,15 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
     if (a.tunnelAddress === b.tunnelAddress) {
         c.fail(`${path}.b.tunnelAddress`, `${b.tunnelAddress} is a's tunnel address too`);
     } else if (a.network.cidr !== b.network.cidr && a.peerAddress === undefined && b.peerAddress === undefined && overlaps(a.network, b.network)) {
-        c.fail(`${path}.b.network`, `${b.network.cidr} overlaps a.network ${a.network.cidr}: give both ends the same network (one shared subnet) or networks apart`);
+        c.fail(
+            `${path}.b.network`,
+            `${b.network.cidr} overlaps a.network ${a.network.cidr}: give both ends the same network (one shared subnet) or networks apart`,
+        );
     }
-    for (const [ep, peer] of [[a, b], [b, a]] as const) {
+    for (const [ep, peer] of [
+        [a, b],
+        [b, a],
+    ] as const) {
         if (ep.peerAddress !== undefined && ep.peerAddress !== peer.tunnelAddress) {
             c.fail(`${path}.${ep.side}.peerAddress`, `${ep.peerAddress} is not ${peer.side}'s tunnel address ${peer.tunnelAddress}`);
         }
@@ -517,14 +581,23 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
             if (la.address === peer.tunnelAddress) c.fail(`${path}.${ep.side}.localAddresses[${i}].address`, `${la.address} is ${peer.side}'s tunnel address`);
         });
     }
-    for (const [ep, peerHost, side] of [[a, hb, "a"], [b, ha, "b"]] as const) {
+    for (const [ep, peerHost, side] of [
+        [a, hb, "a"],
+        [b, ha, "b"],
+    ] as const) {
         ep.routes.forEach((r, i) => {
             if (contains(r, peerHost.underlay.address)) {
-                c.fail(`${path}.${side}.routes[${i}]`, `${r.cidr} contains the peer's underlay address ${peerHost.underlay.address}: the tunnel would swallow its own carrier`);
+                c.fail(
+                    `${path}.${side}.routes[${i}]`,
+                    `${r.cidr} contains the peer's underlay address ${peerHost.underlay.address}: the tunnel would swallow its own carrier`,
+                );
             }
         });
     }
-    for (const [ep, host, side] of [[a, ha, "a"], [b, hb, "b"]] as const) {
+    for (const [ep, host, side] of [
+        [a, ha, "a"],
+        [b, hb, "b"],
+    ] as const) {
         const ep_ = `${path}.${side}`;
         if (!ep.forwarding) {
             if (ep.forward.length > 0) c.fail(`${ep_}.forward`, "needs forwarding: true");
@@ -542,16 +615,23 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
             if (!client) return;
             const cp = `${ep_}.clients[${i}].host`;
             if (cl.host === a.host || cl.host === b.host) c.fail(cp, `${cl.host} is an endpoint of the pair`);
-            else if (client.underlay.prefix === undefined) c.fail(cp, `${cl.host}: set hosts.${cl.host}.underlay.address with its segment's prefix (a.b.c.d/n) so that its gateway can be checked`);
+            else if (client.underlay.prefix === undefined)
+                c.fail(cp, `${cl.host}: set hosts.${cl.host}.underlay.address with its segment's prefix (a.b.c.d/n) so that its gateway can be checked`);
             else if (!contains(networkOf(client.underlay.address, client.underlay.prefix), host.underlay.address)) {
-                c.fail(cp, `${cl.host} (${client.underlay.address}/${client.underlay.prefix}) is not on the segment of its gateway ${ep.host} (${host.underlay.address}): a desktop client's gateway must be directly connected`);
+                c.fail(
+                    cp,
+                    `${cl.host} (${client.underlay.address}/${client.underlay.prefix}) is not on the segment of its gateway ${ep.host} (${host.underlay.address}): a desktop client's gateway must be directly connected`,
+                );
             }
         });
         ep.computeNodes.forEach((n, i) => {
             const node = hosts[n.host];
             if (n.host === a.host || n.host === b.host) c.fail(`${ep_}.computeNodes[${i}].host`, `${n.host} is an endpoint of the pair`);
             else if (node?.underlay.prefix !== undefined && !contains(networkOf(node.underlay.address, node.underlay.prefix), n.gateway)) {
-                c.fail(`${ep_}.computeNodes[${i}].gateway`, `${n.gateway} is not on the segment of ${n.host} (${node.underlay.address}/${node.underlay.prefix}): a default route's gateway must be directly connected`);
+                c.fail(
+                    `${ep_}.computeNodes[${i}].gateway`,
+                    `${n.gateway} is not on the segment of ${n.host} (${node.underlay.address}/${node.underlay.prefix}): a default route's gateway must be directly connected`,
+                );
             }
         });
     }
@@ -572,7 +652,8 @@ function checkPersistence(c: Checker, path: string, p: Obj): Pick<Pair, "persist
         const n = c.integer(p, "repair", path, repairRange.min, repairRange.max);
         if (n !== undefined) repair = n;
     }
-    if (persist.mode === "none" && p.repair !== undefined && p.repair !== "off") c.fail(`${path}.repair`, `${show(p.repair)} needs persist: boot (the repair runs are systemd's), not persist: none`);
+    if (persist.mode === "none" && p.repair !== undefined && p.repair !== "off")
+        c.fail(`${path}.repair`, `${show(p.repair)} needs persist: boot (the repair runs are systemd's), not persist: none`);
     return { persist, repair: persist.mode === "none" ? "off" : repair };
 }
 
@@ -618,12 +699,16 @@ function checkAcrossPairs(c: Checker, pairs: Pair[], hosts: Record<string, Host>
             if (pair.firewall !== "none") {
                 const seen = modes.get(ep.host);
                 if (seen && seen.mode !== pair.firewall) {
-                    c.fail(`pairs.${pair.name}.firewall`, `${pair.firewall} on ${ep.host} conflicts with ${seen.path} (${seen.mode}): "open" replaces the whole ruleset, including owned chains`);
+                    c.fail(
+                        `pairs.${pair.name}.firewall`,
+                        `${pair.firewall} on ${ep.host} conflicts with ${seen.path} (${seen.mode}): "open" replaces the whole ruleset, including owned chains`,
+                    );
                 } else if (!seen) modes.set(ep.host, { mode: pair.firewall, path: `pairs.${pair.name}.firewall` });
             }
             const h = hosts[ep.host];
             ep.localAddresses.forEach((la, i) => {
-                if (la.interface === ep.interface) c.fail(`${path}.localAddresses[${i}].interface`, `${la.interface} is the tunnel device; the tunnel address goes in tunnelAddress`);
+                if (la.interface === ep.interface)
+                    c.fail(`${path}.localAddresses[${i}].interface`, `${la.interface} is the tunnel device; the tunnel address goes in tunnelAddress`);
                 if (la.address === h.underlay.address) c.fail(`${path}.localAddresses[${i}].address`, `${la.address} is the host's underlay address`);
                 const seen = aliases.get(`${ep.host}/${la.address}`);
                 if (seen) c.fail(`${path}.localAddresses[${i}].address`, `${la.address} on ${ep.host} is already ${seen}`);
@@ -658,7 +743,8 @@ function resolveProxies(c: Checker, hosts: Record<string, Host>): void {
         const jump = hosts[proxy];
         if (!c.declared.has(proxy)) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is not a declared host`);
         else if (proxy === h.name) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} is the host itself`);
-        else if (jump && (jump.connection.proxyName !== undefined || jump.connection.proxy !== undefined)) c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} itself has a proxy; one jump host is supported`);
+        else if (jump && (jump.connection.proxyName !== undefined || jump.connection.proxy !== undefined))
+            c.fail(`hosts.${h.name}.connection.proxy`, `${show(proxy)} itself has a proxy; one jump host is supported`);
         else if (jump) hosts[h.name] = { ...h, connection: { ...h.connection, proxy: jump.connection } };
     }
 }
@@ -679,7 +765,10 @@ function checkRuleInterfaces(c: Checker, pairs: Pair[], hosts: Record<string, Ho
             const names = [...known.get(ep.host)!].filter((d) => d !== ep.interface);
             const check = (dev: string | undefined, at: string) => {
                 if (dev === undefined || known.get(ep.host)!.has(dev)) return;
-                c.fail(at, `${show(dev)} is neither the pair's device ${ep.interface} nor an interface ${ep.host} is known to have (${names.join(", ")}); add it to hosts.${ep.host}.interfaces if it is one`);
+                c.fail(
+                    at,
+                    `${show(dev)} is neither the pair's device ${ep.interface} nor an interface ${ep.host} is known to have (${names.join(", ")}); add it to hosts.${ep.host}.interfaces if it is one`,
+                );
             };
             ep.forward.forEach((f, i) => {
                 check(f.in, `${path}.forward[${i}].in`);
@@ -719,4 +808,3 @@ export function validateConfig(raw: StackConfig, opts: ValidateOptions): Model {
 export function tunnelCidr(ep: Endpoint): string {
     return `${ep.tunnelAddress}/${ep.network.prefix}`;
 }
-

@@ -78,12 +78,24 @@ export function diagnose(model: Model, hostName: string, duties: readonly Duty[]
         else if (d.kind === "client") {
             for (const n of d.networks) {
                 const ok = routes.some((r) => r.startsWith(`${n} via ${d.gateway} `));
-                note("routes", ok ? "ok" : "fail", ok ? `${n} via ${d.gateway} (its desktop gateway)` : `no route ${n} via ${d.gateway}: traffic for the tunnel's far side does not go to its gateway`);
+                note(
+                    "routes",
+                    ok ? "ok" : "fail",
+                    ok
+                        ? `${n} via ${d.gateway} (its desktop gateway)`
+                        : `no route ${n} via ${d.gateway}: traffic for the tunnel's far side does not go to its gateway`,
+                );
             }
         } else {
             const dflt = routes.find((r) => r.startsWith("default "));
             const ok = dflt?.startsWith(`default via ${d.gateway} `) ?? false;
-            note("gateway", ok ? "ok" : "fail", ok ? `default via ${d.gateway}` : `the default route is ${dflt ? `"${dflt}"` : "missing"}, the pair needs default via ${d.gateway} (its router)`);
+            note(
+                "gateway",
+                ok ? "ok" : "fail",
+                ok
+                    ? `default via ${d.gateway}`
+                    : `the default route is ${dflt ? `"${dflt}"` : "missing"}, the pair needs default via ${d.gateway} (its router)`,
+            );
             if (d.dropLinkLocal) {
                 const ll = routes.find((r) => r.startsWith("169.254.0.0/16 "));
                 note("routes", ll ? "fail" : "ok", ll ? `"${ll}" is back: the pair removes 169.254.0.0/16` : "no 169.254.0.0/16 route");
@@ -124,7 +136,9 @@ function endpointFindings(
     }
     const seen = { local: after(link, "local"), remote: after(link, "remote"), ttl: after(link, "ttl") };
     const want = { local, remote, ttl: String(ep.ttl) };
-    const wrong = (["local", "remote", "ttl"] as const).filter((k) => seen[k] !== want[k]).map((k) => `${k} is ${seen[k] ?? "unset"}, the pair needs ${want[k]}`);
+    const wrong = (["local", "remote", "ttl"] as const)
+        .filter((k) => seen[k] !== want[k])
+        .map((k) => `${k} is ${seen[k] ?? "unset"}, the pair needs ${want[k]}`);
     const flags = /<([^>]*)>/.exec(link)?.[1].split(",") ?? [];
     if (!flags.includes("UP")) wrong.push(`${dev} is down`);
     const stats = pairsOf(facts.get(`stats ${dev}`));
@@ -132,7 +146,9 @@ function endpointFindings(
     note(
         "device",
         wrong.length ? "fail" : "ok",
-        wrong.length ? `${dev}: ${wrong.join("; ")}` : `${dev}: ipip local ${local} remote ${remote} ttl ${ep.ttl}, up${errors ? `; ${errors} transmit errors/collisions (packets with no way out: a wrong remote or route)` : ""}`,
+        wrong.length
+            ? `${dev}: ${wrong.join("; ")}`
+            : `${dev}: ipip local ${local} remote ${remote} ttl ${ep.ttl}, up${errors ? `; ${errors} transmit errors/collisions (packets with no way out: a wrong remote or route)` : ""}`,
     );
 
     const mtu = Number(after(link, "mtu"));
@@ -154,13 +170,19 @@ function endpointFindings(
     note(
         "ownership",
         alias === tag && owned ? "ok" : "fail",
-        alias !== tag ? `${dev} is not this pair's: ifalias "${alias}", expected "${tag}"` : owned ? `${dev} is ${tag}'s (ifalias and manifest)` : `${dev} carries the tag but /var/lib/tunnelpair/${model.stack}/${pair.name}/manifest does not list it`,
+        alias !== tag
+            ? `${dev} is not this pair's: ifalias "${alias}", expected "${tag}"`
+            : owned
+              ? `${dev} is ${tag}'s (ifalias and manifest)`
+              : `${dev} carries the tag but /var/lib/tunnelpair/${model.stack}/${pair.name}/manifest does not list it`,
     );
 
     // the address as `ip -o addr` prints it, and the kernel's route that comes with it, when the pair keeps it
     const address = ep.peerAddress ? `${ep.tunnelAddress} peer ${ep.peerAddress}/32` : `${ep.tunnelAddress}/${ep.network.prefix}`;
     const hasAddr = (facts.get(`addrs ${dev}`) ?? []).some((l) => l.includes(` inet ${address} `));
-    const connected = !ep.keepConnectedRoute ? [] : [ep.peerAddress ? `${ep.peerAddress} dev ${dev} proto kernel` : `${ep.network.cidr} dev ${dev} proto kernel`];
+    const connected = !ep.keepConnectedRoute
+        ? []
+        : [ep.peerAddress ? `${ep.peerAddress} dev ${dev} proto kernel` : `${ep.network.cidr} dev ${dev} proto kernel`];
     const missingConnected = connected.filter((c) => !routes.some((l) => l.startsWith(`${c} `)));
     const missingRoutes = ep.routes.filter((r) => !routes.some((l) => l.startsWith(`${r.cidr} dev ${dev} `) || l === `${r.cidr} dev ${dev}`));
     const routeIssues = [
@@ -169,7 +191,11 @@ function endpointFindings(
         ...missingRoutes.map((r) => `no route ${r.cidr} dev ${dev}`),
     ];
     const present = [...connected, ...(ep.routes.length ? [`${ep.routes.map((r) => r.cidr).join(", ")} dev ${dev}`] : [])];
-    note("routes", routeIssues.length ? "fail" : "ok", routeIssues.length ? routeIssues.join("; ") : `${address} on ${dev}${present.length ? `; ${present.join("; ")}` : ""}`);
+    note(
+        "routes",
+        routeIssues.length ? "fail" : "ok",
+        routeIssues.length ? routeIssues.join("; ") : `${address} on ${dev}${present.length ? `; ${present.join("; ")}` : ""}`,
+    );
 
     if (ep.forwarding) {
         const f = sysctl.get("net/ipv4/ip_forward");
@@ -196,12 +222,21 @@ function endpointFindings(
 
     const judge = (chain: string, p: Packet, what: string) => {
         const v = verdict(table, chain, p);
-        note("firewall", v.verdict === "ACCEPT" ? "ok" : v.verdict === "unknown" ? "unknown" : "fail", `${chain} ${v.verdict === "unknown" ? "cannot be judged for" : v.verdict === "ACCEPT" ? "accepts" : v.verdict === "DROP" ? "drops" : "rejects"} ${what} (${v.by})`);
+        note(
+            "firewall",
+            v.verdict === "ACCEPT" ? "ok" : v.verdict === "unknown" ? "unknown" : "fail",
+            `${chain} ${v.verdict === "unknown" ? "cannot be judged for" : v.verdict === "ACCEPT" ? "accepts" : v.verdict === "DROP" ? "drops" : "rejects"} ${what} (${v.by})`,
+        );
     };
     const uif = host.underlay.interface;
     judge("INPUT", { src: remote, dst: local, proto: 4, in: uif, state: "NEW" }, `protocol 4 from the peer ${remote}`);
     judge("OUTPUT", { src: local, dst: remote, proto: 4, out: uif, state: "NEW" }, `protocol 4 to the peer ${remote}`);
-    if (pair.verify) judge("INPUT", { src: peer.tunnelAddress, dst: ep.tunnelAddress, proto: 1, in: dev, state: "NEW" }, `the probe's ICMP from ${peer.tunnelAddress} on ${dev}`);
+    if (pair.verify)
+        judge(
+            "INPUT",
+            { src: peer.tunnelAddress, dst: ep.tunnelAddress, proto: 1, in: dev, state: "NEW" },
+            `the probe's ICMP from ${peer.tunnelAddress} on ${dev}`,
+        );
     const protoNumber = { tcp: 6, udp: 17, icmp: 1 } as const;
     // every flow a rule admits: each source to each destination, by each protocol; `all` by
     // each of tcp, udp and icmp (a firewall that admits only tcp would fail the rest)
@@ -209,7 +244,11 @@ function endpointFindings(
         for (const proto of [...new Set(r.protocols.flatMap((p) => (p === "all" ? (["tcp", "udp", "icmp"] as const) : [p])))]) {
             for (const src of r.from.map(representative)) {
                 for (const dst of r.to.map(representative)) {
-                    judge("FORWARD", { src, dst, proto: protoNumber[proto], in: r.in, out: r.out, dport: proto === "tcp" ? 22 : undefined, state: "NEW" }, `${proto} ${src} -> ${dst}${r.in ? ` in ${r.in}` : ""}${r.out ? ` out ${r.out}` : ""}`);
+                    judge(
+                        "FORWARD",
+                        { src, dst, proto: protoNumber[proto], in: r.in, out: r.out, dport: proto === "tcp" ? 22 : undefined, state: "NEW" },
+                        `${proto} ${src} -> ${dst}${r.in ? ` in ${r.in}` : ""}${r.out ? ` out ${r.out}` : ""}`,
+                    );
                 }
             }
         }

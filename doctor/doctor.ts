@@ -28,10 +28,19 @@ export async function runDoctor(model: Model, exec: Exec): Promise<DoctorReport>
             const roles = duties.map((d) => `${d.pair.name} ${d.kind === "endpoint" ? d.ep.side : d.kind}`);
             const host = model.hosts[name];
             const script = factScript(factRequest(model, duties));
-            const r = await exec(sshConnection(host.connection), commandString(script, host.sudo)).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message, ms: 0 }));
+            const r = await exec(sshConnection(host.connection), commandString(script, host.sudo)).catch((e: Error) => ({
+                code: -1,
+                stdout: "",
+                stderr: e.message,
+                ms: 0,
+            }));
             if (r.code !== 0) {
                 const why = r.stderr.trim().split("\n").slice(-2).join(" | ") || `exit ${r.code}`;
-                return { host: name, roles, findings: [{ item: "ssh", pair: duties[0].pair.name, status: "fail", detail: `cannot read ${name} (${host.connection.host}): ${why}` }] };
+                return {
+                    host: name,
+                    roles,
+                    findings: [{ item: "ssh", pair: duties[0].pair.name, status: "fail", detail: `cannot read ${name} (${host.connection.host}): ${why}` }],
+                };
             }
             return { host: name, roles, findings: diagnose(model, name, duties, parseFacts(r.stdout)) };
         }),

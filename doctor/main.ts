@@ -26,7 +26,9 @@ function modelOf(file: string, identity: string | undefined): Model {
         if (!identity) usage(`${shortKey(p)} is encrypted and only the Pulumi CLI can read it: load the key into ssh-agent, or pass --identity FILE`);
         delete hosts[m[1]].connection![m[2]];
     }
-    if (identity) for (const h of Object.values(hosts)) if (h.connection) h.connection = { ...h.connection, privateKey: fs.readFileSync(identity, "utf8"), agent: undefined };
+    if (identity)
+        for (const h of Object.values(hosts))
+            if (h.connection) h.connection = { ...h.connection, privateKey: fs.readFileSync(identity, "utf8"), agent: undefined };
     // the credentials are the doctor's own now (the agent's, --identity's), not the ones the stack stores
     return loadConfig(withValues(source, { [configKeys.hosts]: hosts }), { credentials: "supplied" }).model;
 }

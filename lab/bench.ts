@@ -27,10 +27,11 @@ async function must(lab: Lab, host: string, script: string): Promise<string> {
 /** Man2's world and stack with `nodes` compute nodes (comp000 and its copies) behind rfe. */
 function man2With(nodes: number, sf: StackFile, world: World): { world: World; sf: StackFile } {
     const w = JSON.parse(JSON.stringify(world)) as World;
-    const config = JSON.parse(JSON.stringify(sf.config)) as Record<string, any>;
-    const hosts = config[configKeys.hosts];
-    const a = config[configKeys.pairs].man2.a;
-    a.computeNodes = [];
+    const config = JSON.parse(JSON.stringify(sf.config)) as Record<string, unknown>;
+    const hosts = config[configKeys.hosts] as Record<string, unknown>;
+    const a = (config[configKeys.pairs] as { man2: { a: { computeNodes?: unknown[] } } }).man2.a;
+    const computeNodes: unknown[] = [];
+    a.computeNodes = computeNodes;
     for (let i = 0; i < nodes; i++) {
         const name = `comp${String(i).padStart(3, "0")}`;
         const address = `192.168.104.${100 + i}`;
@@ -42,7 +43,7 @@ function man2With(nodes: number, sf: StackFile, world: World): { world: World; s
             sysctls: {},
         };
         hosts[name] = { connection: { host: address, user: "root", agent: true, proxy: "rfe" }, underlay: { interface: "eth0", address: `${address}/16` } };
-        a.computeNodes.push({ host: name, gateway: "192.168.1.253", dropLinkLocal: true });
+        computeNodes.push({ host: name, gateway: "192.168.1.253", dropLinkLocal: true });
     }
     return { world: { ...w, name: `man2-${nodes}` }, sf: { ...sf, config } };
 }
@@ -67,7 +68,9 @@ export async function benchScale(log: (l: string) => void): Promise<void> {
             const u = await up(recording, state, labExec);
             const d = await destroy(state, labExec);
             first ??= { ms: u.ms, sessions };
-            rows.push(`nodes ${n}: up ${s(u.ms)}, destroy ${s(d.ms)}, ${commands.length} commands, ${sessions} SSH sessions (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`);
+            rows.push(
+                `nodes ${n}: up ${s(u.ms)}, destroy ${s(d.ms)}, ${commands.length} commands, ${sessions} SSH sessions (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`,
+            );
             log(`scale man2 ${rows[rows.length - 1]}`);
         }
         log(`scale man2: ${rows.join("; ")}. The lab kernel has one CPU: parallel sessions share it.`);
@@ -85,7 +88,8 @@ interface Iperf {
 }
 
 /** Destination-unreachable messages received, from /proc/net/snmp (frag-needed is one of them). */
-const unreachables = "awk '/^IcmpMsg:/ { if (!h) { split($0, k); h = 1 } else { split($0, v); for (i in k) if (k[i] == \"InType3\") print v[i] } }' /proc/net/snmp; echo 0";
+const unreachables =
+    "awk '/^IcmpMsg:/ { if (!h) { split($0, k); h = 1 } else { split($0, v); for (i in k) if (k[i] == \"InType3\") print v[i] } }' /proc/net/snmp; echo 0";
 
 async function iperf(lab: Lab, to: string): Promise<Iperf> {
     const server = lab.exec("calculon", "timeout 30 iperf3 -s -1 -p 5201 >/dev/null 2>&1", { timeoutMs: 40_000 });
@@ -105,12 +109,13 @@ export async function benchThroughput(log: (l: string) => void, rounds = 5): Pro
     const results: Record<"product" | "reference" | "underlay", Iperf[]> = { product: [], reference: [], underlay: [] };
     // the same opening for iperf3 in every case; the reference tunnel also needs IPIP let in
     const open = "iptables -I INPUT -p tcp --dport 5201 -j ACCEPT";
-    const reference = (local: string, remote: string, addr: string) => [
-        `ip tunnel add tunl9 mode ipip local ${local} remote ${remote}`,
-        `ip addr add ${addr}/30 dev tunl9`,
-        "ip link set dev tunl9 up",
-        `iptables -I INPUT -p 4 -s ${remote} -j ACCEPT`,
-    ].join(" && ");
+    const reference = (local: string, remote: string, addr: string) =>
+        [
+            `ip tunnel add tunl9 mode ipip local ${local} remote ${remote}`,
+            `ip addr add ${addr}/30 dev tunl9`,
+            "ip link set dev tunl9 up",
+            `iptables -I INPUT -p 4 -s ${remote} -j ACCEPT`,
+        ].join(" && ");
     const unreference = (remote: string) => `ip tunnel del tunl9 && iptables -D INPUT -p 4 -s ${remote} -j ACCEPT`;
     try {
         await must(lab, "calculon", open);
@@ -126,7 +131,14 @@ export async function benchThroughput(log: (l: string) => void, rounds = 5): Pro
             await must(lab, "doolittle", unreference("130.88.196.129"));
             await must(lab, "calculon", unreference("130.88.198.58"));
             results.underlay.push(await iperf(lab, "130.88.196.129"));
-            log(`throughput round ${r + 1}: ${Object.entries(results).map(([k, v]) => `${k} ${v[r].mbps.toFixed(0)} Mbit/s (MSS ${v[r].mss}, ${v[r].retransmits} retransmits, ${v[r].fragNeeded} ICMP unreachable)`).join(", ")}`);
+            log(
+                `throughput round ${r + 1}: ${Object.entries(results)
+                    .map(
+                        ([k, v]) =>
+                            `${k} ${v[r].mbps.toFixed(0)} Mbit/s (MSS ${v[r].mss}, ${v[r].retransmits} retransmits, ${v[r].fragNeeded} ICMP unreachable)`,
+                    )
+                    .join(", ")}`,
+            );
         }
     } finally {
         await lab.stop();
@@ -134,9 +146,15 @@ export async function benchThroughput(log: (l: string) => void, rounds = 5): Pro
     const m = (k: keyof typeof results) => median(results[k].map((x) => x.mbps));
     const retr = (k: keyof typeof results) => results[k].map((x) => x.retransmits).join("/");
     const icmp = (k: keyof typeof results) => results[k].reduce((n, x) => n + x.fragNeeded, 0);
-    log(`throughput (median of ${rounds}, Mbit/s): product ${m("product").toFixed(0)}, reference ${m("reference").toFixed(0)}, underlay ${m("underlay").toFixed(0)}`);
-    log(`retransmits per round: product ${retr("product")}, reference ${retr("reference")}, underlay ${retr("underlay")}; MSS product ${results.product[0].mss}, reference ${results.reference[0].mss}; ICMP unreachable received by the sender: product ${icmp("product")}, reference ${icmp("reference")} (none: no retransmit is the MTU's; the lab's one CPU drops under load)`);
-    log(`throughput: product/reference ${(m("product") / m("reference")).toFixed(2)}, product/underlay ${(m("product") / m("underlay")).toFixed(2)} (reference/underlay ${(m("reference") / m("underlay")).toFixed(2)}: the lab's one CPU, no product involved)`);
+    log(
+        `throughput (median of ${rounds}, Mbit/s): product ${m("product").toFixed(0)}, reference ${m("reference").toFixed(0)}, underlay ${m("underlay").toFixed(0)}`,
+    );
+    log(
+        `retransmits per round: product ${retr("product")}, reference ${retr("reference")}, underlay ${retr("underlay")}; MSS product ${results.product[0].mss}, reference ${results.reference[0].mss}; ICMP unreachable received by the sender: product ${icmp("product")}, reference ${icmp("reference")} (none: no retransmit is the MTU's; the lab's one CPU drops under load)`,
+    );
+    log(
+        `throughput: product/reference ${(m("product") / m("reference")).toFixed(2)}, product/underlay ${(m("product") / m("underlay")).toFixed(2)} (reference/underlay ${(m("reference") / m("underlay")).toFixed(2)}: the lab's one CPU, no product involved)`,
+    );
 }
 
 /** The toy by hand: the how-to's §4 commands, one script per host, no state, no checks. */
@@ -152,7 +170,12 @@ function floorScripts(): Record<string, { apply: string; undo: string }> {
             "ip link set dev tunl1 up",
             `ip route add ${far} dev tunl1`,
         ].join("\n"),
-        undo: [`ip tunnel del tunl1`, `ip addr del ${alias}/24 dev eth0`, `iptables -D INPUT -s ${remote} -d ${local} -p 4 -j ACCEPT`, "echo 0 >/proc/sys/net/ipv4/ip_forward"].join("; "),
+        undo: [
+            `ip tunnel del tunl1`,
+            `ip addr del ${alias}/24 dev eth0`,
+            `iptables -D INPUT -s ${remote} -d ${local} -p 4 -j ACCEPT`,
+            "echo 0 >/proc/sys/net/ipv4/ip_forward",
+        ].join("; "),
     });
     return {
         doolittle: side("130.88.198.58", "130.88.196.129", "10.0.1.1", "10.0.1.2", "10.0.2.0/24"),
@@ -167,7 +190,10 @@ function playbook(): string {
         scripts[h].apply
             .split("\n")
             .slice(1)
-            .map((cmd) => `      - name: ${JSON.stringify(cmd)}\n        ansible.builtin.shell: ${JSON.stringify(cmd)}\n        when: inventory_hostname == ${JSON.stringify(h)}`)
+            .map(
+                (cmd) =>
+                    `      - name: ${JSON.stringify(cmd)}\n        ansible.builtin.shell: ${JSON.stringify(cmd)}\n        when: inventory_hostname == ${JSON.stringify(h)}`,
+            )
             .join("\n");
     return `- hosts: all\n  gather_facts: false\n  tasks:\n${tasks("doolittle")}\n${tasks("calculon")}\n`;
 }
@@ -175,7 +201,9 @@ function playbook(): string {
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; ms: number }> {
     const t0 = Date.now();
     return new Promise((resolve) => {
-        execFile(cmd, args, { env, maxBuffer: 1 << 24 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}`, ms: Date.now() - t0 }));
+        execFile(cmd, args, { env, maxBuffer: 1 << 24 }, (err, stdout, stderr) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}`, ms: Date.now() - t0 }),
+        );
     });
 }
 
@@ -191,8 +219,17 @@ export async function benchApply(log: (l: string) => void, rounds = 5): Promise<
         const undo = () => Promise.all(Object.entries(scripts).map(([h, x]) => lab.exec(h, x.undo)));
         const book = path.join(lab.dir, "toy.yml");
         fs.writeFileSync(book, playbook());
-        fs.writeFileSync(path.join(lab.dir, "inventory"), `[all]\ndoolittle\ncalculon\n[all:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\nansible_ssh_common_args=-F ${lab.sshConfigFile}\n`);
-        const env = { ...process.env, ANSIBLE_HOST_KEY_CHECKING: "False", ANSIBLE_NOCOLOR: "1", ANSIBLE_LOCAL_TEMP: path.join(lab.dir, "ansible"), ANSIBLE_REMOTE_TEMP: "/tmp/.ansible" };
+        fs.writeFileSync(
+            path.join(lab.dir, "inventory"),
+            `[all]\ndoolittle\ncalculon\n[all:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\nansible_ssh_common_args=-F ${lab.sshConfigFile}\n`,
+        );
+        const env = {
+            ...process.env,
+            ANSIBLE_HOST_KEY_CHECKING: "False",
+            ANSIBLE_NOCOLOR: "1",
+            ANSIBLE_LOCAL_TEMP: path.join(lab.dir, "ansible"),
+            ANSIBLE_REMOTE_TEMP: "/tmp/.ansible",
+        };
         for (let r = 0; r < rounds; r++) {
             const state = new StackState();
             const u = await up(recording, state, labExec);
@@ -212,7 +249,9 @@ export async function benchApply(log: (l: string) => void, rounds = 5): Promise<
                 times.ansible.push(a.ms);
                 await undo();
             }
-            log(`apply round ${r + 1}: product ${s(times.product[r])} (of which the probe ${s(times.probe[r])}), floor ${s(times.floor[r])}${ansible ? `, ansible ${s(times.ansible[r])}` : ""}`);
+            log(
+                `apply round ${r + 1}: product ${s(times.product[r])} (of which the probe ${s(times.probe[r])}), floor ${s(times.floor[r])}${ansible ? `, ansible ${s(times.ansible[r])}` : ""}`,
+            );
         }
     } finally {
         await lab.stop();

@@ -131,7 +131,7 @@ const bootValues = new WeakMap<Lab, Map<string, [string, string][]>>();
  */
 export async function bootSysctls(lab: Lab, host: string): Promise<Record<string, string>> {
     let perHost = bootValues.get(lab);
-    if (!perHost) bootValues.set(lab, (perHost = new Map()));
+    if (!perHost) bootValues.set(lab, (perHost = new Map<string, [string, string][]>()));
     let values = perHost.get(host);
     if (!values) {
         const out = await sh(
@@ -142,7 +142,10 @@ if [ -e /var/lib/tunnelpair ]; then echo "/var/lib/tunnelpair exists: something 
 for f in ${snapshotSysctlFiles}; do read -r v <"$f"; echo "\${f#/proc/sys/} $v"; done`,
             "reading the boot sysctls",
         );
-        values = out.split("\n").filter(Boolean).map((l) => l.split(" ", 2) as [string, string]);
+        values = out
+            .split("\n")
+            .filter(Boolean)
+            .map((l) => l.split(" ", 2) as [string, string]);
         perHost.set(host, values);
     }
     return Object.fromEntries(values);
@@ -313,7 +316,10 @@ export async function runUnit(lab: Lab, host: string, unitName: string): Promise
         ': "${GLIBC_TUNABLES?the lab session lacks GLIBC_TUNABLES}" "${OPENSSL_ia32cap?the lab session lacks OPENSSL_ia32cap}"',
         `cd ${q(plan.workingDirectory)} || exit 200`,
         `umask ${plan.umask}`,
-        ...plan.commands.map((argv) => `env -i -- "GLIBC_TUNABLES=$GLIBC_TUNABLES" "OPENSSL_ia32cap=$OPENSSL_ia32cap" ${env.join(" ")} ${argv.map(q).join(" ")} </dev/null || exit $?`),
+        ...plan.commands.map(
+            (argv) =>
+                `env -i -- "GLIBC_TUNABLES=$GLIBC_TUNABLES" "OPENSSL_ia32cap=$OPENSSL_ia32cap" ${env.join(" ")} ${argv.map(q).join(" ")} </dev/null || exit $?`,
+        ),
     ].join("\n");
     const r = await lab.exec(host, script, { timeoutMs: 300_000 });
     return { ...r, unit, commands: plan.commands };
@@ -362,7 +368,10 @@ export async function runDay2Selftest(log: (line: string) => void = () => undefi
     try {
         for (const h of hosts) {
             const b = await bootSysctls(lab, h);
-            check(`${h}: boot sysctls read (${Object.keys(b).length} values, ip_forward = ${b["net/ipv4/ip_forward"]})`, b["net/ipv4/ip_forward"] === "0" && Object.keys(b).length > 4);
+            check(
+                `${h}: boot sysctls read (${Object.keys(b).length} values, ip_forward = ${b["net/ipv4/ip_forward"]})`,
+                b["net/ipv4/ip_forward"] === "0" && Object.keys(b).length > 4,
+            );
         }
         await standInChecks(lab, check);
         await unitChecks(lab, check);
@@ -394,21 +403,49 @@ async function standInChecks(lab: Lab, check: Check): Promise<void> {
     );
     const unknown = await lab.exec("doolittle", "systemctl status x");
     const calls = await systemctlCalls(lab, "doolittle");
-    const expected = ["daemon-reload", "start tunnelpair-toy-toy-repair.timer", "is-active tunnelpair-toy-toy.service", "--quiet is-active x", "stop a.timer b.service", "status x"];
+    const expected = [
+        "daemon-reload",
+        "start tunnelpair-toy-toy-repair.timer",
+        "is-active tunnelpair-toy-toy.service",
+        "--quiet is-active x",
+        "stop a.timer b.service",
+        "status x",
+    ];
     check("stand-in: systemctl daemon-reload over lab.exec exits 0", reload.code === 0, reload.stderr);
-    check("stand-in: any PATH, /bin/systemctl, /usr/bin/systemctl reach the stub; is-active prints active", other.code === 0 && out(other.stdout) === "active", `${other.code} ${other.stdout} ${other.stderr}`);
+    check(
+        "stand-in: any PATH, /bin/systemctl, /usr/bin/systemctl reach the stub; is-active prints active",
+        other.code === 0 && out(other.stdout) === "active",
+        `${other.code} ${other.stdout} ${other.stderr}`,
+    );
     check("stand-in: a verb it does not model fails, naming it", unknown.code === 1 && /status is not modelled/.test(unknown.stderr), unknown.stderr);
     check(`stand-in: systemctlCalls lists every call in order (${calls.length})`, JSON.stringify(calls) === JSON.stringify(expected), calls.join("\n"));
     // no leak: the other host, and this machine
     const c = await lab.exec("calculon", "[ ! -e /run/systemd ] && systemctl --version | head -n 1");
-    check(`stand-in: calculon is untouched (no /run/systemd, the real systemctl: "${out(c.stdout)}", no mount)`, c.code === 0 && /^systemd \d+/.test(c.stdout) && (await mountsOn("calculon")) === "0", c.stderr);
+    check(
+        `stand-in: calculon is untouched (no /run/systemd, the real systemctl: "${out(c.stdout)}", no mount)`,
+        c.code === 0 && /^systemd \d+/.test(c.stdout) && (await mountsOn("calculon")) === "0",
+        c.stderr,
+    );
     check("stand-in: calculon has no systemctl calls", (await systemctlCalls(lab, "calculon")).length === 0);
     const machine = fs.readFileSync("/proc/self/mountinfo", "utf8");
-    check("stand-in: this machine has no mount on systemctl and /run/systemd/system as before", !machine.includes(" /usr/bin/systemctl ") && fs.existsSync("/run/systemd/system") === machineHadRunSystemd);
-    check("stand-in: doolittle's unit directory is unchanged by it", JSON.stringify((await snapshotAll(lab, ["doolittle"])).doolittle.units) === JSON.stringify(unitsBefore));
+    check(
+        "stand-in: this machine has no mount on systemctl and /run/systemd/system as before",
+        !machine.includes(" /usr/bin/systemctl ") && fs.existsSync("/run/systemd/system") === machineHadRunSystemd,
+    );
+    check(
+        "stand-in: doolittle's unit directory is unchanged by it",
+        JSON.stringify((await snapshotAll(lab, ["doolittle"])).doolittle.units) === JSON.stringify(unitsBefore),
+    );
     await removeSystemdStandIn(lab, "doolittle");
     const gone = await lab.exec("doolittle", "[ ! -e /run/systemd ] && systemctl --version | head -n 1");
-    check("stand-in removed: no /run/systemd, the real systemctl again, no mount, the log kept", gone.code === 0 && /^systemd \d+/.test(gone.stdout) && (await mountsOn("doolittle")) === "0" && (await systemctlCalls(lab, "doolittle")).length === expected.length, gone.stdout + gone.stderr);
+    check(
+        "stand-in removed: no /run/systemd, the real systemctl again, no mount, the log kept",
+        gone.code === 0 &&
+            /^systemd \d+/.test(gone.stdout) &&
+            (await mountsOn("doolittle")) === "0" &&
+            (await systemctlCalls(lab, "doolittle")).length === expected.length,
+        gone.stdout + gone.stderr,
+    );
 }
 
 async function unitChecks(lab: Lab, check: Check): Promise<void> {
@@ -429,7 +466,10 @@ ExecStart=/bin/sh -c 'echo $PATH; pwd; echo "lang=$LANG uid=$(id -u) umask=$(uma
     const lines = env.stdout.split("\n");
     const vars = (lines[4] ?? "").split(",");
     check(`runUnit: PATH is systemd's (${lines[0]})`, env.code === 0 && lines[0] === managerEnv.PATH, env.stdout + env.stderr);
-    check(`runUnit: cwd /, LANG C.UTF-8, root, umask 0022, stdin /dev/null ("${lines[1]}", "${lines[2]}", "${lines[3]}")`, lines[1] === "/" && lines[2] === "lang=C.UTF-8 uid=0 umask=0022" && lines[3] === "stdin=eof");
+    check(
+        `runUnit: cwd /, LANG C.UTF-8, root, umask 0022, stdin /dev/null ("${lines[1]}", "${lines[2]}", "${lines[3]}")`,
+        lines[1] === "/" && lines[2] === "lang=C.UTF-8 uid=0 umask=0022" && lines[3] === "stdin=eof",
+    );
     check(
         `runUnit: nothing of the SSH session in the environment (${vars.join(" ")})`,
         vars.every((v) => ["PATH", "LANG", "PWD", "GLIBC_TUNABLES", "OPENSSL_ia32cap"].includes(v)) && vars.includes("PATH") && vars.includes("LANG"),
@@ -445,32 +485,65 @@ ExecStart=/bin/echo %n %N ${"${FOO}"} $BAZ "${"${BAZ}"}" $$HOME "a\\x20b" $UNSET
     );
     const words = await runUnit(lab, h, "tunnelpair-lab-words.service");
     const expect = "tunnelpair-lab-words.service tunnelpair-lab-words bar x y x  y $HOME a b end continued";
-    check(`runUnit: specifiers, quotes, escapes, \${VAR} and $VAR as systemd reads them ("${out(words.stdout)}")`, words.code === 0 && out(words.stdout) === expect, JSON.stringify(words.commands));
-    await write("tunnelpair-lab-fail.service", "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo out; echo err >&2; exit 3'\nExecStartPost=/bin/echo never\n");
+    check(
+        `runUnit: specifiers, quotes, escapes, \${VAR} and $VAR as systemd reads them ("${out(words.stdout)}")`,
+        words.code === 0 && out(words.stdout) === expect,
+        JSON.stringify(words.commands),
+    );
+    await write(
+        "tunnelpair-lab-fail.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo out; echo err >&2; exit 3'\nExecStartPost=/bin/echo never\n",
+    );
     const fail = await runUnit(lab, h, "tunnelpair-lab-fail");
-    check("runUnit: a failing ExecStart gives its code, stdout and stderr, and stops there", fail.code === 3 && out(fail.stdout) === "out" && out(fail.stderr) === "err", JSON.stringify(fail));
+    check(
+        "runUnit: a failing ExecStart gives its code, stdout and stderr, and stops there",
+        fail.code === 3 && out(fail.stdout) === "out" && out(fail.stderr) === "err",
+        JSON.stringify(fail),
+    );
     await write("tunnelpair-lab-none.service", "[Service]\nType=oneshot\n");
-    const none = await runUnit(lab, h, "tunnelpair-lab-none").then(() => "ran", (e: Error) => e.message);
+    const none = await runUnit(lab, h, "tunnelpair-lab-none").then(
+        () => "ran",
+        (e: Error) => e.message,
+    );
     check(`runUnit: a unit without ExecStart= is an error ("${none}")`, /no ExecStart= line/.test(none));
-    const missing = await runUnit(lab, h, "tunnelpair-lab-missing").then(() => "ran", (e: Error) => e.message);
+    const missing = await runUnit(lab, h, "tunnelpair-lab-missing").then(
+        () => "ran",
+        (e: Error) => e.message,
+    );
     check("runUnit: a missing unit is an error naming its file", /cannot read \/etc\/systemd\/system\/tunnelpair-lab-missing\.service/.test(missing), missing);
     await write("tunnelpair-lab-repair.service", "[Service]\nType=oneshot\nExecStart=/bin/echo repaired\n");
     await write("tunnelpair-lab-repair.timer", "[Timer]\nOnActiveSec=60\nOnUnitInactiveSec=60\n\n[Install]\nWantedBy=timers.target\n");
-    await sh(lab, h, `mkdir -p ${unitDir}/timers.target.wants && ln -s ${unitDir}/tunnelpair-lab-repair.timer ${unitDir}/timers.target.wants/`, "enabling the timer");
+    await sh(
+        lab,
+        h,
+        `mkdir -p ${unitDir}/timers.target.wants && ln -s ${unitDir}/tunnelpair-lab-repair.timer ${unitDir}/timers.target.wants/`,
+        "enabling the timer",
+    );
     const timer = await runTimerService(lab, h, "tunnelpair-lab");
-    check("runTimerService: runs the service the timer starts (<name>-repair.service)", timer.code === 0 && out(timer.stdout) === "repaired" && timer.unit === "tunnelpair-lab-repair.service", JSON.stringify(timer));
+    check(
+        "runTimerService: runs the service the timer starts (<name>-repair.service)",
+        timer.code === 0 && out(timer.stdout) === "repaired" && timer.unit === "tunnelpair-lab-repair.service",
+        JSON.stringify(timer),
+    );
     // the snapshot's units section sees all of it, a changed byte too, and nothing once removed
     const withUnits = (await snapshotAll(lab, [h]))[h];
     const d = diffSnapshots({ units: unitsBefore }, { units: withUnits.units });
     const link = withUnits.units.find((l) => l.includes("timers.target.wants/tunnelpair-lab-repair.timer"));
     check(
         `snapshot: the units section lists the new files with their sha256 and the symlink with its target (${d.length} diff lines)`,
-        d.length === 7 && d.every((l) => l.startsWith("units: + ")) && d.filter((l) => / sha256:[0-9a-f]{64}$/.test(l)).length === 6 && link?.endsWith(`-> ${unitDir}/tunnelpair-lab-repair.timer`) === true,
+        d.length === 7 &&
+            d.every((l) => l.startsWith("units: + ")) &&
+            d.filter((l) => / sha256:[0-9a-f]{64}$/.test(l)).length === 6 &&
+            link?.endsWith(`-> ${unitDir}/tunnelpair-lab-repair.timer`) === true,
         d.join("\n"),
     );
     await sh(lab, h, `sed -i 's/repaired/repaireD/' ${unitDir}/tunnelpair-lab-repair.service`, "changing a byte");
     const changed = diffSnapshots(withUnits, (await snapshotAll(lab, [h]))[h]);
-    check(`snapshot: one changed byte in a unit file is a difference (${changed.length} lines)`, changed.length === 2 && changed.every((l) => l.includes("tunnelpair-lab-repair.service sha256:")), changed.join("\n"));
+    check(
+        `snapshot: one changed byte in a unit file is a difference (${changed.length} lines)`,
+        changed.length === 2 && changed.every((l) => l.includes("tunnelpair-lab-repair.service sha256:")),
+        changed.join("\n"),
+    );
     await sh(lab, h, `rm -f ${unitDir}/tunnelpair-lab-* ${unitDir}/timers.target.wants/tunnelpair-lab-repair.timer`, "removing the units");
     const after = diffSnapshots({ units: unitsBefore }, { units: (await snapshotAll(lab, [h]))[h].units });
     check("snapshot: the units section is as before once they are removed", after.length === 0, after.join("\n"));
@@ -488,7 +561,11 @@ async function rebootChecks(lab: Lab, world: World, hosts: string[], check: Chec
     const first = await up(recording, state, labExec);
     const afterUp = await snapshotAll(lab, hosts);
     check(`reboot: the toy is up (${first.ms} ms) and doolittle -> 10.0.2.1:22 answers`, first.steps.every((s) => s.ok) && (await flow()));
-    for (const h of hosts) check(`reboot: the up changed ${h} (${diffSnapshots(before[h], afterUp[h]).length} diff lines)`, diffSnapshots(without(before[h], "state"), without(afterUp[h], "state")).length > 0);
+    for (const h of hosts)
+        check(
+            `reboot: the up changed ${h} (${diffSnapshots(before[h], afterUp[h]).length} diff lines)`,
+            diffSnapshots(without(before[h], "state"), without(afterUp[h], "state")).length > 0,
+        );
 
     for (const h of hosts) {
         const t = Date.now();
@@ -506,7 +583,11 @@ async function rebootChecks(lab: Lab, world: World, hosts: string[], check: Chec
         );
     }
     const mg = await lab.exec("doolittle", "ip route show dev mgmt0; cat /proc/sys/net/ipv4/ip_forward");
-    check(`reboot: management route kept, ip_forward back to 0 (${mg.stdout.replace(/\s+/g, " ").trim()})`, /^198\.18\.0\.0\/24 proto kernel scope link src 198\.18\.0\.11 *\n0$/.test(out(mg.stdout)), mg.stdout);
+    check(
+        `reboot: management route kept, ip_forward back to 0 (${mg.stdout.replace(/\s+/g, " ").trim()})`,
+        /^198\.18\.0\.0\/24 proto kernel scope link src 198\.18\.0\.11 *\n0$/.test(out(mg.stdout)),
+        mg.stdout,
+    );
     check("reboot: doolittle -> 10.0.2.1:22 no longer answers", !(await flow()));
 
     // what today's runtime does with a rebooted host (not this module's to prove: logged)
@@ -516,9 +597,17 @@ async function rebootChecks(lab: Lab, world: World, hosts: string[], check: Chec
         info(`after the reboot, ${r.name}'s create run again: exit ${res.code}: ${(res.stdout + res.stderr).trim().split("\n").slice(-1)[0]}`);
     }
     const rerun = await snapshotAll(lab, hosts);
-    for (const h of hosts) info(`after the reboot and the reruns, ${h} vs after up: ${diffSnapshots(afterUp[h], rerun[h]).length} diff lines${diffSnapshots(afterUp[h], rerun[h]).map((l) => `\n       ${l}`).join("")}`);
+    for (const h of hosts)
+        info(
+            `after the reboot and the reruns, ${h} vs after up: ${diffSnapshots(afterUp[h], rerun[h]).length} diff lines${diffSnapshots(afterUp[h], rerun[h])
+                .map((l) => `\n       ${l}`)
+                .join("")}`,
+        );
     info(`after the reboot and the reruns, doolittle -> 10.0.2.1:22 answers: ${await flow()}`);
-    const gone = await destroy(state, labExec).then(() => "ok", (e: Error) => e.message);
+    const gone = await destroy(state, labExec).then(
+        () => "ok",
+        (e: Error) => e.message,
+    );
     const afterDestroy = await snapshotAll(lab, hosts);
     for (const h of hosts) info(`destroy after the reboot (${gone}): ${h} vs before up: ${diffSnapshots(before[h], afterDestroy[h]).length} diff lines`);
 
@@ -545,8 +634,10 @@ async function reloadChecks(lab: Lab, world: World, hosts: string[], check: Chec
     const report = await up(await recordInLab(sf, lab), state, labExec);
     const afterUp = await snapshotAll(lab, hosts);
     const owned = (lines: string[]) => lines.filter((l) => /TP-|tunnelpair:/.test(l));
-    check(`reload: the toy is up again (${report.ms} ms), owned chains in filter and mangle on doolittle, the flow answers`,
-        report.steps.every((s) => s.ok) && owned(afterUp.doolittle.iptables).length > 0 && afterUp.doolittle.iptables.includes("*mangle") && (await flow()));
+    check(
+        `reload: the toy is up again (${report.ms} ms), owned chains in filter and mangle on doolittle, the flow answers`,
+        report.steps.every((s) => s.ok) && owned(afterUp.doolittle.iptables).length > 0 && afterUp.doolittle.iptables.includes("*mangle") && (await flow()),
+    );
 
     // netfilter-persistent's reload: only the tables the ruleset names (toy: filter)
     await reloadFirewall(lab, world, "doolittle", { tables: "named" });
@@ -569,7 +660,11 @@ async function reloadChecks(lab: Lab, world: World, hosts: string[], check: Chec
     const afterReload = await snapshotAll(lab, hosts);
     for (const h of hosts) {
         const d = diffSnapshots({ iptables: before[h].iptables }, { iptables: afterReload[h].iptables });
-        check(`reload: ${h}'s iptables are the world's ruleset, owned chains and jumps gone (${d.length} diff lines, ${owned(afterReload[h].iptables).length} owned lines)`, d.length === 0 && owned(afterReload[h].iptables).length === 0, d.join("\n"));
+        check(
+            `reload: ${h}'s iptables are the world's ruleset, owned chains and jumps gone (${d.length} diff lines, ${owned(afterReload[h].iptables).length} owned lines)`,
+            d.length === 0 && owned(afterReload[h].iptables).length === 0,
+            d.join("\n"),
+        );
         const rest = diffSnapshots(without(afterUp[h], "iptables"), without(afterReload[h], "iptables"));
         check(`reload: nothing else on ${h} changed (${rest.length} diff lines)`, rest.length === 0, rest.join("\n"));
     }
@@ -586,7 +681,10 @@ async function reloadChecks(lab: Lab, world: World, hosts: string[], check: Chec
     const rerun = await snapshotAll(lab, hosts);
     for (const h of hosts) info(`after the reload and the reruns, ${h} vs after up: ${diffSnapshots(afterUp[h], rerun[h]).length} diff lines`);
     info(`after the reload and the reruns, doolittle -> 10.0.2.1:22 answers: ${await flow()}`);
-    const gone = await destroy(state, labExec).then(() => "ok", (e: Error) => e.message);
+    const gone = await destroy(state, labExec).then(
+        () => "ok",
+        (e: Error) => e.message,
+    );
     const afterDestroy = await snapshotAll(lab, hosts);
     for (const h of hosts) info(`destroy after the reload (${gone}): ${h} vs before up: ${diffSnapshots(before[h], afterDestroy[h]).length} diff lines`);
 }

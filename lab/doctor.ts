@@ -4,7 +4,6 @@
 // lab, whose kernel has it: that finding is checked from recorded facts, tests/doctor.test.ts.)
 import * as path from "path";
 import { loadConfig } from "../components/config";
-import { Model } from "../components/model";
 import { readStackFile } from "../components/stackFile";
 import { DoctorReport, runDoctor } from "../doctor/doctor";
 import { destroy, StackState, up } from "../replay/engine";
@@ -25,18 +24,102 @@ interface Breakage {
 
 const root = path.join(__dirname, "..");
 const breakages: Breakage[] = [
-    { what: "tunl1's remote changed", host: "doolittle", item: "device", says: "remote is 130.88.200.11, the pair needs 130.88.200.10", breakIt: "ip link set dev tunl1 type ipip remote 130.88.200.11", mend: "ip link set dev tunl1 type ipip remote 130.88.200.10" },
-    { what: "tunl1 down", host: "doolittle", item: "device", says: "tunl1 is down", breakIt: "ip link set dev tunl1 down", mend: "ip link set dev tunl1 up && ip route replace 10.200.100.0/24 dev tunl1 && ip route replace 192.168.104.0/24 dev tunl1" },
-    { what: "tunl1's MTU changed", host: "rfe", item: "mtu", says: "tunl1 mtu 1300, the pair needs 1480", breakIt: "ip link set dev tunl1 mtu 1300", mend: "ip link set dev tunl1 mtu 1480" },
-    { what: "tunl1 taken over", host: "doolittle", item: "ownership", says: 'ifalias "someone-else"', breakIt: "ip link set dev tunl1 alias someone-else", mend: "ip link set dev tunl1 alias tunnelpair:man2/man2" },
-    { what: "forwarding off", host: "doolittle", item: "forwarding", says: "net.ipv4.ip_forward = 0", breakIt: "echo 0 >/proc/sys/net/ipv4/ip_forward", mend: "echo 1 >/proc/sys/net/ipv4/ip_forward" },
-    { what: "rp_filter strict again", host: "rfe", item: "rp_filter", says: "rp_filter is 1 (strict", breakIt: "echo 0 >/proc/sys/net/ipv4/conf/tunl1/rp_filter", mend: "echo 2 >/proc/sys/net/ipv4/conf/tunl1/rp_filter" },
-    { what: "IPIP dropped", host: "doolittle", item: "firewall", says: "INPUT drops protocol 4 from the peer 130.88.200.10 (-A INPUT -p ipencap -j DROP)", breakIt: "iptables -I INPUT -p 4 -j DROP", mend: "iptables -D INPUT -p 4 -j DROP" },
-    { what: "a forwarded flow refused", host: "doolittle", item: "firewall", says: "FORWARD rejects tcp 130.88.196.129 -> 192.168.104.1 in eth0 out tunl1", breakIt: "iptables -I FORWARD -s 130.88.196.129/32 -j REJECT", mend: "iptables -D FORWARD -s 130.88.196.129/32 -j REJECT" },
-    { what: "a route into the tunnel gone", host: "doolittle", item: "routes", says: "no route 192.168.104.0/24 dev tunl1", breakIt: "ip route del 192.168.104.0/24 dev tunl1", mend: "ip route add 192.168.104.0/24 dev tunl1" },
-    { what: "the probe's ICMP dropped", host: "rfe", item: "probe", says: "0 received", breakIt: "iptables -I INPUT -i tunl1 -p icmp -j DROP", mend: "iptables -D INPUT -i tunl1 -p icmp -j DROP" },
-    { what: "the client's route gone", host: "calculon", item: "routes", says: "no route 192.168.104.0/24 via 130.88.198.58", breakIt: "ip route del 192.168.104.0/24", mend: "ip route add 192.168.104.0/24 via 130.88.198.58" },
-    { what: "the node's old gateway back", host: "comp000", item: "gateway", says: "the pair needs default via 192.168.1.253", breakIt: "ip route replace default via 192.168.1.254", mend: "ip route replace default via 192.168.1.253" },
+    {
+        what: "tunl1's remote changed",
+        host: "doolittle",
+        item: "device",
+        says: "remote is 130.88.200.11, the pair needs 130.88.200.10",
+        breakIt: "ip link set dev tunl1 type ipip remote 130.88.200.11",
+        mend: "ip link set dev tunl1 type ipip remote 130.88.200.10",
+    },
+    {
+        what: "tunl1 down",
+        host: "doolittle",
+        item: "device",
+        says: "tunl1 is down",
+        breakIt: "ip link set dev tunl1 down",
+        mend: "ip link set dev tunl1 up && ip route replace 10.200.100.0/24 dev tunl1 && ip route replace 192.168.104.0/24 dev tunl1",
+    },
+    {
+        what: "tunl1's MTU changed",
+        host: "rfe",
+        item: "mtu",
+        says: "tunl1 mtu 1300, the pair needs 1480",
+        breakIt: "ip link set dev tunl1 mtu 1300",
+        mend: "ip link set dev tunl1 mtu 1480",
+    },
+    {
+        what: "tunl1 taken over",
+        host: "doolittle",
+        item: "ownership",
+        says: 'ifalias "someone-else"',
+        breakIt: "ip link set dev tunl1 alias someone-else",
+        mend: "ip link set dev tunl1 alias tunnelpair:man2/man2",
+    },
+    {
+        what: "forwarding off",
+        host: "doolittle",
+        item: "forwarding",
+        says: "net.ipv4.ip_forward = 0",
+        breakIt: "echo 0 >/proc/sys/net/ipv4/ip_forward",
+        mend: "echo 1 >/proc/sys/net/ipv4/ip_forward",
+    },
+    {
+        what: "rp_filter strict again",
+        host: "rfe",
+        item: "rp_filter",
+        says: "rp_filter is 1 (strict",
+        breakIt: "echo 0 >/proc/sys/net/ipv4/conf/tunl1/rp_filter",
+        mend: "echo 2 >/proc/sys/net/ipv4/conf/tunl1/rp_filter",
+    },
+    {
+        what: "IPIP dropped",
+        host: "doolittle",
+        item: "firewall",
+        says: "INPUT drops protocol 4 from the peer 130.88.200.10 (-A INPUT -p ipencap -j DROP)",
+        breakIt: "iptables -I INPUT -p 4 -j DROP",
+        mend: "iptables -D INPUT -p 4 -j DROP",
+    },
+    {
+        what: "a forwarded flow refused",
+        host: "doolittle",
+        item: "firewall",
+        says: "FORWARD rejects tcp 130.88.196.129 -> 192.168.104.1 in eth0 out tunl1",
+        breakIt: "iptables -I FORWARD -s 130.88.196.129/32 -j REJECT",
+        mend: "iptables -D FORWARD -s 130.88.196.129/32 -j REJECT",
+    },
+    {
+        what: "a route into the tunnel gone",
+        host: "doolittle",
+        item: "routes",
+        says: "no route 192.168.104.0/24 dev tunl1",
+        breakIt: "ip route del 192.168.104.0/24 dev tunl1",
+        mend: "ip route add 192.168.104.0/24 dev tunl1",
+    },
+    {
+        what: "the probe's ICMP dropped",
+        host: "rfe",
+        item: "probe",
+        says: "0 received",
+        breakIt: "iptables -I INPUT -i tunl1 -p icmp -j DROP",
+        mend: "iptables -D INPUT -i tunl1 -p icmp -j DROP",
+    },
+    {
+        what: "the client's route gone",
+        host: "calculon",
+        item: "routes",
+        says: "no route 192.168.104.0/24 via 130.88.198.58",
+        breakIt: "ip route del 192.168.104.0/24",
+        mend: "ip route add 192.168.104.0/24 via 130.88.198.58",
+    },
+    {
+        what: "the node's old gateway back",
+        host: "comp000",
+        item: "gateway",
+        says: "the pair needs default via 192.168.1.253",
+        breakIt: "ip route replace default via 192.168.1.254",
+        mend: "ip route replace default via 192.168.1.253",
+    },
 ];
 
 const failing = (r: DoctorReport) => r.hosts.flatMap((h) => h.findings.filter((f) => f.status === "fail").map((f) => ({ host: h.host, ...f })));
@@ -69,7 +152,10 @@ export async function runDoctorLab(log: (l: string) => void = () => undefined): 
         const before = await snapshotAll(lab, hosts);
 
         const undeployed = await doctor();
-        check(`before up: the doctor finds the tunnel missing (${failing(undeployed).length} problems)`, !undeployed.ok && failing(undeployed).some((f) => f.host === "rfe" && f.item === "device"));
+        check(
+            `before up: the doctor finds the tunnel missing (${failing(undeployed).length} problems)`,
+            !undeployed.ok && failing(undeployed).some((f) => f.host === "rfe" && f.item === "device"),
+        );
         const state = new StackState();
         await up(await recordInLab(sf, lab), state, labExec);
         const healthy = await doctor();
@@ -82,7 +168,11 @@ export async function runDoctorLab(log: (l: string) => void = () => undefined): 
             if (broke.code !== 0) throw new Error(`${b.host}: ${b.breakIt}: ${broke.stderr}`);
             const r = await doctor();
             const named = failing(r).filter((f) => f.host === b.host && f.item === b.item);
-            check(`${b.what} on ${b.host}: the doctor names ${b.item} ("${b.says}")`, !r.ok && named.some((f) => f.detail.includes(b.says)), JSON.stringify(failing(r), null, 1));
+            check(
+                `${b.what} on ${b.host}: the doctor names ${b.item} ("${b.says}")`,
+                !r.ok && named.some((f) => f.detail.includes(b.says)),
+                JSON.stringify(failing(r), null, 1),
+            );
             const mended = await lab.exec(b.host, b.mend);
             if (mended.code !== 0) throw new Error(`${b.host}: ${b.mend}: ${mended.stderr}`);
         }

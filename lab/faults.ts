@@ -119,7 +119,11 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
                 check(`${c.name} step ${k}/${steps} (${kind}): ${host} left as before (${d.length} diff lines)`, d.length === 0, d.join("\n"));
                 const rerun = await run(c, create);
                 const d2 = diffSnapshots(applied, await snapshot(lab, host));
-                check(`${c.name} step ${k}/${steps}: a rerun converges to the clean state (${d2.length} diff lines)`, rerun.code === 0 && d2.length === 0, rerun.stderr + d2.join("\n"));
+                check(
+                    `${c.name} step ${k}/${steps}: a rerun converges to the clean state (${d2.length} diff lines)`,
+                    rerun.code === 0 && d2.length === 0,
+                    rerun.stderr + d2.join("\n"),
+                );
                 await run(c, del);
             }
 
@@ -134,11 +138,19 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
                 // a fixed time: a loaded machine rolls back slower than a fixed wait allows.
                 const ended = await lab.exec(host, `flock -w 90 /var/lib true && cat ${faultDir}/count`);
                 const reached = Number(ended.stdout.trim());
-                check(`${c.name}: SSH cut at step ${k}: the run reached the hung step and ended (${reached} steps)`, ended.code === 0 && reached >= k, ended.stderr);
+                check(
+                    `${c.name}: SSH cut at step ${k}: the run reached the hung step and ended (${reached} steps)`,
+                    ended.code === 0 && reached >= k,
+                    ended.stderr,
+                );
                 const d = diffSnapshots(before, await snapshot(lab, host));
                 check(`${c.name}: SSH cut at step ${k}: ${host} rolled back (${d.length} diff lines)`, d.length === 0, d.join("\n"));
                 const rerun = await run(c, create);
-                check(`${c.name}: after the cut, a rerun converges`, rerun.code === 0 && diffSnapshots(applied, await snapshot(lab, host)).length === 0, rerun.stderr);
+                check(
+                    `${c.name}: after the cut, a rerun converges`,
+                    rerun.code === 0 && diffSnapshots(applied, await snapshot(lab, host)).length === 0,
+                    rerun.stderr,
+                );
                 await run(c, del);
             }
             const d = diffSnapshots(before, await snapshot(lab, host));
@@ -150,10 +162,16 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
         // find everything already held and change nothing)
         cases++;
         const last = commands.filter((c) => /-[ab]-/.test(c.name)).pop()!;
-        const befores = Object.fromEntries(await Promise.all(Object.keys(sf.config[configKeys.hosts] as object).map(async (h) => [h, await snapshot(lab, h)] as const)));
-        const failing: Executor = (conn, text, stdin) => (text === last.inputs.create ? labExec(conn, withFault(text, 1, "refuse"), stdin) : labExec(conn, text, stdin));
+        const befores = Object.fromEntries(
+            await Promise.all(Object.keys(sf.config[configKeys.hosts] as object).map(async (h) => [h, await snapshot(lab, h)] as const)),
+        );
+        const failing: Executor = (conn, text, stdin) =>
+            text === last.inputs.create ? labExec(conn, withFault(text, 1, "refuse"), stdin) : labExec(conn, text, stdin);
         const state = new StackState();
-        const partial = await up(recording, state, failing).then(() => undefined, (e: Error) => e);
+        const partial = await up(recording, state, failing).then(
+            () => undefined,
+            (e: Error) => e,
+        );
         check(`partial up: fails on ${last.name}`, partial instanceof Error && !state.resources.has(last.urn), partial?.message);
         await destroy(state, labExec);
         for (const [h, b] of Object.entries(befores)) {
@@ -174,4 +192,3 @@ function hostOf(commandName: string, hosts: string[]): string {
     if (!h) throw new Error(`no host for ${commandName}`);
     return h;
 }
-

@@ -44,13 +44,21 @@ const cases: Case[] = [
     },
     {
         name: "FORWARD and INPUT policy DROP: the tunnel works through our chains, the policies are unchanged after destroy",
-        setup: [["doolittle", "iptables -P FORWARD DROP && iptables -P INPUT DROP"], ["calculon", "iptables -P INPUT DROP"]],
-        cleanup: [["doolittle", "iptables -P FORWARD ACCEPT && iptables -P INPUT ACCEPT"], ["calculon", "iptables -P INPUT ACCEPT"]],
+        setup: [
+            ["doolittle", "iptables -P FORWARD DROP && iptables -P INPUT DROP"],
+            ["calculon", "iptables -P INPUT DROP"],
+        ],
+        cleanup: [
+            ["doolittle", "iptables -P FORWARD ACCEPT && iptables -P INPUT ACCEPT"],
+            ["calculon", "iptables -P INPUT ACCEPT"],
+        ],
     },
     {
         name: "rules the admin adds after up are still there after destroy",
         setup: [],
-        meanwhile: [["doolittle", "iptables -I INPUT 1 -s 10.9.9.9/32 -j ACCEPT && iptables -A FORWARD -s 10.9.9.8/32 -j DROP && ip route add 10.9.9.0/24 dev eth0"]],
+        meanwhile: [
+            ["doolittle", "iptables -I INPUT 1 -s 10.9.9.9/32 -j ACCEPT && iptables -A FORWARD -s 10.9.9.8/32 -j DROP && ip route add 10.9.9.0/24 dev eth0"],
+        ],
         cleanup: [["doolittle", "iptables -D INPUT -s 10.9.9.9/32 -j ACCEPT; iptables -D FORWARD -s 10.9.9.8/32 -j DROP; ip route del 10.9.9.0/24 dev eth0"]],
     },
     {
@@ -81,7 +89,10 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
             for (const [h, script] of c.setup) await sh(h, script);
             const before = await snapshotAll(lab, hosts);
             const state = new StackState();
-            const result = await up(recording, state, labExec).then(() => undefined, (e: Error) => e);
+            const result = await up(recording, state, labExec).then(
+                () => undefined,
+                (e: Error) => e,
+            );
             if (c.refusal) {
                 check(`${c.name}: up fails with the refusal`, result instanceof Error && c.refusal.test(result.message), result?.message);
                 const d = diffSnapshots(before.doolittle, (await snapshotAll(lab, ["doolittle"])).doolittle);
@@ -94,7 +105,10 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
             }
             for (const [h, script] of c.meanwhile ?? []) await sh(h, script);
             const expected = c.meanwhile ? await snapshotAll(lab, hosts) : before;
-            const gone = await destroy(state, labExec).then(() => undefined, (e: Error) => e);
+            const gone = await destroy(state, labExec).then(
+                () => undefined,
+                (e: Error) => e,
+            );
             check(`${c.name}: destroy succeeds`, gone === undefined, gone?.message);
             const after = await snapshotAll(lab, hosts);
             for (const h of hosts) {
@@ -120,28 +134,50 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
         const t0 = Date.now();
         const locked = await labExec(doolittle.inputs.connection as never, doolittle.inputs.create as string);
         const lockMs = Date.now() - t0;
-        check(`a hung run holding the lock: the next fails in ${lockMs} ms (bound 60 s + SSH), naming the host`, locked.code !== 0 && lockMs < 75000 && /@doolittle\]: error: .*lock/.test(locked.stderr), locked.stderr);
+        check(
+            `a hung run holding the lock: the next fails in ${lockMs} ms (bound 60 s + SSH), naming the host`,
+            locked.code !== 0 && lockMs < 75000 && /@doolittle\]: error: .*lock/.test(locked.stderr),
+            locked.stderr,
+        );
         const d = diffSnapshots(before.doolittle, (await snapshotAll(lab, ["doolittle"])).doolittle);
         check(`a hung run holding the lock: doolittle unchanged (${d.length} diff lines)`, d.length === 0, d.join("\n"));
         await holder;
         // A host that does not answer: up fails within the connection's bound, naming the host.
-        const unreachable = JSON.parse(JSON.stringify(overlayConnections(sf, lab).values[configKeys.hosts])) as Record<string, { connection: Record<string, unknown> }>;
+        const unreachable = JSON.parse(JSON.stringify(overlayConnections(sf, lab).values[configKeys.hosts])) as Record<
+            string,
+            { connection: Record<string, unknown> }
+        >;
         unreachable.doolittle.connection.host = "198.18.0.99";
         const r2 = await recordInLab(sf, lab, { [configKeys.hosts]: unreachable });
         const t1 = Date.now();
         const state2 = new StackState();
-        const failed = await up(r2, state2, labExec).then(() => undefined, (e: Error) => e);
+        const failed = await up(r2, state2, labExec).then(
+            () => undefined,
+            (e: Error) => e,
+        );
         const ms = Date.now() - t1;
-        check(`a host that does not answer: up fails in ${ms} ms (dialErrorLimit 10: 11 dials, perDialTimeout 10 s), naming 198.18.0.99`, failed instanceof Error && ms < 90000 && failed.message.includes("198.18.0.99"), failed?.message);
+        check(
+            `a host that does not answer: up fails in ${ms} ms (dialErrorLimit 10: 11 dials, perDialTimeout 10 s), naming 198.18.0.99`,
+            failed instanceof Error && ms < 90000 && failed.message.includes("198.18.0.99"),
+            failed?.message,
+        );
         await destroy(state2, labExec);
         // A key with a passphrase (connection.privateKeyPassword): ssh asks the runner's askpass helper, never a terminal.
         const conn = doolittle.inputs.connection as SshConnection;
         const sealed = sealedKey(lab.privateKey, "lab passphrase");
         const opened = await labExec({ ...conn, privateKey: sealed, privateKeyPassword: "lab passphrase" }, "echo opened");
-        check("a key with its passphrase: the SSH layer unlocks it and runs the command", opened.code === 0 && opened.stdout === "opened", `exit ${opened.code} ${opened.stderr}`);
+        check(
+            "a key with its passphrase: the SSH layer unlocks it and runs the command",
+            opened.code === 0 && opened.stdout === "opened",
+            `exit ${opened.code} ${opened.stderr}`,
+        );
         const t2 = Date.now();
         const wrong = await labExec({ ...conn, privateKey: sealed, privateKeyPassword: "not it", dialErrorLimit: 0 }, "echo opened");
-        check(`a key with a wrong passphrase: refused in ${Date.now() - t2} ms, nothing run, nothing asked of a terminal`, wrong.code !== 0 && wrong.stdout === "" && Date.now() - t2 < 30000, `exit ${wrong.code} ${wrong.stderr}`);
+        check(
+            `a key with a wrong passphrase: refused in ${Date.now() - t2} ms, nothing run, nothing asked of a terminal`,
+            wrong.code !== 0 && wrong.stdout === "" && Date.now() - t2 < 30000,
+            `exit ${wrong.code} ${wrong.stderr}`,
+        );
     } finally {
         await lab.stop();
     }

@@ -138,7 +138,11 @@ const killGroup = (pgid: number) => {
 };
 /** Where the machine's ssh connects: the management address, else the first interface address. */
 const addressOf = (world: World, host: string) =>
-    mgmtAddress(world, host) ?? (Object.values(world.hosts[host].interfaces).find((i) => i.addresses.length)?.addresses[0].split("/")[0] ?? "");
+    mgmtAddress(world, host) ??
+    Object.values(world.hosts[host].interfaces)
+        .find((i) => i.addresses.length)
+        ?.addresses[0].split("/")[0] ??
+    "";
 
 /** What this machine lacks to run a lab (empty: nothing). */
 export function missingPrerequisites(): string[] {
@@ -182,9 +186,9 @@ async function lockMachine(waitMs: number): Promise<ChildProcess> {
     const args = ["--pdeathsig", "KILL", "flock", "-w", String(Math.ceil(waitMs / 1000)), os.tmpdir(), "sh", "-c", "echo locked; exec cat >/dev/null"];
     const holder = spawn("setpriv", args, { stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";
-    holder.stderr!.on("data", (d) => (stderr += d));
+    holder.stderr.on("data", (d) => (stderr += d));
     const exitCode = await new Promise<number | null>((resolve) => {
-        holder.stdout!.once("data", () => resolve(null));
+        holder.stdout.once("data", () => resolve(null));
         holder.once("exit", (code) => resolve(code ?? -1));
     });
     if (exitCode === 1) throw new Error(`another lab kept running for ${waitMs} ms (flock ${os.tmpdir()}); one lab at a time`);
@@ -268,7 +272,9 @@ function writeFiles(dir: string, world: World): { hostPublicKey: string; private
             "PrintMotd no",
             "PrintLastLog no",
             "AcceptEnv LANG LC_*",
-            `SetEnv ${Object.entries(guestEnv).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+            `SetEnv ${Object.entries(guestEnv)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(" ")}`,
             "Subsystem sftp /usr/lib/openssh/sftp-server",
             "",
         ].join("\n"),
@@ -301,7 +307,9 @@ function writeFiles(dir: string, world: World): { hostPublicKey: string; private
     fs.chmodSync(path.join(dir, "init.sh"), 0o755);
     // The kernel's own module loading (`ip link add type ipip`, iptables -j REJECT) runs
     // modprobe with a fixed environment; init points kernel.modprobe at this wrapper.
-    const env = Object.entries(guestEnv).map(([k, v]) => `${k}='${v}'`).join(" ");
+    const env = Object.entries(guestEnv)
+        .map(([k, v]) => `${k}='${v}'`)
+        .join(" ");
     fs.writeFileSync(path.join(dir, "modprobe"), `#!/bin/sh\nexport ${env}\nexec /usr/sbin/modprobe "$@"\n`, { mode: 0o755 });
     fs.writeFileSync(path.join(dir, "failed"), "");
     fs.writeFileSync(path.join(dir, "owner"), JSON.stringify({ node: process.pid, supervisor: 0 })); // run-kernel.sh checks it
@@ -348,10 +356,22 @@ export async function startLab(worldOrFile: string | World, opts: StartOptions =
         // Fast boot: quiet console, no legacy ptys, no raid6 benchmark (2.8 s -> 0.5 s).
         // ipv6.disable_ipv6: keep IPv6 chatter (DAD, router solicitations) off the lab and the TAP.
         const kernelArgs = [
-            `mem=${opts.memoryMiB ?? 256}M`, "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "ro",
-            `init=${dir}/init.sh`, `lab=${dir}`, `lab.lifetime=${lifetime}`,
-            "con=null", "con0=fd:0,fd:1", `umid=${umid}`, `uml_dir=${dir}/uml`,
-            "quiet", "pty.legacy_count=0", "initcall_blacklist=raid6_select_algo", "ipv6.disable_ipv6=1",
+            `mem=${opts.memoryMiB ?? 256}M`,
+            "root=/dev/root",
+            "rootfstype=hostfs",
+            "rootflags=/",
+            "ro",
+            `init=${dir}/init.sh`,
+            `lab=${dir}`,
+            `lab.lifetime=${lifetime}`,
+            "con=null",
+            "con0=fd:0,fd:1",
+            `umid=${umid}`,
+            `uml_dir=${dir}/uml`,
+            "quiet",
+            "pty.legacy_count=0",
+            "initcall_blacklist=raid6_select_algo",
+            "ipv6.disable_ipv6=1",
             // UML's tuntap driver creates the TAP, non-persistent, when init brings the lab
             // kernel's eth0 up. (The vector driver's vec0:transport=tap works only with a TAP
             // made and brought up beforehand: on one it creates itself, nothing reaches the lab.)
@@ -402,7 +422,13 @@ export async function startLab(worldOrFile: string | World, opts: StartOptions =
         };
         let stopping: Promise<void> | undefined;
         return {
-            world, hosts, privateKey, hostPublicKey, bootMs, dir, sshConfigFile,
+            world,
+            hosts,
+            privateKey,
+            hostPublicKey,
+            bootMs,
+            dir,
+            sshConfigFile,
             privateKeyFile: path.join(dir, "keys", "client"),
             knownHostsFile: path.join(dir, "keys", "known_hosts"),
             sshArgs,

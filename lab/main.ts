@@ -45,7 +45,13 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
     }
     if (!world || !stackFile) usage();
     // A topology of the user's own: the generic checks (idempotency, exact restore).
-    return { name: name ?? readStackFile(stackFile).stack, scenario: { world: path.resolve(world), stackFile: path.resolve(stackFile), flows: [] }, keep, faults, persist };
+    return {
+        name: name ?? readStackFile(stackFile).stack,
+        scenario: { world: path.resolve(world), stackFile: path.resolve(stackFile), flows: [] },
+        keep,
+        faults,
+        persist,
+    };
 }
 
 /** What a user with the Pulumi CLI needs to point the stack at the running lab. */
@@ -67,7 +73,10 @@ function printConnections(lab: Lab, stackFile: string): void {
         if (h.jump) console.log(`  pulumi config set --path '${p}.proxy' ${h.jump}`);
     }
     const hosts = Object.fromEntries(
-        Object.keys(sf.config[configKeys.hosts] as object).map((n) => [n, { connection: { host: lab.hosts[n]?.address, hostKey: lab.hostPublicKey, ...(lab.hosts[n]?.jump ? { proxy: lab.hosts[n].jump } : {}) } }]),
+        Object.keys(sf.config[configKeys.hosts] as object).map((n) => [
+            n,
+            { connection: { host: lab.hosts[n]?.address, hostKey: lab.hostPublicKey, ...(lab.hosts[n]?.jump ? { proxy: lab.hosts[n].jump } : {}) } },
+        ]),
     );
     console.log(`\nor, as YAML to merge into stacks/Pulumi.${sf.stack}.yaml (then set each privateKey with --secret as above):`);
     console.log(YAML.stringify({ config: { [configKeys.hosts]: hosts } }));
@@ -77,7 +86,9 @@ async function main(): Promise<void> {
     if (process.argv[2] === "--doctor") {
         const r = await runDoctorLab((line) => console.log(line));
         const failed = r.checks.filter((c) => !c.ok).length;
-        console.log(`doctor in the lab: ${r.breakages} items broken; ${r.checks.length - failed} checks passed, ${failed} failed; doctor runs ${r.doctorMs.join(", ")} ms`);
+        console.log(
+            `doctor in the lab: ${r.breakages} items broken; ${r.checks.length - failed} checks passed, ${failed} failed; doctor runs ${r.doctorMs.join(", ")} ms`,
+        );
         process.exitCode = failed === 0 ? 0 : 1;
         return;
     }
@@ -88,7 +99,9 @@ async function main(): Promise<void> {
         if (!plan) throw new Error(`--persist: no reboot plan for ${name} (${Object.keys(persistencePlans).join(", ")})`);
         const r = await runPersistence(name, scenario, plan.reboot, plan.reload, (line) => console.log(line));
         const failed = r.checks.filter((c) => !c.ok).length;
-        console.log(`persist ${name}: ${r.checks.length - failed} checks passed, ${failed} failed; idle repair runs ${r.idleRepairMs.join(", ")} ms (${Date.now() - t0} ms)`);
+        console.log(
+            `persist ${name}: ${r.checks.length - failed} checks passed, ${failed} failed; idle repair runs ${r.idleRepairMs.join(", ")} ms (${Date.now() - t0} ms)`,
+        );
         process.exitCode = failed === 0 ? 0 : 1;
         return;
     }

@@ -36,7 +36,13 @@ export interface PersistenceReport {
  * Up with the units, then each host in `reboot` rebooted and brought back by its boot unit,
  * then `reload` (an endpoint) has its firewall reloaded and repaired, then destroy.
  */
-export async function runPersistence(name: string, s: Scenario, reboot: readonly string[], reload: string, log: (l: string) => void = () => undefined): Promise<PersistenceReport> {
+export async function runPersistence(
+    name: string,
+    s: Scenario,
+    reboot: readonly string[],
+    reload: string,
+    log: (l: string) => void = () => undefined,
+): Promise<PersistenceReport> {
     const checks: CheckResult[] = [];
     const check = (n: string, ok: boolean, detail?: string) => {
         checks.push({ name: n, ok, detail });
@@ -51,7 +57,9 @@ export async function runPersistence(name: string, s: Scenario, reboot: readonly
         const model = loadConfig(sourceOfStackFile(sf), { credentials: "supplied" }).model;
         // the units each host holds: one per pair that touches it
         const pairsOn = new Map<string, { unit: string; converge: string }[]>(hosts.map((h) => [h, []]));
-        for (const p of model.pairs) for (const { plan } of planPair(model, p)) pairsOn.get(plan.host)!.push({ unit: unitName(model.stack, p.name), converge: `${plan.stateDir}/converge` });
+        for (const p of model.pairs)
+            for (const { plan } of planPair(model, p))
+                pairsOn.get(plan.host)!.push({ unit: unitName(model.stack, p.name), converge: `${plan.stateDir}/converge` });
         const unitsOn = new Map([...pairsOn].map(([h, ps]) => [h, ps.map((p) => p.unit)]));
         for (const h of hosts) {
             await bootSysctls(lab, h); // what a reboot gives back, read before anything is deployed
@@ -89,10 +97,17 @@ export async function runPersistence(name: string, s: Scenario, reboot: readonly
                         `test -f '${converge}'; ` +
                         `systemd-analyze verify --man=no ${files.map((f) => `'${f}'`).join(" ")}`,
                 );
-                check(`${h}: ${u}'s units and links installed, and they pass systemd-analyze verify`, installed.code === 0, installed.stdout + installed.stderr);
+                check(
+                    `${h}: ${u}'s units and links installed, and they pass systemd-analyze verify`,
+                    installed.code === 0,
+                    installed.stdout + installed.stderr,
+                );
             }
             const calls = await systemctlCalls(lab, h);
-            check(`${h}: systemd reloaded and each repair timer started (${calls.join("; ")})`, calls.includes("daemon-reload") && unitsOn.get(h)!.every((u) => calls.includes(`start ${u}-repair.timer`)));
+            check(
+                `${h}: systemd reloaded and each repair timer started (${calls.join("; ")})`,
+                calls.includes("daemon-reload") && unitsOn.get(h)!.every((u) => calls.includes(`start ${u}-repair.timer`)),
+            );
         }
 
         // an idle repair run on each host: nothing to do, nothing changed
@@ -101,7 +116,11 @@ export async function runPersistence(name: string, s: Scenario, reboot: readonly
                 const t0 = Date.now();
                 const r = await runTimerService(lab, h, u);
                 idleRepairMs.push(Date.now() - t0);
-                check(`${h}: an idle run of ${u}-repair.service changes nothing (${Date.now() - t0} ms)`, r.code === 0 && / 0 added, 0 removed, /.test(r.stdout), r.stdout + r.stderr);
+                check(
+                    `${h}: an idle run of ${u}-repair.service changes nothing (${Date.now() - t0} ms)`,
+                    r.code === 0 && / 0 added, 0 removed, /.test(r.stdout),
+                    r.stdout + r.stderr,
+                );
             }
         }
         same("after the idle repair runs", afterUp, await snapshotAll(lab, hosts));
@@ -109,7 +128,10 @@ export async function runPersistence(name: string, s: Scenario, reboot: readonly
         for (const h of reboot) {
             await rebootHost(lab, world, h);
             const down = await snapshotAll(lab, [h]);
-            check(`${h} rebooted: what the pair made is gone (${diffSnapshots(afterUp[h], down[h]).length} diff lines)`, diffSnapshots(afterUp[h], down[h]).length > 0);
+            check(
+                `${h} rebooted: what the pair made is gone (${diffSnapshots(afterUp[h], down[h]).length} diff lines)`,
+                diffSnapshots(afterUp[h], down[h]).length > 0,
+            );
             for (const u of unitsOn.get(h)!) {
                 const r = await runUnit(lab, h, `${u}.service`);
                 check(`${h}: the boot run of ${u}.service succeeds`, r.code === 0, r.stdout + r.stderr);
@@ -120,12 +142,19 @@ export async function runPersistence(name: string, s: Scenario, reboot: readonly
 
         await reloadFirewall(lab, world, reload);
         const reloaded = await snapshotAll(lab, [reload]);
-        check(`${reload}'s firewall reloaded: the pair's chains are gone (${diffSnapshots(afterUp[reload], reloaded[reload]).length} diff lines)`, diffSnapshots(afterUp[reload], reloaded[reload]).length > 0);
+        check(
+            `${reload}'s firewall reloaded: the pair's chains are gone (${diffSnapshots(afterUp[reload], reloaded[reload]).length} diff lines)`,
+            diffSnapshots(afterUp[reload], reloaded[reload]).length > 0,
+        );
         for (const u of unitsOn.get(reload)!) {
             const r = await runTimerService(lab, reload, u);
             check(`${reload}: the repair run of ${u} puts them back`, r.code === 0 && !/ 0 added, 0 removed, /.test(r.stdout), r.stdout + r.stderr);
             const again = await runTimerService(lab, reload, u);
-            check(`${reload}: a second repair run changes nothing`, again.code === 0 && / 0 added, 0 removed, /.test(again.stdout), again.stdout + again.stderr);
+            check(
+                `${reload}: a second repair run changes nothing`,
+                again.code === 0 && / 0 added, 0 removed, /.test(again.stdout),
+                again.stdout + again.stderr,
+            );
         }
         same(`${reload} after the repair`, afterUp, await snapshotAll(lab, hosts));
         await flowsWork(`after ${reload}'s firewall reload and repair`);
@@ -137,7 +166,11 @@ export async function runPersistence(name: string, s: Scenario, reboot: readonly
             const d = diffSnapshots(before[h], afterDestroy[h]);
             check(`destroy restored ${h}, /etc/systemd/system included (${d.length} diff lines)`, d.length === 0, d.join("\n"));
             const calls = await systemctlCalls(lab, h);
-            check(`${h}: destroy stopped each repair timer`, unitsOn.get(h)!.every((u) => calls.some((c: string) => c.startsWith("stop ") && c.includes(`${u}-repair.timer`))), calls.join("; "));
+            check(
+                `${h}: destroy stopped each repair timer`,
+                unitsOn.get(h)!.every((u) => calls.some((c: string) => c.startsWith("stop ") && c.includes(`${u}-repair.timer`))),
+                calls.join("; "),
+            );
         }
     } finally {
         await lab.stop();

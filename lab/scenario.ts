@@ -45,7 +45,14 @@ export const scenarios: Record<string, Scenario> = {
         world: path.join(root, "lab/worlds/ps3.yaml"),
         stackFile: path.join(root, "stacks/Pulumi.ps3.yaml"),
         flows: [
-            { name: "doolittle -> jill 10.10.10.54:22", from: "doolittle", to: "10.10.10.54", port: 22, through: "tunl1", seenBy: { host: "jill", source: "10.200.100.100" } },
+            {
+                name: "doolittle -> jill 10.10.10.54:22",
+                from: "doolittle",
+                to: "10.10.10.54",
+                port: 22,
+                through: "tunl1",
+                seenBy: { host: "jill", source: "10.200.100.100" },
+            },
             { name: "doolittle -> jack 10.10.10.60:22", from: "doolittle", to: "10.10.10.60", port: 22, through: "tunl1" },
             { name: "doolittle -> ps3's tunnel address 10.200.200.200:22", from: "doolittle", to: "10.200.200.200", port: 22 },
         ],
@@ -54,9 +61,28 @@ export const scenarios: Record<string, Scenario> = {
         world: path.join(root, "lab/worlds/man2.yaml"),
         stackFile: path.join(root, "stacks/Pulumi.man2.yaml"),
         flows: [
-            { name: "flow 1: comp000 -> calculon:22, masqueraded by rfe", from: "comp000", to: "130.88.196.129", port: 22, seenBy: { host: "calculon", source: "130.88.200.10" } },
-            { name: "flow 2: doolittle -> comp000:22 through the tunnel", from: "doolittle", to: "192.168.104.100", port: 22, through: "tunl1", seenBy: { host: "comp000", source: "10.200.200.100" } },
-            { name: "flow 3: calculon -> comp000:22 via doolittle, not NATed", from: "calculon", to: "192.168.104.100", port: 22, seenBy: { host: "comp000", source: "130.88.196.129" } },
+            {
+                name: "flow 1: comp000 -> calculon:22, masqueraded by rfe",
+                from: "comp000",
+                to: "130.88.196.129",
+                port: 22,
+                seenBy: { host: "calculon", source: "130.88.200.10" },
+            },
+            {
+                name: "flow 2: doolittle -> comp000:22 through the tunnel",
+                from: "doolittle",
+                to: "192.168.104.100",
+                port: 22,
+                through: "tunl1",
+                seenBy: { host: "comp000", source: "10.200.200.100" },
+            },
+            {
+                name: "flow 3: calculon -> comp000:22 via doolittle, not NATed",
+                from: "calculon",
+                to: "192.168.104.100",
+                port: 22,
+                seenBy: { host: "comp000", source: "130.88.196.129" },
+            },
             // SSH admitted on the desktop gateway from its desktop clients (before: SSH_SERVICE admits only the lab)
             { name: "calculon -> doolittle:22 (SSH admitted from the client)", from: "calculon", to: "130.88.198.58", port: 22 },
         ],
@@ -76,7 +102,11 @@ export const scenarios: Record<string, Scenario> = {
             const shared = [...ctx.state.resources.values()].filter((r) => /-(a-rfe|node-comp000)$/.test(r.name));
             const before = await snapshotAll(ctx.lab, ["rfe", "comp000"]);
             const runs = await Promise.all(shared.map((r) => labExec(r.inputs.connection as never, r.inputs.create as string)));
-            ctx.check(`${runs.length} concurrent runs of the pairs' scripts on rfe and comp000 all succeed`, runs.every((r) => r.code === 0), runs.map((r) => `exit ${r.code}: ${r.stderr}`).join("\n"));
+            ctx.check(
+                `${runs.length} concurrent runs of the pairs' scripts on rfe and comp000 all succeed`,
+                runs.every((r) => r.code === 0),
+                runs.map((r) => `exit ${r.code}: ${r.stderr}`).join("\n"),
+            );
             const after = await snapshotAll(ctx.lab, ["rfe", "comp000"]);
             for (const h of ["rfe", "comp000"]) {
                 const d = diffSnapshots(before[h], after[h]);
@@ -119,9 +149,17 @@ function toyScenario(stack: string, reach?: { address: string; route: string }):
             const routes = async () => (await ctx.sh("doolittle", "ip -4 route show dev tunl1")).split("\n").map((l) => l.trim());
             if (reach) {
                 const addrs = await ctx.sh("doolittle", "ip -4 -o addr show dev tunl1");
-                ctx.check(`doolittle's tunl1 has ${reach.address.trim()} and no other address`, addrs.includes(reach.address) && addrs.trim().split("\n").length === 1, addrs);
+                ctx.check(
+                    `doolittle's tunl1 has ${reach.address.trim()} and no other address`,
+                    addrs.includes(reach.address) && addrs.trim().split("\n").length === 1,
+                    addrs,
+                );
                 const before = await routes();
-                ctx.check(`doolittle reaches calculon's tunnel address by the kernel's route "${reach.route}", no route of the pair's`, before.includes(reach.route) && !before.some((l) => /^10\.0\.0\.\S+ scope link$/.test(l)), before.join("\n"));
+                ctx.check(
+                    `doolittle reaches calculon's tunnel address by the kernel's route "${reach.route}", no route of the pair's`,
+                    before.includes(reach.route) && !before.some((l) => /^10\.0\.0\.\S+ scope link$/.test(l)),
+                    before.join("\n"),
+                );
             }
             // the verification probe fails up with a diagnosis naming the host and the cause
             const verify = [...ctx.state.resources.values()].find((r) => r.name === "toy-verify")!;
@@ -132,14 +170,21 @@ function toyScenario(stack: string, reach?: { address: string; route: string }):
             await ctx.sh("calculon", "iptables -D INPUT -p 4 -j DROP");
             ctx.check(
                 "verify with IPIP dropped on calculon: fails, names doolittle, calculon and protocol 4",
-                dropped.code !== 0 && new RegExp(`${tag}: error: verification failed: 5 probes left tunl1 on doolittle .* none came back: calculon does not answer .*protocol 4`).test(dropped.stderr),
+                dropped.code !== 0 &&
+                    new RegExp(
+                        `${tag}: error: verification failed: 5 probes left tunl1 on doolittle .* none came back: calculon does not answer .*protocol 4`,
+                    ).test(dropped.stderr),
                 dropped.stderr,
             );
             // how-to §4.7: with tunl1 down the connection times out; up again, with its route, it answers
             await ctx.sh("doolittle", "ip link set dev tunl1 down");
             ctx.check("§4.7: tunl1 down on doolittle: the flow times out", !(await ctx.probe(flow)).ok);
             const down = await probe();
-            ctx.check("verify with tunl1 down: fails with 'tunl1 is down on doolittle'", down.code !== 0 && down.stderr.includes("verification failed: tunl1 is down on doolittle"), down.stderr);
+            ctx.check(
+                "verify with tunl1 down: fails with 'tunl1 is down on doolittle'",
+                down.code !== 0 && down.stderr.includes("verification failed: tunl1 is down on doolittle"),
+                down.stderr,
+            );
             await ctx.sh("doolittle", "ip link set dev tunl1 up");
             if (reach) {
                 const back = await routes();
@@ -174,18 +219,34 @@ async function mtuChecks(ctx: Context): Promise<void> {
     ctx.check(`rfe's tunl1 MTU is auto: its 1400-byte underlay - 20 (${rfeMtu})`, rfeMtu === 1380);
     const dolMtu = await mtuOf("doolittle");
     ctx.check(`doolittle's tunl1 MTU is auto: its 1500-byte underlay - 20 (${dolMtu})`, dolMtu === 1480);
-    const ping = (host: string, from: string, to: string, size: number) => exec(host, `ping -n -M do -c 3 -i 0.3 -W 1 -s ${size}${from ? ` -I ${from}` : ""} ${to} 2>&1`);
+    const ping = (host: string, from: string, to: string, size: number) =>
+        exec(host, `ping -n -M do -c 3 -i 0.3 -W 1 -s ${size}${from ? ` -I ${from}` : ""} ${to} 2>&1`);
     const fits = 1380 - 28;
     // local: doolittle's first big packet meets the router's 1400 and learns the path MTU from its "frag needed"
-    for (const [host, from, to] of [["rfe", "10.200.100.100", "10.200.200.100"], ["doolittle", "10.200.200.100", "10.200.100.100"]]) {
+    for (const [host, from, to] of [
+        ["rfe", "10.200.100.100", "10.200.200.100"],
+        ["doolittle", "10.200.200.100", "10.200.100.100"],
+    ]) {
         const over = await ping(host, from, to, fits + 1);
-        ctx.check(`DF from ${host}'s tunnel address, ${fits + 1} bytes of payload (1381 on the wire): "message too long", not a silent drop`, /message too long/i.test(over.stdout), over.stdout);
+        ctx.check(
+            `DF from ${host}'s tunnel address, ${fits + 1} bytes of payload (1381 on the wire): "message too long", not a silent drop`,
+            /message too long/i.test(over.stdout),
+            over.stdout,
+        );
         const ok = await ping(host, from, to, fits);
-        ctx.check(`DF from ${host}'s tunnel address, ${fits} bytes of payload (1380 on the wire): answered`, ok.code === 0 && / 3 received/.test(ok.stdout), ok.stdout);
+        ctx.check(
+            `DF from ${host}'s tunnel address, ${fits} bytes of payload (1380 on the wire): answered`,
+            ok.code === 0 && / 3 received/.test(ok.stdout),
+            ok.stdout,
+        );
     }
     // forwarded: calculon -> comp000, the gateway sends "frag needed" back to calculon
     const over = await ping("calculon", "", "192.168.104.100", fits + 1);
-    ctx.check(`DF calculon -> comp000 (forwarded), ${fits + 1} bytes: "Frag needed ... mtu = 1380" from doolittle`, /From 130\.88\.198\.58 .*Frag needed and DF set \(mtu = 1380\)/.test(over.stdout), over.stdout);
+    ctx.check(
+        `DF calculon -> comp000 (forwarded), ${fits + 1} bytes: "Frag needed ... mtu = 1380" from doolittle`,
+        /From 130\.88\.198\.58 .*Frag needed and DF set \(mtu = 1380\)/.test(over.stdout),
+        over.stdout,
+    );
     // rfe admits only TCP and UDP from calculon to the nodes: the echo crosses the tunnel and stops there
     const rx = async () => Number((await ctx.sh("rfe", "cat /sys/class/net/tunl1/statistics/rx_bytes")).trim());
     const rx0 = await rx();
@@ -214,7 +275,11 @@ async function mtuChecks(ctx: Context): Promise<void> {
     };
     // the issue's transfer: calculon's segments enter the tunnel at doolittle, which tells calculon the MTU
     const bulk = await transfer("calculon");
-    ctx.check(`bulk TCP calculon -> comp000 (forwarded, through the tunnel): ${bytes} bytes arrive (${bulk.got} in ${bulk.ms} ms)`, bulk.got === bytes && bulk.send.code === 0, bulk.send.stderr);
+    ctx.check(
+        `bulk TCP calculon -> comp000 (forwarded, through the tunnel): ${bytes} bytes arrive (${bulk.got} in ${bulk.ms} ms)`,
+        bulk.got === bytes && bulk.send.code === 0,
+        bulk.send.stderr,
+    );
 
     // An MTU black hole: doolittle never hears "fragmentation needed" from the router, so it
     // cannot learn that its IPIP packets are too big for the 1400-byte segment. Only the MSS
@@ -226,7 +291,11 @@ async function mtuChecks(ctx: Context): Promise<void> {
         const c0 = await clamped();
         const held = await transfer("doolittle");
         const c1 = await clamped();
-        ctx.check(`MSS clamped, ICMP black hole on doolittle: ${bytes} bytes doolittle -> comp000 through the tunnel arrive (${held.got} in ${held.ms} ms)`, held.got === bytes && held.send.code === 0, held.send.stderr);
+        ctx.check(
+            `MSS clamped, ICMP black hole on doolittle: ${bytes} bytes doolittle -> comp000 through the tunnel arrive (${held.got} in ${held.ms} ms)`,
+            held.got === bytes && held.send.code === 0,
+            held.send.stderr,
+        );
         ctx.check(`rfe's clamp rule rewrote the SYN-ACK entering its tunnel (${c0} -> ${c1} packets)`, c1 > c0);
         // the control: the same transfer with clamping off stalls, so the clamp is what carried it
         await ctx.up(
@@ -280,9 +349,21 @@ export function probeScript(to: string, port: number): string {
 
 function spoke1Flows(): Flow[] {
     return [
-        { name: "spoke1: comp000 -> calculon:22, masqueraded", from: "comp000", to: "130.88.196.129", port: 22, seenBy: { host: "calculon", source: "130.88.200.10" } },
+        {
+            name: "spoke1: comp000 -> calculon:22, masqueraded",
+            from: "comp000",
+            to: "130.88.196.129",
+            port: 22,
+            seenBy: { host: "calculon", source: "130.88.200.10" },
+        },
         { name: "spoke1: doolittle -> comp000:22", from: "doolittle", to: "192.168.104.100", port: 22, through: "tunl1" },
-        { name: "spoke1: calculon -> comp000:22, not NATed", from: "calculon", to: "192.168.104.100", port: 22, seenBy: { host: "comp000", source: "130.88.196.129" } },
+        {
+            name: "spoke1: calculon -> comp000:22, not NATed",
+            from: "calculon",
+            to: "192.168.104.100",
+            port: 22,
+            seenBy: { host: "comp000", source: "130.88.196.129" },
+        },
     ];
 }
 function spoke2Flows(): Flow[] {
@@ -299,7 +380,10 @@ async function sourceSeen(lab: Lab, f: Flow): Promise<string[]> {
     await new Promise((r) => setTimeout(r, 2500));
     const seen = await lab.exec(f.seenBy!.host, `ss -Htn state established '( sport = :${f.port} )'`);
     await hold;
-    return seen.stdout.split("\n").filter((l) => l.trim()).map((l) => l.trim().split(/\s+/).pop()!.replace(/:\d+$/, ""));
+    return seen.stdout
+        .split("\n")
+        .filter((l) => l.trim())
+        .map((l) => l.trim().split(/\s+/).pop()!.replace(/:\d+$/, ""));
 }
 
 const countersScript = (dev: string) => `cat /sys/class/net/${dev}/statistics/tx_packets /sys/class/net/${dev}/statistics/rx_packets`;
@@ -326,7 +410,12 @@ export function recordInLab(sf: StackFile, lab: Lab, replace: Record<string, unk
     return recordProgram({ stack: sf.stack, config: { ...overlaid.values, ...replace }, secretKeys: [...overlaid.secretKeys], program: deployStack });
 }
 
-export async function runScenario(name: string, s: Scenario, log: (line: string) => void = () => undefined, keepLab?: (lab: Lab) => Promise<void>): Promise<ScenarioReport> {
+export async function runScenario(
+    name: string,
+    s: Scenario,
+    log: (line: string) => void = () => undefined,
+    keepLab?: (lab: Lab) => Promise<void>,
+): Promise<ScenarioReport> {
     const checks: CheckResult[] = [];
     const check = (n: string, ok: boolean, detail?: string) => {
         checks.push({ name: n, ok, detail });
@@ -389,7 +478,10 @@ export async function runScenario(name: string, s: Scenario, log: (line: string)
                 continue;
             }
             upMs.push(first.ms);
-            ctx.check(`up succeeds (${first.ms} ms, ${first.steps.length} commands)`, first.steps.every((x) => x.ok));
+            ctx.check(
+                `up succeeds (${first.ms} ms, ${first.steps.length} commands)`,
+                first.steps.every((x) => x.ok),
+            );
             const afterUp = await snapshotAll(lab, hostsOfStack);
 
             for (const f of s.flows) {
@@ -398,11 +490,17 @@ export async function runScenario(name: string, s: Scenario, log: (line: string)
                 ctx.check(`after up: ${f.name} answers`, r.ok, r.detail);
                 if (f.seenBy) {
                     const peers = await sourceSeen(lab, f);
-                    ctx.check(`after up: ${f.seenBy.host} sees the connection from ${f.seenBy.source} (saw ${peers.join(", ") || "none"})`, peers.includes(f.seenBy.source));
+                    ctx.check(
+                        `after up: ${f.seenBy.host} sees the connection from ${f.seenBy.source} (saw ${peers.join(", ") || "none"})`,
+                        peers.includes(f.seenBy.source),
+                    );
                 }
                 if (f.through && c0) {
                     const c1 = await counters(f.from, f.through);
-                    ctx.check(`after up: ${f.from} ${f.through} tx/rx packet counters rose (${c0.join("/")} -> ${c1.join("/")})`, c1[0] > c0[0] && c1[1] > c0[1]);
+                    ctx.check(
+                        `after up: ${f.from} ${f.through} tx/rx packet counters rose (${c0.join("/")} -> ${c1.join("/")})`,
+                        c1[0] > c0[0] && c1[1] > c0[1],
+                    );
                 }
             }
 
@@ -417,7 +515,12 @@ export async function runScenario(name: string, s: Scenario, log: (line: string)
             );
             for (const { name: n, res } of reruns) {
                 if (n.endsWith("-verify")) ctx.check(`rerun of ${n}: verified`, res.code === 0 && /: verified: /.test(res.stdout), res.stdout + res.stderr);
-                else ctx.check(`rerun of ${n}'s create: 0 added, 0 removed`, res.code === 0 && / 0 added, 0 removed, /.test(res.stdout), res.stdout + res.stderr);
+                else
+                    ctx.check(
+                        `rerun of ${n}'s create: 0 added, 0 removed`,
+                        res.code === 0 && / 0 added, 0 removed, /.test(res.stdout),
+                        res.stdout + res.stderr,
+                    );
             }
             const afterRerun = await snapshotAll(lab, hostsOfStack);
             for (const h of hostsOfStack) {

@@ -8,7 +8,8 @@
 // is loaded; and empty built-in iptables tables, which stay once read.
 
 /** The sysctls compared (globs under /proc/sys); lab/day2.ts reads the same at boot and puts them back at a reboot. */
-export const snapshotSysctlFiles = "/proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv4/conf/*/rp_filter \\\n" +
+export const snapshotSysctlFiles =
+    "/proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv4/conf/*/rp_filter \\\n" +
     "         /proc/sys/net/ipv4/conf/*/accept_redirects /proc/sys/net/ipv4/conf/*/src_valid_mark";
 
 /** The unit directory the snapshot covers, recursively. */
@@ -70,7 +71,7 @@ function normalizeUnits(lines: string[]): string[] {
     const hashes = new Map<string, string>();
     const entries: { path: string; line: string }[] = [];
     for (const l of lines) {
-        const h = /^(\\?)([0-9a-f]{64})  (.*)$/.exec(l);
+        const h = /^(\\?)([0-9a-f]{64}) {2}(.*)$/.exec(l);
         if (h) {
             const file = h[1] ? h[3].replace(/\\(.)/g, (_m, c: string) => (c === "n" ? "\n" : c)) : h[3];
             hashes.set(file, h[2]);

@@ -27,11 +27,36 @@ interface Forgery {
 }
 
 const forgeries: Forgery[] = [
-    { name: "A: IPIP from an address that is not the peer's", outer: { src: "130.88.1.66", dst: "130.88.198.58" }, inner: { src: "10.0.2.1", dst: "10.0.1.2" }, accepted: false },
-    { name: "B: IPIP to an address of doolittle's that is not the tunnel's", outer: { src: "130.88.196.129", dst: "10.0.1.1" }, inner: { src: "10.0.2.1", dst: "10.0.1.2" }, accepted: false },
-    { name: "C: IPIP from the peer's address, inner source not behind the peer", outer: { src: "130.88.196.129", dst: "130.88.198.58" }, inner: { src: "192.0.2.66", dst: "10.0.1.2" }, accepted: false },
-    { name: "D: the same, to be forwarded", outer: { src: "130.88.196.129", dst: "130.88.198.58" }, inner: { src: "192.0.2.66", dst: "130.88.196.200" }, accepted: false },
-    { name: "E (residual risk): the peer's address and an inner source behind the peer", outer: { src: "130.88.196.129", dst: "130.88.198.58" }, inner: { src: "10.0.2.66", dst: "10.0.1.2" }, accepted: true },
+    {
+        name: "A: IPIP from an address that is not the peer's",
+        outer: { src: "130.88.1.66", dst: "130.88.198.58" },
+        inner: { src: "10.0.2.1", dst: "10.0.1.2" },
+        accepted: false,
+    },
+    {
+        name: "B: IPIP to an address of doolittle's that is not the tunnel's",
+        outer: { src: "130.88.196.129", dst: "10.0.1.1" },
+        inner: { src: "10.0.2.1", dst: "10.0.1.2" },
+        accepted: false,
+    },
+    {
+        name: "C: IPIP from the peer's address, inner source not behind the peer",
+        outer: { src: "130.88.196.129", dst: "130.88.198.58" },
+        inner: { src: "192.0.2.66", dst: "10.0.1.2" },
+        accepted: false,
+    },
+    {
+        name: "D: the same, to be forwarded",
+        outer: { src: "130.88.196.129", dst: "130.88.198.58" },
+        inner: { src: "192.0.2.66", dst: "130.88.196.200" },
+        accepted: false,
+    },
+    {
+        name: "E (residual risk): the peer's address and an inner source behind the peer",
+        outer: { src: "130.88.196.129", dst: "130.88.198.58" },
+        inner: { src: "10.0.2.66", dst: "10.0.1.2" },
+        accepted: true,
+    },
 ];
 
 /** mallory's forged tunnel: the outer source on its lo (never announced), the inner source on the device. */

@@ -149,9 +149,21 @@ export interface ServicePlan {
 
 /** Keys that would change how the commands run and that the lab does not model. */
 const unmodelled = [
-    "EnvironmentFile", "PassEnvironment", "UnsetEnvironment", "RootDirectory", "RootImage", "DynamicUser",
-    "StandardInput", "StandardInputText", "StandardInputData", "SupplementaryGroups", "LoadCredential", "SetCredential",
-    "ExecCondition", "PAMName", "TTYPath",
+    "EnvironmentFile",
+    "PassEnvironment",
+    "UnsetEnvironment",
+    "RootDirectory",
+    "RootImage",
+    "DynamicUser",
+    "StandardInput",
+    "StandardInputText",
+    "StandardInputData",
+    "SupplementaryGroups",
+    "LoadCredential",
+    "SetCredential",
+    "ExecCondition",
+    "PAMName",
+    "TTYPath",
 ];
 
 /**

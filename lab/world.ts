@@ -131,7 +131,8 @@ export function validateWorld(doc: unknown, file: string, defaultName: string): 
         if (typeof management !== "boolean") fail(`${at}.management`, `${show(management)} is not true or false`);
         const host: Host = { management: management !== false, interfaces: {}, routes: [], sysctls: {} };
         host.jump = optString(h.jump, `${at}.jump`);
-        if (host.jump !== undefined && management === true) fail(`${at}.jump`, `${show(host.jump)}: only a management: false host is reached through a jump host`);
+        if (host.jump !== undefined && management === true)
+            fail(`${at}.jump`, `${show(host.jump)}: only a management: false host is reached through a jump host`);
 
         for (const [ifname, rawIf] of Object.entries(map(h.interfaces, `${at}.interfaces`, ifPattern))) {
             const iat = `${at}.interfaces.${ifname}`;
@@ -139,7 +140,8 @@ export function validateWorld(doc: unknown, file: string, defaultName: string): 
             const i = object(rawIf, iat, ["segment", "addresses", "mtu"]) ?? {};
             const segment = optString(i.segment, `${iat}.segment`);
             if (segment === undefined) fail(`${iat}.segment`, "is required");
-            else if (!(segment in world.segments)) fail(`${iat}.segment`, `${show(segment)} is not one of segments: ${Object.keys(world.segments).join(", ") || "(none)"}`);
+            else if (!(segment in world.segments))
+                fail(`${iat}.segment`, `${show(segment)} is not one of segments: ${Object.keys(world.segments).join(", ") || "(none)"}`);
             else used.add(segment);
             const addresses = i.addresses ?? [];
             if (!Array.isArray(addresses)) fail(`${iat}.addresses`, `${show(addresses)} is not a list of CIDRs`);

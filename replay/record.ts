@@ -75,7 +75,7 @@ export async function recordProgram(opts: RecordOptions): Promise<Recording> {
     await pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs) {
-                return { id: args.custom ? `${args.name}-id` : undefined, state: opts.mockState?.(args) ?? args.inputs };
+                return { id: args.custom ? `${args.name}-id` : undefined, state: opts.mockState?.(args) ?? (args.inputs as Record<string, unknown>) };
             },
             call(args: pulumi.runtime.MockCallArgs) {
                 throw new Error(`unexpected call ${args.token}`);
@@ -85,9 +85,7 @@ export async function recordProgram(opts: RecordOptions): Promise<Recording> {
         opts.stack,
         opts.preview ?? false,
     );
-    const config = Object.fromEntries(
-        Object.entries(opts.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
-    );
+    const config = Object.fromEntries(Object.entries(opts.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
     pulumi.runtime.setAllConfig(config, opts.secretKeys ?? []);
 
     // The mock monitor sees inputs but not options; wrap it to read both off each request.
@@ -130,7 +128,9 @@ export async function recordProgram(opts: RecordOptions): Promise<Recording> {
     process.on("unhandledRejection", onRejection);
     try {
         const exported = opts.program ? opts.program() : ((await import(path.join(__dirname, "..", "index.ts"))) as Record<string, unknown>);
-        await settings().waitForRPCs().catch((e: unknown) => rejected.push(e));
+        await settings()
+            .waitForRPCs()
+            .catch((e: unknown) => rejected.push(e));
         await settle();
         if (rejected.length) throw rejected[0];
         const outputs: Record<string, unknown> = {};
@@ -167,7 +167,7 @@ interface RegisterResponse {
 
 function settings(): { waitForRPCs(): Promise<void> } {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require("@pulumi/pulumi/runtime/settings");
+    return require("@pulumi/pulumi/runtime/settings") as { waitForRPCs(): Promise<void> };
 }
 
 async function resolve(v: unknown): Promise<unknown> {

@@ -111,8 +111,7 @@ describe("only check-config sees", () => {
 });
 
 describe("npm run check-config", () => {
-    const run = (...files: string[]) =>
-        spawnSync("npx", ["ts-node", "--transpile-only", "tools/check-config.ts", ...files], { cwd: root, encoding: "utf8" });
+    const run = (...files: string[]) => spawnSync("npx", ["ts-node", "--transpile-only", "tools/check-config.ts", ...files], { cwd: root, encoding: "utf8" });
 
     it("prints every problem of a file, one a line, and exits non-zero", () => {
         const file = path.join("tests", "fixtures", "Pulumi.three-problems.yaml");

@@ -75,14 +75,18 @@ describe("TunnelPair as a library", () => {
         expect(c["toy-a-doolittle"].secretPaths).toEqual(expect.arrayContaining(["connection"]));
         expect(JSON.stringify(r.resources.map((x) => x.inputs.create))).not.toContain(key);
         // calculon's address is in both endpoints' scripts (local on one, remote on the other) and the probe's
-        for (const name of ["toy-a-doolittle", "toy-b-calculon", "toy-verify"]) expect([name, c[name].secretPaths]).toEqual([name, expect.arrayContaining(["create"])]);
+        for (const name of ["toy-a-doolittle", "toy-b-calculon", "toy-verify"])
+            expect([name, c[name].secretPaths]).toEqual([name, expect.arrayContaining(["create"])]);
         const plain = await record(onVms((args) => (args.a.host.connection.privateKey = pulumi.secret(key))));
         expect(byName(plain)["toy-a-doolittle"].secretPaths).not.toContain("create");
         const report = await record(() => {
             const args = toyArgs();
             args.b.host.underlay.address = pulumi.secret("130.88.196.129");
             const t = new TunnelPair("toy", args);
-            return { secret: pulumi.output(pulumi.isSecret(t.a.report)), plain: pulumi.output(pulumi.isSecret(new TunnelPair("toy2", { ...toyArgs(), stack: "other" }).a.report)) };
+            return {
+                secret: pulumi.output(pulumi.isSecret(t.a.report)),
+                plain: pulumi.output(pulumi.isSecret(new TunnelPair("toy2", { ...toyArgs(), stack: "other" }).a.report)),
+            };
         });
         expect(report.outputs).toEqual({ secret: true, plain: false });
     });
@@ -91,7 +95,11 @@ describe("TunnelPair as a library", () => {
         // in a process of its own, as a program runs: the refused inputs reject promises that
         // only the language host's handler (here the recording's) sees
         // (its exit status is the runtime's complaint about the promises a failed program leaves)
-        const run = spawnSync(process.execPath, [require.resolve("ts-node/dist/bin"), "--transpile-only", path.join(__dirname, "support", "failedProgram.ts")], { encoding: "utf8" });
+        const run = spawnSync(
+            process.execPath,
+            [require.resolve("ts-node/dist/bin"), "--transpile-only", path.join(__dirname, "support", "failedProgram.ts")],
+            { encoding: "utf8" },
+        );
         const result = JSON.parse(run.stdout) as { message: string; registered: string[] };
         expect(result.message).toContain("TunnelPair toy: invalid configuration:\n  b.tunnelAddress: 10.0.3.2 is not inside 10.0.2.0/24");
         expect(result.registered.sort()).toEqual(["test:index:Vm", "test:index:Vm", "tunnelpair:index:TunnelPair"]);
@@ -109,7 +117,10 @@ describe("TunnelPair as a library", () => {
         );
         expect(err).toBeInstanceOf(pulumi.RunError);
         expect(err.message.split("\n")).toEqual(
-            expect.arrayContaining(["  a.host.connection.port: 70000 is not an integer from 1 to 65535", "  b.clients[0].host: doolittle is an endpoint of the pair"]),
+            expect.arrayContaining([
+                "  a.host.connection.port: 70000 is not an integer from 1 to 65535",
+                "  b.clients[0].host: doolittle is an endpoint of the pair",
+            ]),
         );
         expect((err as { registered?: number }).registered).toBe(0);
     });

@@ -50,16 +50,22 @@ describe("loadConfig", () => {
 
     it.each(["stored", "supplied"] as const)("refuses an unknown key in the namespace whoever calls (credentials %s)", (credentials) => {
         const source = sourceOfStackFile(toyFile());
-        expect(problems({ ...source, values: { ...source.values, "tunnelpair:pair": {} } }, { credentials })).toEqual(["tunnelpair:pair: unknown config key (known: hosts, pairs)"]);
+        expect(problems({ ...source, values: { ...source.values, "tunnelpair:pair": {} } }, { credentials })).toEqual([
+            "tunnelpair:pair: unknown config key (known: hosts, pairs)",
+        ]);
     });
 
     it("stored credentials: refuses a key in a hosts key that is not secret", () => {
-        expect(problems(withKey({ key: false }))).toEqual(["hosts.doolittle.connection.privateKey: is stored in plain text; set it with `pulumi config set --secret --path`"]);
+        expect(problems(withKey({ key: false }))).toEqual([
+            "hosts.doolittle.connection.privateKey: is stored in plain text; set it with `pulumi config set --secret --path`",
+        ]);
         expect(problems(withKey({ key: true }))).toEqual([]);
     });
 
     it("stored credentials, the file's encrypted paths known: a secret hosts key does not cover a plain value in it", () => {
-        expect(problems(withKey({ key: true, path: false }))).toEqual([expect.stringMatching(/^hosts\.doolittle\.connection\.privateKey: is stored in plain text/)]);
+        expect(problems(withKey({ key: true, path: false }))).toEqual([
+            expect.stringMatching(/^hosts\.doolittle\.connection\.privateKey: is stored in plain text/),
+        ]);
         expect(problems(withKey({ key: true, path: true }))).toEqual([]);
     });
 

@@ -31,21 +31,33 @@ const ipip = (src: string) => ({ src, dst: "130.88.200.10", proto: 4, in: "eth3"
 
 describe("the firewall's verdict on one packet", () => {
     it("accepts IPIP from the peer by the pair's rule, rejects it from anyone else by the stock REJECT", () => {
-        expect(verdict(table, "INPUT", ipip("130.88.198.58"))).toEqual({ verdict: "ACCEPT", by: "-A TP-1-IN -s 130.88.198.58/32 -d 130.88.200.10/32 -p 4 -j ACCEPT" });
+        expect(verdict(table, "INPUT", ipip("130.88.198.58"))).toEqual({
+            verdict: "ACCEPT",
+            by: "-A TP-1-IN -s 130.88.198.58/32 -d 130.88.200.10/32 -p 4 -j ACCEPT",
+        });
         expect(verdict(table, "INPUT", ipip("130.88.198.59"))).toEqual({ verdict: "REJECT", by: "-A INPUT -j REJECT --reject-with icmp-host-prohibited" });
     });
     it("follows jumps and RETURN: an inner source not behind the peer is dropped, one behind it goes on", () => {
         const inner = (src: string) => ({ src, dst: "192.168.104.100", proto: 6, dport: 22, in: "tunl1", state: "NEW" as const });
         expect(verdict(table, "INPUT", inner("10.9.9.9")).by).toBe("-A TP-1-SRC -j DROP");
-        expect(verdict(table, "INPUT", inner("10.200.200.100"))).toEqual({ verdict: "ACCEPT", by: "-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT" });
+        expect(verdict(table, "INPUT", inner("10.200.200.100"))).toEqual({
+            verdict: "ACCEPT",
+            by: "-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT",
+        });
     });
     it("a NEW packet does not match RELATED,ESTABLISHED; an established one does", () => {
         const p = { src: "1.2.3.4", dst: "130.88.200.10", proto: 17, dport: 53, in: "eth3" };
         expect(verdict(table, "INPUT", { ...p, state: "NEW" }).verdict).toBe("REJECT");
-        expect(verdict(table, "INPUT", { ...p, state: "ESTABLISHED" })).toEqual({ verdict: "ACCEPT", by: "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT" });
+        expect(verdict(table, "INPUT", { ...p, state: "ESTABLISHED" })).toEqual({
+            verdict: "ACCEPT",
+            by: "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT",
+        });
     });
     it("falls through to the policy", () => {
-        expect(verdict(table, "FORWARD", { src: "1.2.3.4", dst: "5.6.7.8", proto: 6, state: "NEW" })).toEqual({ verdict: "DROP", by: "the policy DROP of FORWARD" });
+        expect(verdict(table, "FORWARD", { src: "1.2.3.4", dst: "5.6.7.8", proto: 6, state: "NEW" })).toEqual({
+            verdict: "DROP",
+            by: "the policy DROP of FORWARD",
+        });
         expect(verdict(table, "OUTPUT", { src: "130.88.200.10", dst: "130.88.198.58", proto: 4, out: "eth3", state: "NEW" }).verdict).toBe("ACCEPT");
     });
     it("negations, interface wildcards and port ranges", () => {
@@ -128,7 +140,10 @@ describe("the diagnosis of a host from its facts", () => {
     const model = stackModel("toy");
     const duties = dutiesByHost(model).get("doolittle")!;
     const run = (facts: string) => diagnose(model, "doolittle", duties, parseFacts(facts));
-    const failing = (facts: string) => run(facts).filter((f) => f.status === "fail").map((f) => `${f.item}: ${f.detail}`);
+    const failing = (facts: string) =>
+        run(facts)
+            .filter((f) => f.status === "fail")
+            .map((f) => `${f.item}: ${f.detail}`);
 
     it("asks the host for its device, the peer's route, the manifest and a probe, in a script that only reads", () => {
         const req = factRequest(model, duties);
@@ -137,14 +152,32 @@ describe("the diagnosis of a host from its facts", () => {
     });
     it("finds nothing wrong on a healthy host, and covers every item", () => {
         expect(failing(healthy)).toEqual([]);
-        expect([...new Set(run(healthy).map((f) => f.item))].sort()).toEqual(["device", "firewall", "forwarding", "ipip", "mtu", "ownership", "probe", "routes", "rp_filter"]);
+        expect([...new Set(run(healthy).map((f) => f.item))].sort()).toEqual([
+            "device",
+            "firewall",
+            "forwarding",
+            "ipip",
+            "mtu",
+            "ownership",
+            "probe",
+            "routes",
+            "rp_filter",
+        ]);
     });
     it.each([
         ["a kernel without ipip", ["@@ ipip\nloaded", "@@ ipip\nmissing"], "ipip: this kernel has no ipip"],
         ["the TTL", ["ttl inherit pmtudisc", "ttl 64 pmtudisc"], "device: tunl1: ttl is 64, the pair needs inherit"],
         ["errors do not fail, but are shown", ["tx_errors 0", "tx_errors 3"], undefined],
-        ["auto MTU against a lowered underlay", ["devmtu 1500\n@@ route-get 10.0.2.2", "devmtu 1400\n@@ route-get 10.0.2.2"], "mtu: tunl1 mtu 1480, the pair needs 1380"],
-        ["no manifest", ["own link tunl1 130.88.198.58 130.88.196.129 inherit", "# none"], "ownership: tunl1 carries the tag but /var/lib/tunnelpair/toy/toy/manifest does not list it"],
+        [
+            "auto MTU against a lowered underlay",
+            ["devmtu 1500\n@@ route-get 10.0.2.2", "devmtu 1400\n@@ route-get 10.0.2.2"],
+            "mtu: tunl1 mtu 1480, the pair needs 1380",
+        ],
+        [
+            "no manifest",
+            ["own link tunl1 130.88.198.58 130.88.196.129 inherit", "# none"],
+            "ownership: tunl1 carries the tag but /var/lib/tunnelpair/toy/toy/manifest does not list it",
+        ],
         ["the tunnel address gone", ["inet 10.0.1.2/24", "inet 10.0.1.3/24"], "routes: 10.0.1.2/24 is not on tunl1"],
         ["strict rp_filter with the way back elsewhere", ["net/ipv4/conf/all/rp_filter 0", "net/ipv4/conf/all/rp_filter 1"], undefined],
         ["the probe unanswered", ["3 received", "0 received"], "probe: ping 10.0.2.2 (calculon) from 10.0.1.2: 3 packets transmitted, 0 received"],
@@ -156,13 +189,22 @@ describe("the diagnosis of a host from its facts", () => {
     });
     it("strict rp_filter fails when the route back to a tunnel source leaves by another device", () => {
         const f = healthy.replace("net/ipv4/conf/all/rp_filter 0", "net/ipv4/conf/all/rp_filter 1").replace("10.0.2.2 dev tunl1 src", "10.0.2.2 dev eth0 src");
-        expect(failing(f)).toEqual([expect.stringContaining("rp_filter: rp_filter is strict on tunl1 (all 1, tunl1 0) and the route back to 10.0.2.2 does not go by tunl1")]);
+        expect(failing(f)).toEqual([
+            expect.stringContaining("rp_filter: rp_filter is strict on tunl1 (all 1, tunl1 0) and the route back to 10.0.2.2 does not go by tunl1"),
+        ]);
     });
     it("judges every flow of a forward rule: each source, destination and protocol", () => {
-        const m = stackModel("toy", (c) => (c.pairs.toy.a.forward = [{ from: ["10.0.2.0/24", "10.0.9.0/24"], to: ["10.0.1.0/24", "10.0.8.0/24"], protocols: ["tcp", "udp"] }]));
+        const m = stackModel(
+            "toy",
+            (c) => (c.pairs.toy.a.forward = [{ from: ["10.0.2.0/24", "10.0.9.0/24"], to: ["10.0.1.0/24", "10.0.8.0/24"], protocols: ["tcp", "udp"] }]),
+        );
         // FORWARD drops all but one of the eight flows
-        const facts = healthy.replace(":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]").replace("-A INPUT -m state", "-A FORWARD -s 10.0.2.0/24 -d 10.0.1.0/24 -p tcp -j ACCEPT\n-A INPUT -m state");
-        const found = diagnose(m, "doolittle", dutiesByHost(m).get("doolittle")!, parseFacts(facts)).filter((f) => f.item === "firewall" && f.detail.startsWith("FORWARD"));
+        const facts = healthy
+            .replace(":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]")
+            .replace("-A INPUT -m state", "-A FORWARD -s 10.0.2.0/24 -d 10.0.1.0/24 -p tcp -j ACCEPT\n-A INPUT -m state");
+        const found = diagnose(m, "doolittle", dutiesByHost(m).get("doolittle")!, parseFacts(facts)).filter(
+            (f) => f.item === "firewall" && f.detail.startsWith("FORWARD"),
+        );
         expect(found.map((f) => `${f.status} ${f.detail.replace(/ \(.*/, "")}`)).toEqual([
             "ok FORWARD accepts tcp 10.0.2.1 -> 10.0.1.1",
             "fail FORWARD drops tcp 10.0.2.1 -> 10.0.8.1",
@@ -177,9 +219,17 @@ describe("the diagnosis of a host from its facts", () => {
     it("judges a rule for all protocols by each of tcp, udp and icmp", () => {
         const m = stackModel("toy", (c) => (c.pairs.toy.a.forward = [{ from: ["10.0.2.0/24"], to: ["10.0.1.0/24"] }]));
         // FORWARD admits the rule's tcp only
-        const facts = healthy.replace(":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]").replace("-A INPUT -m state", "-A FORWARD -s 10.0.2.0/24 -d 10.0.1.0/24 -p tcp -j ACCEPT\n-A INPUT -m state");
-        const found = diagnose(m, "doolittle", dutiesByHost(m).get("doolittle")!, parseFacts(facts)).filter((f) => f.item === "firewall" && f.detail.startsWith("FORWARD"));
-        expect(found.map((f) => `${f.status} ${f.detail.replace(/ \(.*/, "")}`)).toEqual(["ok FORWARD accepts tcp 10.0.2.1 -> 10.0.1.1", "fail FORWARD drops udp 10.0.2.1 -> 10.0.1.1", "fail FORWARD drops icmp 10.0.2.1 -> 10.0.1.1"]);
+        const facts = healthy
+            .replace(":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]")
+            .replace("-A INPUT -m state", "-A FORWARD -s 10.0.2.0/24 -d 10.0.1.0/24 -p tcp -j ACCEPT\n-A INPUT -m state");
+        const found = diagnose(m, "doolittle", dutiesByHost(m).get("doolittle")!, parseFacts(facts)).filter(
+            (f) => f.item === "firewall" && f.detail.startsWith("FORWARD"),
+        );
+        expect(found.map((f) => `${f.status} ${f.detail.replace(/ \(.*/, "")}`)).toEqual([
+            "ok FORWARD accepts tcp 10.0.2.1 -> 10.0.1.1",
+            "fail FORWARD drops udp 10.0.2.1 -> 10.0.1.1",
+            "fail FORWARD drops icmp 10.0.2.1 -> 10.0.1.1",
+        ]);
     });
     it("shows transmit errors beside a healthy device (the how-to's first symptom)", () => {
         const device = run(healthy.replace("tx_errors 0", "tx_errors 3")).find((f) => f.item === "device")!;
@@ -196,8 +246,10 @@ describe("the diagnosis understands each addressing (issue 13)", () => {
         .replace("10.0.2.0/24 dev tunl1 scope link", "10.0.0.2 dev tunl1 proto kernel scope link src 10.0.0.1\n10.0.2.0/24 dev tunl1 scope link")
         // the peer's tunnel address is no longer inside the network behind it: the plan admits it by itself
         .replace("-A TP-9c9dbaac-SRC -s 10.0.2.0/24 -j RETURN", "-A TP-9c9dbaac-SRC -s 10.0.2.0/24 -j RETURN\n-A TP-9c9dbaac-SRC -s 10.0.2.2/32 -j RETURN")
-        .split("10.0.2.2").join("10.0.0.2")
-        .split("10.0.1.2").join("10.0.0.1");
+        .split("10.0.2.2")
+        .join("10.0.0.2")
+        .split("10.0.1.2")
+        .join("10.0.0.1");
     const model = stackModel("toy-peer");
     const failing = (facts: string) =>
         diagnose(model, "doolittle", dutiesByHost(model).get("doolittle")!, parseFacts(facts))
@@ -212,6 +264,8 @@ describe("the diagnosis understands each addressing (issue 13)", () => {
         expect(failing(peerFacts.replace("10.0.0.2 dev tunl1 proto kernel scope link src 10.0.0.1\n", ""))).toEqual([
             "routes: no route 10.0.0.2 dev tunl1 proto kernel (the connected route of the address)",
         ]);
-        expect(failing(peerFacts.replace("inet 10.0.0.1 peer 10.0.0.2/32 ", "inet 10.0.0.1/32 "))).toEqual([expect.stringContaining("routes: 10.0.0.1 peer 10.0.0.2/32 is not on tunl1")]);
+        expect(failing(peerFacts.replace("inet 10.0.0.1 peer 10.0.0.2/32 ", "inet 10.0.0.1/32 "))).toEqual([
+            expect.stringContaining("routes: 10.0.0.1 peer 10.0.0.2/32 is not on tunl1"),
+        ]);
     });
 });

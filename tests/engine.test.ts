@@ -19,10 +19,10 @@ const rec = (...resources: RecordedResource[]): Recording => ({ resources, outpu
 
 function fakeHost(fail: string[] = []) {
     const log: string[] = [];
-    const exec: Executor = async (conn, command) => {
+    const exec: Executor = (conn, command) => {
         log.push(`${conn.host}:${command}`);
         const failed = fail.includes(command);
-        return { code: failed ? 1 : 0, stdout: command, stderr: failed ? "boom" : "", ms: 0 };
+        return Promise.resolve({ code: failed ? 1 : 0, stdout: command, stderr: failed ? "boom" : "", ms: 0 });
     };
     return { log, exec };
 }
@@ -98,7 +98,7 @@ describe("replay engine", () => {
     it("refuses an environment key that sshd's AcceptEnv would refuse", async () => {
         const h = fakeHost();
         const r = cmd("a", "mk-a");
-        (r.inputs as Record<string, unknown>).environment = { SECRET_THING: "x" };
+        r.inputs.environment = { SECRET_THING: "x" };
         await expect(up(rec(r), new StackState(), h.exec)).rejects.toThrow("Setenv SECRET_THING refused");
     });
 });

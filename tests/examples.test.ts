@@ -8,8 +8,6 @@ import * as os from "os";
 import * as path from "path";
 import { Recording, recordProgram } from "../replay/record";
 
-const examples = path.join(__dirname, "..", "examples");
-
 describe("examples/composed: TunnelPair with a generated deploy key and another stack's hosts", () => {
     const record = () =>
         recordProgram({
@@ -17,13 +15,21 @@ describe("examples/composed: TunnelPair with a generated deploy key and another 
             stack: "prod",
             config: { "tunnel-composed:infraStack": "acme/campus-hosts/prod", "tunnel-composed:adminKey": "admin stand-in key" },
             secretKeys: ["tunnel-composed:adminKey"],
+            // loaded once the mocks are set, as a program is (and synchronously: program returns its exports)
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
             program: () => require("../examples/composed"),
             mockState: (a) => {
                 if (a.type === "pulumi:pulumi:StackReference")
                     return {
-                        outputs: { doolittleIp: "130.88.198.58", calculonIp: "130.88.196.129", doolittleHostKey: "ssh-ed25519 AAAAdoolittle", calculonHostKey: "ssh-ed25519 AAAAcalculon" },
+                        outputs: {
+                            doolittleIp: "130.88.198.58",
+                            calculonIp: "130.88.196.129",
+                            doolittleHostKey: "ssh-ed25519 AAAAdoolittle",
+                            calculonHostKey: "ssh-ed25519 AAAAcalculon",
+                        },
                     };
-                if (a.type === "tls:index/privateKey:PrivateKey") return { ...a.inputs, privateKeyOpenssh: "deploy stand-in key", publicKeyOpenssh: "ssh-ed25519 AAAAdeploy\n" };
+                if (a.type === "tls:index/privateKey:PrivateKey")
+                    return { ...a.inputs, privateKeyOpenssh: "deploy stand-in key", publicKeyOpenssh: "ssh-ed25519 AAAAdeploy\n" };
                 return undefined;
             },
         });

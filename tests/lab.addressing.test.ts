@@ -13,7 +13,14 @@ labDescribe("the toy, addressed three more ways, in the lab", () => {
         expectAllPassed(`lab ${name}`, lines, report.checks);
         for (const mode of ["owned", "open"]) {
             const ran = (what: string) => report.checks.filter((c) => c.name.startsWith(`[firewall ${mode}] `) && c.name.includes(what)).length;
-            expect([mode, ran("destroy restored"), ran("by the kernel's route"), ran("is back by itself"), ran("after up:"), ran("rerun left")]).toEqual([mode, 2, 1, 1, 2, 2]);
+            expect([mode, ran("destroy restored"), ran("by the kernel's route"), ran("is back by itself"), ran("after up:"), ran("rerun left")]).toEqual([
+                mode,
+                2,
+                1,
+                1,
+                2,
+                2,
+            ]);
         }
     });
 });

@@ -12,8 +12,32 @@ describe("reading a service unit as systemd does (lab/unitfile.ts)", () => {
         expect(() => splitWords("a 'b")).toThrow(/unterminated/);
     });
     it("substitutes ${VAR} in words, $VAR as a word of its own, $$ as $ (systemd's own test vectors, test-env-util.c)", () => {
-        const line = ["FOO$FOO", "FOO$FOOFOO", "FOO${FOO}$FOO", "FOO${FOO}", "${FOO}", "$FOO", "$FOO$FOO", "${FOO}${BAR}", "${FOO", "FOO$$${FOO}", "$$FOO${FOO}"];
-        expect(substituteEnv(line, { FOO: "BAR BAR", BAR: "waldo" })).toEqual(["FOO$FOO", "FOO$FOOFOO", "FOOBAR BAR$FOO", "FOOBAR BAR", "BAR BAR", "BAR", "BAR", "BAR BARwaldo", "${FOO", "FOO$BAR BAR", "$FOOBAR BAR"]);
+        const line = [
+            "FOO$FOO",
+            "FOO$FOOFOO",
+            "FOO${FOO}$FOO",
+            "FOO${FOO}",
+            "${FOO}",
+            "$FOO",
+            "$FOO$FOO",
+            "${FOO}${BAR}",
+            "${FOO",
+            "FOO$$${FOO}",
+            "$$FOO${FOO}",
+        ];
+        expect(substituteEnv(line, { FOO: "BAR BAR", BAR: "waldo" })).toEqual([
+            "FOO$FOO",
+            "FOO$FOOFOO",
+            "FOOBAR BAR$FOO",
+            "FOOBAR BAR",
+            "BAR BAR",
+            "BAR",
+            "BAR",
+            "BAR BARwaldo",
+            "${FOO",
+            "FOO$BAR BAR",
+            "$FOOBAR BAR",
+        ]);
         expect(substituteEnv(["$NO", "${NO}x"], {})).toEqual(["x"]);
     });
     it("plans ExecStartPre, ExecStart, ExecStartPost with the unit's environment, specifiers and directory", () => {

@@ -12,10 +12,14 @@ labDescribe("faults in the lab", () => {
         ["ps3", 15],
         ["man2", 20],
         ["hub", 40],
-    ])("%s: every failing step leaves the host as it was", async (name, atLeast) => {
-        const lines: string[] = [];
-        const r = await runFaults(name, scenarios[name], (l) => lines.push(l));
-        expectAllPassed(`faults ${name}: ${r.cases} cases; checks`, lines, r.checks);
-        expect(r.cases).toBeGreaterThanOrEqual(atLeast);
-    }, 1800_000); // the hub's 69 cases take about 12 minutes
+    ])(
+        "%s: every failing step leaves the host as it was",
+        async (name, atLeast) => {
+            const lines: string[] = [];
+            const r = await runFaults(name, scenarios[name], (l) => lines.push(l));
+            expectAllPassed(`faults ${name}: ${r.cases} cases; checks`, lines, r.checks);
+            expect(r.cases).toBeGreaterThanOrEqual(atLeast);
+        },
+        1800_000,
+    ); // the hub's 69 cases take about 12 minutes
 });

@@ -8,11 +8,15 @@ import { scenarios } from "../lab/scenario";
 import { expectAllPassed, labDescribe } from "./support/lab";
 
 labDescribe("persistence and repair in the lab", () => {
-    it.each(Object.keys(persistencePlans))("%s: rebooted hosts and a reloaded firewall come back by themselves", async (name) => {
-        const lines: string[] = [];
-        const plan = persistencePlans[name];
-        const r = await runPersistence(name, scenarios[name], plan.reboot, plan.reload, (l) => lines.push(l));
-        lines.push(`idle repair runs: ${r.idleRepairMs.join(", ")} ms`);
-        expectAllPassed(`persist ${name}`, lines, r.checks);
-    }, 900_000);
+    it.each(Object.keys(persistencePlans))(
+        "%s: rebooted hosts and a reloaded firewall come back by themselves",
+        async (name) => {
+            const lines: string[] = [];
+            const plan = persistencePlans[name];
+            const r = await runPersistence(name, scenarios[name], plan.reboot, plan.reload, (l) => lines.push(l));
+            lines.push(`idle repair runs: ${r.idleRepairMs.join(", ")} ms`);
+            expectAllPassed(`persist ${name}`, lines, r.checks);
+        },
+        900_000,
+    );
 });

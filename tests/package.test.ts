@@ -19,11 +19,18 @@ describe("the npm package", () => {
         const [info] = JSON.parse(out.slice(out.indexOf("["))) as { filename: string; files: { path: string }[] }[];
         tarball = path.join(dir, info.filename);
         const files = info.files.map((f) => f.path).sort();
-        expect(files).toEqual(expect.arrayContaining(["package.json", "README.md", "dist/index.js", "dist/index.d.ts", "dist/tunnelPair.js", "dist/args.d.ts", "dist/verify.sh"]));
+        expect(files).toEqual(
+            expect.arrayContaining(["package.json", "README.md", "dist/index.js", "dist/index.d.ts", "dist/tunnelPair.js", "dist/args.d.ts", "dist/verify.sh"]),
+        );
         expect(files.filter((f) => f.endsWith(".sh")).length).toBeGreaterThanOrEqual(2);
         expect(files.filter((f) => !f.startsWith("dist/") && !["package.json", "README.md"].includes(f))).toEqual([]);
         const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
-        expect([pkg.private, pkg.main, pkg.types, pkg.peerDependencies["@pulumi/pulumi"]]).toEqual([undefined, "dist/index.js", "dist/index.d.ts", expect.stringMatching(/^\^3\./)]);
+        expect([pkg.private, pkg.main, pkg.types, pkg.peerDependencies["@pulumi/pulumi"]]).toEqual([
+            undefined,
+            "dist/index.js",
+            "dist/index.d.ts",
+            expect.stringMatching(/^\^3\./),
+        ]);
     });
 
     it("installs into a program of a user's own, which type-checks and registers the pair's Commands", () => {
@@ -37,7 +44,11 @@ describe("the npm package", () => {
         expect(fs.existsSync(path.join(consumer, "node_modules", "@pulumi", "pulumi", "package.json"))).toBe(true);
         expect(fs.existsSync(path.join(consumer, "node_modules", "tunnelpair", "node_modules", "@pulumi", "pulumi"))).toBe(false);
         // ts-node with type checking, against the package's declarations
-        const out = execFileSync(process.execPath, [require.resolve("ts-node/dist/bin"), "program.ts"], { cwd: consumer, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+        const out = execFileSync(process.execPath, [require.resolve("ts-node/dist/bin"), "program.ts"], {
+            cwd: consumer,
+            encoding: "utf8",
+            stdio: ["ignore", "pipe", "pipe"],
+        });
         const registered = JSON.parse(out.trim().split("\n").pop()!) as { type: string; name: string; create?: string }[];
         expect(registered.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
             "command:remote:Command toy-a-doolittle",

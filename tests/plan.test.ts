@@ -4,7 +4,14 @@ import { stackModel } from "./support/toy";
 
 function plans(stack: string) {
     const model = stackModel(stack);
-    return model.pairs.flatMap((p) => planPair(model, p)).map(({ role, plan }) => ({ role, plan, lines: plan.objects.map(objectLine), rules: plan.objects.flatMap((o) => (o.kind === "chain" ? o.rules : [])) }));
+    return model.pairs
+        .flatMap((p) => planPair(model, p))
+        .map(({ role, plan }) => ({
+            role,
+            plan,
+            lines: plan.objects.map(objectLine),
+            rules: plan.objects.flatMap((o) => (o.kind === "chain" ? o.rules : [])),
+        }));
 }
 const on = (ps: ReturnType<typeof plans>, host: string, role?: string) => ps.find((p) => p.plan.host === host && (!role || p.role === role))!;
 
@@ -12,13 +19,20 @@ describe("the PS3 plan (how-to §5)", () => {
     const ps = plans("ps3");
     it("doolittle: tunl1 to ps3, its address without connected route, routes to ps3's tunnel and cluster networks", () => {
         expect(on(ps, "doolittle").lines).toEqual(
-            expect.arrayContaining(["link tunl1 130.88.198.58 130.88.203.56 inherit", "addr 10.200.100.100/24 tunl1 - noprefixroute", "route 10.200.200.0/24 dev tunl1", "route 10.10.10.0/24 dev tunl1"]),
+            expect.arrayContaining([
+                "link tunl1 130.88.198.58 130.88.203.56 inherit",
+                "addr 10.200.100.100/24 tunl1 - noprefixroute",
+                "route 10.200.200.0/24 dev tunl1",
+                "route 10.10.10.0/24 dev tunl1",
+            ]),
         );
         expect(on(ps, "doolittle").lines).not.toContain("sysctl net/ipv4/ip_forward 1");
     });
     it("ps3: forwarding, and only doolittle's tunnel network forwarded to the cluster, plus replies", () => {
         const p = on(ps, "ps3");
-        expect(p.lines).toEqual(expect.arrayContaining(["sysctl net/ipv4/ip_forward 1", "route 10.200.100.0/24 dev tunl1", "jump filter FORWARD TP-6e7a0906-FWD"]));
+        expect(p.lines).toEqual(
+            expect.arrayContaining(["sysctl net/ipv4/ip_forward 1", "route 10.200.100.0/24 dev tunl1", "jump filter FORWARD TP-6e7a0906-FWD"]),
+        );
         expect(p.rules.filter((r) => r.startsWith("-A TP-6e7a0906-FWD"))).toEqual([
             "-A TP-6e7a0906-FWD -i tunl1 -j TP-6e7a0906-SRC",
             "-A TP-6e7a0906-FWD -i tunl1 -o eth1 -s 10.200.100.0/24 -d 10.10.10.0/24 -j ACCEPT",
@@ -30,9 +44,17 @@ describe("the PS3 plan (how-to §5)", () => {
 describe("the Man2 plan (how-to §6)", () => {
     const ps = plans("man2");
     const rfe = on(ps, "rfe");
-    const chain = rfe.lines.find((l) => l.startsWith("chain filter "))!.split(" ")[2].replace(/-SRC$/, "");
+    const chain = rfe.lines
+        .find((l) => l.startsWith("chain filter "))!
+        .split(" ")[2]
+        .replace(/-SRC$/, "");
     it("rfe: IPIP and TCP from doolittle only, on the external address", () => {
-        expect(rfe.rules).toEqual(expect.arrayContaining([`-A ${chain}-IN -s 130.88.198.58/32 -d 130.88.200.10/32 -p 4 -j ACCEPT`, `-A ${chain}-IN -s 130.88.198.58/32 -p tcp -j ACCEPT`]));
+        expect(rfe.rules).toEqual(
+            expect.arrayContaining([
+                `-A ${chain}-IN -s 130.88.198.58/32 -d 130.88.200.10/32 -p 4 -j ACCEPT`,
+                `-A ${chain}-IN -s 130.88.198.58/32 -p tcp -j ACCEPT`,
+            ]),
+        );
     });
     it("rfe: forwards the cluster out eth3 to the campus, and doolittle's tunnel address and calculon in from the tunnel", () => {
         expect(rfe.rules).toEqual(
@@ -61,7 +83,10 @@ describe("the Man2 plan (how-to §6)", () => {
     });
     it("doolittle: SSH from the tunnel networks and calculon; calculon forwarded into the tunnel, no masquerade", () => {
         const d = on(ps, "doolittle");
-        const dc = d.lines.find((l) => l.startsWith("chain filter "))!.split(" ")[2].replace(/-SRC$/, "");
+        const dc = d.lines
+            .find((l) => l.startsWith("chain filter "))!
+            .split(" ")[2]
+            .replace(/-SRC$/, "");
         expect(d.rules).toEqual(
             expect.arrayContaining([
                 `-A ${dc}-IN -s 10.200.100.0/24 -p tcp -m tcp --dport 22 -j ACCEPT`,
@@ -84,7 +109,10 @@ describe("the hub plan", () => {
     const ps = plans("hub");
     it("gives each spoke its own device, chains and state on rfe", () => {
         const rfe = ps.filter((p) => p.plan.host === "rfe");
-        expect(rfe.map((p) => p.lines.find((l) => l.startsWith("link ")))).toEqual(["link tunl1 130.88.200.10 130.88.198.58 inherit", "link tunl2 130.88.200.10 130.89.1.10 inherit"]);
+        expect(rfe.map((p) => p.lines.find((l) => l.startsWith("link ")))).toEqual([
+            "link tunl1 130.88.200.10 130.88.198.58 inherit",
+            "link tunl2 130.88.200.10 130.89.1.10 inherit",
+        ]);
         expect(new Set(rfe.map((p) => p.plan.stateDir)).size).toBe(2);
         const chains = rfe.flatMap((p) => p.lines.filter((l) => l.startsWith("chain ")));
         expect(new Set(chains).size).toBe(chains.length);
@@ -141,7 +169,11 @@ describe("addressing (issue 13): what lands on tunl1", () => {
     it("the inner-source check admits the peer's tunnel address and what lies behind it, whatever the addressing", () => {
         for (const stack of ["toy-30", "toy-peer"]) {
             const src = on(plans(stack), "doolittle").rules.filter((r) => r.includes("-SRC "));
-            expect(src.map((r) => r.replace(/TP-[0-9a-f]+/, "TP"))).toEqual(["-A TP-SRC -s 10.0.2.0/24 -j RETURN", "-A TP-SRC -s 10.0.0.2/32 -j RETURN", "-A TP-SRC -j DROP"]);
+            expect(src.map((r) => r.replace(/TP-[0-9a-f]+/, "TP"))).toEqual([
+                "-A TP-SRC -s 10.0.2.0/24 -j RETURN",
+                "-A TP-SRC -s 10.0.0.2/32 -j RETURN",
+                "-A TP-SRC -j DROP",
+            ]);
         }
     });
 });

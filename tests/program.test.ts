@@ -9,7 +9,7 @@ import { recordProgram, RecordedResource } from "../replay/record";
 import { Executor, StackState, up } from "../replay/engine";
 import { diffCommand } from "../replay/provider";
 import { commands, desiredLines, hostCommands, record } from "./support/record";
-import { toyConfig, toyFile } from "./support/toy";
+import { RawConfig, toyConfig, toyFile } from "./support/toy";
 
 const byName = (rs: RecordedResource[]) => Object.fromEntries(rs.map((r) => [r.name, r]));
 
@@ -60,7 +60,11 @@ describe("the toy stack under mocks", () => {
         const c = toyConfig();
         c.pairs.toy.verify = false;
         const r = await record(c);
-        expect(commands(r).map((x) => x.name).sort()).toEqual(["toy-a-doolittle", "toy-b-calculon"]);
+        expect(
+            commands(r)
+                .map((x) => x.name)
+                .sort(),
+        ).toEqual(["toy-a-doolittle", "toy-b-calculon"]);
     });
 
     it("renders commands for every step of the how-to's §4 on the toy", async () => {
@@ -107,7 +111,11 @@ describe("the toy stack under mocks", () => {
     it("exports each pair's devices, addresses and tag", async () => {
         const r = await record(toyConfig());
         expect(r.outputs.tunnels).toMatchObject({
-            toy: { tag: "tunnelpair:toy/toy", a: { host: "doolittle", interface: "tunl1", tunnelAddress: "10.0.1.2" }, b: { host: "calculon", interface: "tunl1", tunnelAddress: "10.0.2.2" } },
+            toy: {
+                tag: "tunnelpair:toy/toy",
+                a: { host: "doolittle", interface: "tunl1", tunnelAddress: "10.0.1.2" },
+                b: { host: "calculon", interface: "tunl1", tunnelAddress: "10.0.2.2" },
+            },
         });
     });
 
@@ -151,13 +159,9 @@ describe("credentials stay secret", () => {
         const { "toy-a-doolittle": a, "toy-b-calculon": b } = byName(commands(r));
         expect(a.secretPaths).toContain("connection");
         expect(b.secretPaths).toContain("connection");
-        expect((a.inputs.connection as any).privateKey).toBe(key);
-        expect((b.inputs.connection as any).password).toBe(password);
-        const visible = JSON.stringify([
-            commands(r).map((x) => [x.inputs.create, x.inputs.update, x.inputs.delete, x.inputs.triggers]),
-            r.outputs,
-            r.logs,
-        ]);
+        expect((a.inputs.connection as { privateKey?: unknown }).privateKey).toBe(key);
+        expect((b.inputs.connection as { password?: unknown }).password).toBe(password);
+        const visible = JSON.stringify([commands(r).map((x) => [x.inputs.create, x.inputs.update, x.inputs.delete, x.inputs.triggers]), r.outputs, r.logs]);
         for (const s of [key, "testkeymaterial", password]) expect(visible).not.toContain(s);
     });
 
@@ -190,7 +194,7 @@ describe("credentials stay secret", () => {
 });
 
 describe("what a change to each field makes the provider do", () => {
-    type Change = [string, (c: { hosts: any; pairs: any }) => void, { a: string; b: string }];
+    type Change = [string, (c: RawConfig) => void, { a: string; b: string }];
     const changes: Change[] = [
         ["a route", (c) => c.pairs.toy.a.routes.push("10.0.9.0/24"), { a: "update", b: "same" }],
         // a admits the probe's ICMP from b's tunnel address
@@ -202,7 +206,14 @@ describe("what a change to each field makes the provider do", () => {
         ["forwarding", (c) => (c.pairs.toy.a.forwarding = false), { a: "update", b: "same" }],
         ["the firewall mode", (c) => (c.pairs.toy.firewall = "none"), { a: "update", b: "update" }],
         ["the peer's underlay address", (c) => (c.hosts.calculon.underlay.address = "130.88.196.130"), { a: "update", b: "update" }],
-        ["the SSH user", (c) => { c.hosts.doolittle.connection.user = "admin"; c.hosts.doolittle.sudo = true; }, { a: "update", b: "same" }],
+        [
+            "the SSH user",
+            (c) => {
+                c.hosts.doolittle.connection.user = "admin";
+                c.hosts.doolittle.sudo = true;
+            },
+            { a: "update", b: "same" },
+        ],
         ["the SSH address: another machine", (c) => (c.hosts.doolittle.connection.host = "130.88.198.59"), { a: "replace", b: "same" }],
         ["the SSH port", (c) => (c.hosts.calculon.connection.port = 2222), { a: "same", b: "replace" }],
     ];
@@ -229,7 +240,7 @@ describe("what a change to each field makes the provider do", () => {
     it("a renamed pair is a new resource: the old one is deleted by its stored delete", async () => {
         // the engine's up over a host that records every command it is given
         const ran: { host: string; command: string }[] = [];
-        const exec: Executor = async (conn, command) => (ran.push({ host: conn.host, command }), { code: 0, stdout: "", stderr: "", ms: 0 });
+        const exec: Executor = (conn, command) => (ran.push({ host: conn.host, command }), Promise.resolve({ code: 0, stdout: "", stderr: "", ms: 0 }));
         const state = new StackState();
         const before = await record(toyConfig());
         await up(before, state, exec);
@@ -240,15 +251,31 @@ describe("what a change to each field makes the provider do", () => {
         const after = await record(c);
         ran.length = 0;
         const report = await up(after, state, exec);
-        expect(commands(after).map((x) => x.name).sort()).toEqual(["renamed-a-doolittle", "renamed-b-calculon", "renamed-verify"]);
+        expect(
+            commands(after)
+                .map((x) => x.name)
+                .sort(),
+        ).toEqual(["renamed-a-doolittle", "renamed-b-calculon", "renamed-verify"]);
         // what the engine ran: the new pair's creates, then the old Commands' deletes as stored at the first up
-        expect(report.steps.map((x) => `${x.op} ${x.name}`).sort()).toEqual(["create renamed-a-doolittle", "create renamed-b-calculon", "create renamed-verify", "delete toy-a-doolittle", "delete toy-b-calculon", "delete toy-verify"]);
+        expect(report.steps.map((x) => `${x.op} ${x.name}`).sort()).toEqual([
+            "create renamed-a-doolittle",
+            "create renamed-b-calculon",
+            "create renamed-verify",
+            "delete toy-a-doolittle",
+            "delete toy-b-calculon",
+            "delete toy-verify",
+        ]);
         for (const name of ["toy-a-doolittle", "toy-b-calculon"]) {
             const del = stored[name].inputs.delete as string;
             expect(del).toContain("toy/toy"); // the old pair's state directory, which the new pair's delete does not name
             expect(ran).toContainEqual({ host: (stored[name].inputs.connection as { host: string }).host, command: del });
         }
-        expect(ran.filter((r) => r.command.includes("toy/toy")).map((r) => r.command).sort()).toEqual([stored["toy-a-doolittle"].inputs.delete, stored["toy-b-calculon"].inputs.delete].sort());
+        expect(
+            ran
+                .filter((r) => r.command.includes("toy/toy"))
+                .map((r) => r.command)
+                .sort(),
+        ).toEqual([stored["toy-a-doolittle"].inputs.delete, stored["toy-b-calculon"].inputs.delete].sort());
         // the old resources are gone from the state, the new ones are in it
         expect([...state.resources.values()].map((r) => r.name).sort()).toEqual(["renamed-a-doolittle", "renamed-b-calculon", "renamed-verify"]);
     });

@@ -29,7 +29,11 @@ const isSecret = (v: unknown): boolean => typeof v === "object" && v !== null &&
 
 /** The toy pair as a Python or YAML program sends it: plain values, the key a secret Output. */
 function toyInputs(tunnelAddress = "10.0.0.1", key: unknown = outputValue("stand-in key", true), address: (a: string) => unknown = (a) => a) {
-    const host = (name: string, a: string) => ({ name, connection: { host: address(a), user: "root", privateKey: key }, underlay: { interface: "eth0", address: address(a) } });
+    const host = (name: string, a: string) => ({
+        name,
+        connection: { host: address(a), user: "root", privateKey: key },
+        underlay: { interface: "eth0", address: address(a) },
+    });
     return {
         a: { host: host("doolittle", "130.88.198.58"), network: "10.0.0.0/30", tunnelAddress, routes: ["10.0.2.0/24"] },
         b: { host: host("calculon", "130.88.196.129"), network: "10.0.0.0/30", tunnelAddress: "10.0.0.2", routes: ["10.0.1.0/24"] },
@@ -73,9 +77,20 @@ function interpolate(v: unknown, config: Record<string, unknown>): unknown {
     return v;
 }
 
-interface SchemaProp { type?: string; $ref?: string; items?: SchemaProp }
-interface SchemaType { properties?: Record<string, SchemaProp>; required?: string[]; enum?: { name?: string; value: string }[] }
-interface ServedSchema { resources: Record<string, { inputProperties: Record<string, SchemaProp>; requiredInputs: string[] }>; types: Record<string, SchemaType> }
+interface SchemaProp {
+    type?: string;
+    $ref?: string;
+    items?: SchemaProp;
+}
+interface SchemaType {
+    properties?: Record<string, SchemaProp>;
+    required?: string[];
+    enum?: { name?: string; value: string }[];
+}
+interface ServedSchema {
+    resources: Record<string, { inputProperties: Record<string, SchemaProp>; requiredInputs: string[] }>;
+    types: Record<string, SchemaType>;
+}
 
 /** What a program's value does not fit in the schema: unknown or missing fields, wrong kinds. */
 function misfits(schema: ServedSchema, props: Record<string, SchemaProp>, required: string[], value: Record<string, unknown>, at: string): string[] {
@@ -93,7 +108,9 @@ function fits(schema: ServedSchema, p: SchemaProp, v: unknown, at: string): stri
     if (p.$ref) {
         const t = schema.types[p.$ref.replace("#/types/", "")];
         if (t.enum) return t.enum.some((e) => e.value === v) ? [] : [`${at}: ${JSON.stringify(v)} is not one of the enum's values`];
-        return v !== null && typeof v === "object" ? misfits(schema, t.properties ?? {}, t.required ?? [], v as Record<string, unknown>, `${at}.`) : [`${at}: not an object`];
+        return v !== null && typeof v === "object"
+            ? misfits(schema, t.properties ?? {}, t.required ?? [], v as Record<string, unknown>, `${at}.`)
+            : [`${at}: not an object`];
     }
     if (p.type === "array") return Array.isArray(v) ? v.flatMap((x, i) => fits(schema, p.items!, x, `${at}[${i}]`)) : [`${at}: not a list`];
     const kind = p.type === "integer" ? "number" : p.type;
@@ -117,10 +134,14 @@ describe("the package as a component provider plugin, over gRPC", () => {
 
     let schema: ServedSchema;
     it("answers GetSchema with the schema the analyzer infers", async () => {
-        const res = await rpc<providerProto.GetSchemaRequest, providerProto.GetSchemaResponse>(plugin.client, "getSchema", new providerProto.GetSchemaRequest().setVersion(0));
+        const res = await rpc<providerProto.GetSchemaRequest, providerProto.GetSchemaResponse>(
+            plugin.client,
+            "getSchema",
+            new providerProto.GetSchemaRequest().setVersion(0),
+        );
         const served = JSON.parse(res.getSchema());
         schema = served;
-        const inProcess = JSON.parse(await new ComponentProvider({ components: [TunnelPair as never], dirname: root, name: "tunnelpair" }).getSchema());
+        const inProcess = JSON.parse(await new ComponentProvider({ components: [TunnelPair], dirname: root, name: "tunnelpair" }).getSchema());
         expect(served.name).toBe("tunnelpair");
         expect(Object.keys(served.resources)).toEqual(["tunnelpair:index:TunnelPair"]);
         expect(served.resources["tunnelpair:index:TunnelPair"].isComponent).toBe(true);
@@ -137,7 +158,11 @@ describe("the package as a component provider plugin, over gRPC", () => {
         const inputs = interpolate(resource.properties, { deployKey: outputValue("stand-in key", true) }) as Record<string, unknown>;
         const r = schema.resources["tunnelpair:index:TunnelPair"];
         expect(misfits(schema, r.inputProperties, r.requiredInputs, inputs, "")).toEqual([]);
-        const res = await rpc<providerProto.ConstructRequest, providerProto.ConstructResponse>(plugin.client, "construct", constructRequest(engine, "toy-yaml", inputs, false));
+        const res = await rpc<providerProto.ConstructRequest, providerProto.ConstructResponse>(
+            plugin.client,
+            "construct",
+            constructRequest(engine, "toy-yaml", inputs, false),
+        );
         const mine = engine.registrations.filter((x) => x.name.startsWith("toy-yaml"));
         expect(mine.map((x) => x.name).sort()).toEqual(["toy-yaml", "toy-yaml-a-doolittle", "toy-yaml-b-calculon", "toy-yaml-verify"]);
         expect(isSecret(mine.find((x) => x.name === "toy-yaml-a-doolittle")!.object.connection)).toBe(true);
@@ -154,7 +179,10 @@ for n in ast.walk(ast.parse(open(sys.argv[1]).read())):
     if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute) and isinstance(n.value.value, ast.Name) and n.value.value.id == "tunnelpair":
         attrs.append([n.value.attr, n.attr])
 print(json.dumps({"calls": calls, "attrs": attrs}))`;
-        const used = JSON.parse(execFileSync("python3", ["-c", read, path.join(root, "examples", "python", "__main__.py")], { encoding: "utf8" })) as { calls: { name: string; keywords: string[] }[]; attrs: string[][] };
+        const used = JSON.parse(execFileSync("python3", ["-c", read, path.join(root, "examples", "python", "__main__.py")], { encoding: "utf8" })) as {
+            calls: { name: string; keywords: string[] }[];
+            attrs: string[][];
+        };
         // Python names: a schema property in snake case, an input type with "Args" added, an enum member in upper case
         const snake = (n: string) => n.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
         const problems: string[] = [];
@@ -179,7 +207,11 @@ print(json.dumps({"calls": calls, "attrs": attrs}))`;
     });
 
     it("constructs a pair: the component and one Command per host, the key secret on the wire", async () => {
-        const res = await rpc<providerProto.ConstructRequest, providerProto.ConstructResponse>(plugin.client, "construct", constructRequest(engine, "toy", toyInputs(), false));
+        const res = await rpc<providerProto.ConstructRequest, providerProto.ConstructResponse>(
+            plugin.client,
+            "construct",
+            constructRequest(engine, "toy", toyInputs(), false),
+        );
         expect(res.getUrn()).toBe("urn:pulumi:dev::consumer::tunnelpair:index:TunnelPair::toy");
         const mine = engine.registrations.filter((r) => r.name === "toy" || (r.name.startsWith("toy-") && !r.name.startsWith("toy-yaml")));
         expect(mine.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
@@ -202,7 +234,16 @@ print(json.dumps({"calls": calls, "attrs": attrs}))`;
 
     it("at preview, with the hosts' addresses not known yet: the Commands, their scripts unknown", async () => {
         const before = engine.registrations.length;
-        await rpc(plugin.client, "construct", constructRequest(engine, "later", toyInputs("10.0.0.1", outputValue("stand-in key", true), () => outputValue()), true));
+        await rpc(
+            plugin.client,
+            "construct",
+            constructRequest(
+                engine,
+                "later",
+                toyInputs("10.0.0.1", outputValue("stand-in key", true), () => outputValue()),
+                true,
+            ),
+        );
         const mine = engine.registrations.slice(before).filter((r) => r.type === "command:remote:Command");
         expect(mine.map((r) => r.name).sort()).toEqual(["later-a-doolittle", "later-b-calculon", "later-verify"]);
         expect(mine.map((r) => r.object.create)).toEqual([unknownValue, unknownValue, unknownValue]);
@@ -233,7 +274,11 @@ describe("a refused Construct", () => {
     });
 
     it("refuses an endpoint that arrives as one secret, naming the field", async () => {
-        const failed = await rpc(plugin.client, "construct", constructRequest(engine, "whole", toyInputs("10.0.0.1", legacySecret("stand-in key")), false)).then(
+        const failed = await rpc(
+            plugin.client,
+            "construct",
+            constructRequest(engine, "whole", toyInputs("10.0.0.1", legacySecret("stand-in key")), false),
+        ).then(
             () => undefined,
             (e: Error) => e,
         );

@@ -67,11 +67,15 @@ describe("the runtime's object kinds", () => {
     });
 
     it("a kind of the iptables batch queues its removal there (queue_del_); a host-wide one saves, sets and restores", () => {
-        const ipt = defined(kinds.map((k) => `eval "[ \\"\\$BATCH_${k}\\" != ipt ]" || echo ${k}`).join("\n")).trim().split("\n");
+        const ipt = defined(kinds.map((k) => `eval "[ \\"\\$BATCH_${k}\\" != ipt ]" || echo ${k}`).join("\n"))
+            .trim()
+            .split("\n");
         expect(ipt.sort()).toEqual(["chain", "jump"]);
         const hostwide = kinds.filter((k) => missing([`dir_${k}`]).length === 0);
         expect(hostwide.sort()).toEqual(["fwopen", "gateway", "noroute", "sysctl"]);
-        expect(missing([...ipt.map((k) => `queue_del_${k}`), ...hostwide.flatMap((k) => ["save", "set", "restore"].map((verb) => `${verb}_${k}`))])).toEqual([]);
+        expect(missing([...ipt.map((k) => `queue_del_${k}`), ...hostwide.flatMap((k) => ["save", "set", "restore"].map((verb) => `${verb}_${k}`))])).toEqual(
+            [],
+        );
     });
 
     it("defines the function of every undo step the runtime journals", () => {

@@ -6,7 +6,15 @@ import { ComponentProvider } from "@pulumi/pulumi/provider/experimental";
 import * as path from "path";
 import { TunnelPair } from "../components";
 
-interface Prop { type?: string; $ref?: string; optional?: boolean; plain?: boolean; description?: string; items?: Prop; enum?: { value: string }[] }
+interface Prop {
+    type?: string;
+    $ref?: string;
+    optional?: boolean;
+    plain?: boolean;
+    description?: string;
+    items?: Prop;
+    enum?: { value: string }[];
+}
 interface Schema {
     name: string;
     resources: Record<string, { inputProperties: Record<string, Prop>; requiredInputs: string[]; properties: Record<string, Prop> }>;
@@ -15,7 +23,7 @@ interface Schema {
 
 let schema: Schema;
 beforeAll(async () => {
-    const provider = new ComponentProvider({ components: [TunnelPair as never], dirname: path.join(__dirname, ".."), name: "tunnelpair" });
+    const provider = new ComponentProvider({ components: [TunnelPair], dirname: path.join(__dirname, ".."), name: "tunnelpair" });
     schema = JSON.parse(await provider.getSchema()) as Schema;
 }, 60_000);
 
@@ -32,7 +40,12 @@ describe("the component schema the SDK's analyzer infers", () => {
     it("keeps graph-shaping fields plain and every other value an input", () => {
         const ep = type("Endpoint").properties!;
         expect([ep.clients.plain, ep.computeNodes.plain, type("Host").properties!.name.plain]).toEqual([true, true, true]);
-        expect([ep.tunnelAddress.plain, ep.routes.plain, ep.mtu.plain, type("Connection").properties!.host.plain]).toEqual([undefined, undefined, undefined, undefined]);
+        expect([ep.tunnelAddress.plain, ep.routes.plain, ep.mtu.plain, type("Connection").properties!.host.plain]).toEqual([
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+        ]);
         expect(ep.routes).toMatchObject({ type: "array", items: { type: "string" } });
         expect(type("Endpoint").required).toEqual(["host", "tunnelAddress"]);
     });
@@ -42,13 +55,20 @@ describe("the component schema the SDK's analyzer infers", () => {
         expect(type("ReversePathFilter").enum!.map((e) => e.value)).toEqual(["keep", "loose"]);
     });
     it("documents every field, and says of each credential that it is held as a secret (the analyzer cannot mark one)", () => {
-        const undocumented = Object.entries(schema.types).flatMap(([t, d]) => Object.entries(d.properties ?? {}).filter(([, p]) => !p.description).map(([k]) => `${t}.${k}`));
+        const undocumented = Object.entries(schema.types).flatMap(([t, d]) =>
+            Object.entries(d.properties ?? {})
+                .filter(([, p]) => !p.description)
+                .map(([k]) => `${t}.${k}`),
+        );
         expect(undocumented).toEqual([]);
-        for (const key of ["privateKey", "privateKeyPassword", "password"]) expect(type("JumpHost").properties![key].description).toContain("Always held as a Pulumi secret");
+        for (const key of ["privateKey", "privateKeyPassword", "password"])
+            expect(type("JumpHost").properties![key].description).toContain("Always held as a Pulumi secret");
     });
     it("names the types without an Args suffix, which each language's SDK adds itself (Python's EndpointArgs)", () => {
         expect(Object.keys(schema.types).filter((t) => t.endsWith("Args"))).toEqual([]);
-        expect(Object.keys(schema.types)).toEqual(expect.arrayContaining(["tunnelpair:index:Endpoint", "tunnelpair:index:Host", "tunnelpair:index:Connection"]));
+        expect(Object.keys(schema.types)).toEqual(
+            expect.arrayContaining(["tunnelpair:index:Endpoint", "tunnelpair:index:Host", "tunnelpair:index:Connection"]),
+        );
     });
     it("matches the snapshot", () => {
         expect(schema).toMatchSnapshot();

@@ -6,16 +6,27 @@ import { sshConnection, SshConnection, sshTargetFields } from "../components/ssh
 import { credentialKeys } from "../components/validate";
 import { runDoctor } from "../doctor/doctor";
 import { hostCommands, record } from "./support/record";
-import { stackModel, toyConfig } from "./support/toy";
+import { RawConfig, stackModel, toyConfig } from "./support/toy";
 
 const key = "-----BEGIN OPENSSH PRIVATE KEY-----\ntestkeymaterial\n-----END OPENSSH PRIVATE KEY-----";
 
 /** Man2 with rfe (comp000's jump host) and comp000 on keys with passphrases and every dial setting. */
-function man2WithKeys(c: { hosts: any; pairs: any }) {
-    for (const [name, dial] of [["rfe", 3], ["comp000", 7]] as const) {
+function man2WithKeys(c: RawConfig) {
+    for (const [name, dial] of [
+        ["rfe", 3],
+        ["comp000", 7],
+    ] as const) {
         const conn = c.hosts[name].connection;
         delete conn.agent;
-        Object.assign(conn, { port: 2200 + dial, user: "admin", privateKey: `${key}-${name}`, privateKeyPassword: `pass-${name}`, dialErrorLimit: dial, perDialTimeout: 20 + dial, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey" });
+        Object.assign(conn, {
+            port: 2200 + dial,
+            user: "admin",
+            privateKey: `${key}-${name}`,
+            privateKeyPassword: `pass-${name}`,
+            dialErrorLimit: dial,
+            perDialTimeout: 20 + dial,
+            hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey",
+        });
     }
     c.hosts.rfe.sudo = c.hosts.comp000.sudo = true;
 }
@@ -38,7 +49,13 @@ describe("sshConnection", () => {
     });
 
     it("fills in the defaults the model holds, and leaves out what is not set (an agent's connection has no credential)", () => {
-        expect(sshConnection(stackModel("toy").hosts.doolittle.connection)).toEqual({ host: "130.88.198.58", port: 22, user: "root", dialErrorLimit: 10, perDialTimeout: 10 });
+        expect(sshConnection(stackModel("toy").hosts.doolittle.connection)).toEqual({
+            host: "130.88.198.58",
+            port: 22,
+            user: "root",
+            dialErrorLimit: 10,
+            perDialTimeout: 10,
+        });
     });
 
     it("covers every credential; the model's own fields (agent, proxyName) are not the client's", () => {
@@ -62,9 +79,9 @@ describe("one mapping for every caller", () => {
     it("the doctor connects with the mapping's connection: the key's passphrase and the dial limit included", async () => {
         const model = stackModel("man2", man2WithKeys);
         const seen: Record<string, SshConnection> = {};
-        await runDoctor(model, async (conn) => {
+        await runDoctor(model, (conn) => {
             seen[conn.host] = conn;
-            return { code: 1, stdout: "", stderr: "not in a test", ms: 0 };
+            return Promise.resolve({ code: 1, stdout: "", stderr: "not in a test", ms: 0 });
         });
         const comp000 = seen[model.hosts.comp000.connection.host];
         expect(comp000).toEqual(sshConnection(model.hosts.comp000.connection));

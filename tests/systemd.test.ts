@@ -23,14 +23,17 @@ function verify(files: Record<string, string>): { code: number; said: string } {
 
 describe("the pair's systemd units", () => {
     it("escape stack and pair as systemd-escape does, so that no two pairs share a name", () => {
-        for (const s of ["toy/toy", "a-b/c", "a/b-c", "x.y/z_1", "Stack9/p.q-r"]) expect(systemdEscape(s)).toBe(execFileSync("systemd-escape", [s], { encoding: "utf8" }).trim());
+        for (const s of ["toy/toy", "a-b/c", "a/b-c", "x.y/z_1", "Stack9/p.q-r"])
+            expect(systemdEscape(s)).toBe(execFileSync("systemd-escape", [s], { encoding: "utf8" }).trim());
         expect(unitName("a-b", "c")).not.toBe(unitName("a", "b-c"));
         expect(unitName("toy", "toy")).toBe("tunnelpair-toy-toy");
     });
 
     it("pass systemd-analyze verify, which refuses a broken unit", () => {
         const u = renderUnits(spec);
-        expect(verify({ [`${spec.name}.service`]: u.service, [`${spec.name}-repair.service`]: u.repairService!, [`${spec.name}-repair.timer`]: u.repairTimer! })).toEqual({ code: 0, said: "" });
+        expect(
+            verify({ [`${spec.name}.service`]: u.service, [`${spec.name}-repair.service`]: u.repairService!, [`${spec.name}-repair.timer`]: u.repairTimer! }),
+        ).toEqual({ code: 0, said: "" });
         // the check can fail: a oneshot that restarts is refused
         const broken = verify({ "broken.service": u.service.replace("RemainAfterExit=yes", "Restart=always") });
         expect(broken.code).not.toBe(0);
@@ -40,12 +43,27 @@ describe("the pair's systemd units", () => {
     it("order the boot run after the network and after every firewall loader, and the repair after the boot run", () => {
         const u = renderUnits(spec);
         const lines = (text: string) => text.split("\n").filter((l) => !l.startsWith("#"));
-        expect(lines(u.service)).toEqual(expect.arrayContaining(["Wants=network-online.target", "After=network-online.target", `After=${firewallLoaders.join(" ")}`, "Type=oneshot", "RemainAfterExit=yes", "WantedBy=multi-user.target"]));
-        expect(firewallLoaders).toEqual(expect.arrayContaining(["iptables.service", "netfilter-persistent.service", "firewalld.service", "nftables.service", "ufw.service"]));
+        expect(lines(u.service)).toEqual(
+            expect.arrayContaining([
+                "Wants=network-online.target",
+                "After=network-online.target",
+                `After=${firewallLoaders.join(" ")}`,
+                "Type=oneshot",
+                "RemainAfterExit=yes",
+                "WantedBy=multi-user.target",
+            ]),
+        );
+        expect(firewallLoaders).toEqual(
+            expect.arrayContaining(["iptables.service", "netfilter-persistent.service", "firewalld.service", "nftables.service", "ufw.service"]),
+        );
         expect(lines(u.service)).toContain("ExecStart=/bin/sh /var/lib/tunnelpair/toy/toy/converge");
-        expect(lines(u.repairService!)).toEqual(expect.arrayContaining(["After=tunnelpair-toy-toy.service", "Type=oneshot", "ExecStart=/bin/sh /var/lib/tunnelpair/toy/toy/converge"]));
+        expect(lines(u.repairService!)).toEqual(
+            expect.arrayContaining(["After=tunnelpair-toy-toy.service", "Type=oneshot", "ExecStart=/bin/sh /var/lib/tunnelpair/toy/toy/converge"]),
+        );
         expect(lines(u.repairService!)).not.toContain("RemainAfterExit=yes"); // a timer can start it again
-        expect(lines(u.repairTimer!)).toEqual(expect.arrayContaining(["OnActiveSec=60", "OnUnitInactiveSec=60", "Unit=tunnelpair-toy-toy-repair.service", "WantedBy=timers.target"]));
+        expect(lines(u.repairTimer!)).toEqual(
+            expect.arrayContaining(["OnActiveSec=60", "OnUnitInactiveSec=60", "Unit=tunnelpair-toy-toy-repair.service", "WantedBy=timers.target"]),
+        );
         expect(u.repairTimer).not.toMatch(/^Persistent=/m);
         expect(renderUnits({ ...spec, repairSeconds: undefined })).toEqual({ service: u.service });
     });

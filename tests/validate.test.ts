@@ -1,9 +1,8 @@
-import * as path from "path";
 import { addressingOf } from "../components/model";
 import { ConfigError, validateConfig } from "../components/validate";
-import { stackModel, toyConfig } from "./support/toy";
+import { RawConfig, stackModel, toyConfig } from "./support/toy";
 
-function problems(mutate: (c: { hosts: any; pairs: any }) => void, opts: { hostsAreSecret?: boolean } = {}): string[] {
+function problems(mutate: (c: RawConfig) => void, opts: { hostsAreSecret?: boolean } = {}): string[] {
     const c = toyConfig();
     mutate(c);
     try {
@@ -52,34 +51,74 @@ describe("validateConfig on the toy stack", () => {
             c.pairs.toy.a.tunnelAddress = "10.9.9.9";
             c.pairs.toy.b.mtu = 20;
         });
-        expect(p).toEqual([
-            "pairs.toy.a.tunnelAddress: 10.9.9.9 is not inside 10.0.1.0/24",
-            "pairs.toy.b.mtu: 20 is not an integer from 68 to 65515",
-        ]);
+        expect(p).toEqual(["pairs.toy.a.tunnelAddress: 10.9.9.9 is not inside 10.0.1.0/24", "pairs.toy.b.mtu: 20 is not an integer from 68 to 65515"]);
     });
 });
 
 // Each bad configuration is rejected with a message that names the field and the value.
-const bad: [string, (c: { hosts: any; pairs: any }) => void, string][] = [
-    ["a tunnel address outside its network", (c) => (c.pairs.toy.b.tunnelAddress = "10.0.3.2"), "pairs.toy.b.tunnelAddress: 10.0.3.2 is not inside 10.0.2.0/24"],
+const bad: [string, (c: RawConfig) => void, string][] = [
+    [
+        "a tunnel address outside its network",
+        (c) => (c.pairs.toy.b.tunnelAddress = "10.0.3.2"),
+        "pairs.toy.b.tunnelAddress: 10.0.3.2 is not inside 10.0.2.0/24",
+    ],
     ["a malformed tunnel address", (c) => (c.pairs.toy.a.tunnelAddress = "10.0.1.256"), "pairs.toy.a.tunnelAddress: 10.0.1.256 is not an IPv4 address"],
     ["a tunnel address with a prefix", (c) => (c.pairs.toy.a.tunnelAddress = "10.0.1.2/24"), "pairs.toy.a.tunnelAddress: 10.0.1.2/24 is not an IPv4 address"],
-    ["the network address as tunnel address", (c) => (c.pairs.toy.a.tunnelAddress = "10.0.1.0"), "pairs.toy.a.tunnelAddress: 10.0.1.0 is the network or broadcast address of 10.0.1.0/24"],
+    [
+        "the network address as tunnel address",
+        (c) => (c.pairs.toy.a.tunnelAddress = "10.0.1.0"),
+        "pairs.toy.a.tunnelAddress: 10.0.1.0 is the network or broadcast address of 10.0.1.0/24",
+    ],
     ["a malformed network", (c) => (c.pairs.toy.a.network = "10.0.1/24"), "pairs.toy.a.network: 10.0.1/24 is not an IPv4 network"],
     ["a prefix out of range", (c) => (c.pairs.toy.a.network = "10.0.1.0/33"), "pairs.toy.a.network: 10.0.1.0/33 is not an IPv4 network"],
-    ["a network with host bits", (c) => (c.pairs.toy.a.network = "10.0.1.1/24"), "pairs.toy.a.network: 10.0.1.1/24 has host bits set (the network is 10.0.1.0/24)"],
+    [
+        "a network with host bits",
+        (c) => (c.pairs.toy.a.network = "10.0.1.1/24"),
+        "pairs.toy.a.network: 10.0.1.1/24 has host bits set (the network is 10.0.1.0/24)",
+    ],
     ["a missing network", (c) => delete c.pairs.toy.a.network, "pairs.toy.a.network: is required"],
-    ["overlapping tunnel networks", (c) => { c.pairs.toy.b.network = "10.0.0.0/16"; c.pairs.toy.b.tunnelAddress = "10.0.2.2"; }, "pairs.toy.b.network: 10.0.0.0/16 overlaps a.network 10.0.1.0/24"],
-    ["local = remote (one host on both ends)", (c) => (c.pairs.toy.b.host = "doolittle"), "pairs.toy.b.host: doolittle (130.88.198.58) is the same host as a (130.88.198.58): local = remote"],
+    [
+        "overlapping tunnel networks",
+        (c) => {
+            c.pairs.toy.b.network = "10.0.0.0/16";
+            c.pairs.toy.b.tunnelAddress = "10.0.2.2";
+        },
+        "pairs.toy.b.network: 10.0.0.0/16 overlaps a.network 10.0.1.0/24",
+    ],
+    [
+        "local = remote (one host on both ends)",
+        (c) => (c.pairs.toy.b.host = "doolittle"),
+        "pairs.toy.b.host: doolittle (130.88.198.58) is the same host as a (130.88.198.58): local = remote",
+    ],
     ["local = remote (two names, one address)", (c) => (c.hosts.calculon.underlay.address = "130.88.198.58"), "local = remote"],
-    ["a route that captures the peer's underlay address", (c) => c.pairs.toy.a.routes.push("130.88.0.0/16"), "pairs.toy.a.routes[1]: 130.88.0.0/16 contains the peer's underlay address 130.88.196.129"],
-    ["a default route through the tunnel", (c) => (c.pairs.toy.b.routes = ["default"]), "pairs.toy.b.routes[0]: 0.0.0.0/0 contains the peer's underlay address 130.88.198.58"],
-    ["a malformed route", (c) => (c.pairs.toy.a.routes = ["10.0.2.0/24", "nowhere"]), 'pairs.toy.a.routes[1]: nowhere is not an IPv4 network'],
+    [
+        "a route that captures the peer's underlay address",
+        (c) => c.pairs.toy.a.routes.push("130.88.0.0/16"),
+        "pairs.toy.a.routes[1]: 130.88.0.0/16 contains the peer's underlay address 130.88.196.129",
+    ],
+    [
+        "a default route through the tunnel",
+        (c) => (c.pairs.toy.b.routes = ["default"]),
+        "pairs.toy.b.routes[0]: 0.0.0.0/0 contains the peer's underlay address 130.88.198.58",
+    ],
+    ["a malformed route", (c) => (c.pairs.toy.a.routes = ["10.0.2.0/24", "nowhere"]), "pairs.toy.a.routes[1]: nowhere is not an IPv4 network"],
     ["routes that are not a list", (c) => (c.pairs.toy.a.routes = "10.0.2.0/24"), 'pairs.toy.a.routes: "10.0.2.0/24" is not a list'],
-    ["tunl0, the kernel's fallback device", (c) => (c.pairs.toy.a.interface = "tunl0"), 'pairs.toy.a.interface: "tunl0" is the kernel\'s shared fallback device'],
-    ["an interface name over 15 characters", (c) => (c.pairs.toy.a.interface = "tunnel-to-calculon"), 'pairs.toy.a.interface: "tunnel-to-calculon" is not a valid interface name'],
+    [
+        "tunl0, the kernel's fallback device",
+        (c) => (c.pairs.toy.a.interface = "tunl0"),
+        'pairs.toy.a.interface: "tunl0" is the kernel\'s shared fallback device',
+    ],
+    [
+        "an interface name over 15 characters",
+        (c) => (c.pairs.toy.a.interface = "tunnel-to-calculon"),
+        'pairs.toy.a.interface: "tunnel-to-calculon" is not a valid interface name',
+    ],
     ["an interface name with illegal characters", (c) => (c.pairs.toy.a.interface = "tun l1"), 'pairs.toy.a.interface: "tun l1" is not a valid interface name'],
-    ["an interface name with shell metacharacters", (c) => (c.pairs.toy.a.interface = "t;reboot"), 'pairs.toy.a.interface: "t;reboot" is not a valid interface name'],
+    [
+        "an interface name with shell metacharacters",
+        (c) => (c.pairs.toy.a.interface = "t;reboot"),
+        'pairs.toy.a.interface: "t;reboot" is not a valid interface name',
+    ],
     ["the underlay interface as tunnel device", (c) => (c.pairs.toy.a.interface = "eth0"), 'pairs.toy.a.interface: "eth0" is the host\'s underlay interface'],
     ["an MTU below 68", (c) => (c.pairs.toy.a.mtu = 67), "pairs.toy.a.mtu: 67 is not an integer from 68 to 65515"],
     ["an MTU above 65515", (c) => (c.pairs.toy.a.mtu = 70000), "pairs.toy.a.mtu: 70000 is not an integer from 68 to 65515"],
@@ -90,15 +129,34 @@ const bad: [string, (c: { hosts: any; pairs: any }) => void, string][] = [
     ["missing credentials", (c) => delete c.hosts.calculon.connection.agent, "hosts.calculon.connection: no credentials"],
     ["a missing connection host", (c) => delete c.hosts.doolittle.connection.host, "hosts.doolittle.connection.host: is required"],
     ["a port out of range", (c) => (c.hosts.doolittle.connection.port = 70000), "hosts.doolittle.connection.port: 70000 is not an integer from 1 to 65535"],
-    ["a malformed underlay address", (c) => (c.hosts.doolittle.underlay.address = "130.88.198"), "hosts.doolittle.underlay.address: 130.88.198 is not an IPv4 address"],
+    [
+        "a malformed underlay address",
+        (c) => (c.hosts.doolittle.underlay.address = "130.88.198"),
+        "hosts.doolittle.underlay.address: 130.88.198 is not an IPv4 address",
+    ],
     ["a missing underlay", (c) => delete c.hosts.doolittle.underlay, "hosts.doolittle.underlay: nothing is not an object"],
     ["sudo for root", (c) => (c.hosts.doolittle.sudo = true), "hosts.doolittle.sudo: true needs a connection.user other than root"],
     ["a misspelt field", (c) => (c.pairs.toy.a.tunnelAdress = "10.0.1.2"), "pairs.toy.a.tunnelAdress: unknown field"],
     ["an unknown firewall mode", (c) => (c.pairs.toy.firewall = "stop"), 'pairs.toy.firewall: "stop" is not one of owned, open, none'],
-    ["a local address without prefix", (c) => (c.pairs.toy.a.localAddresses[0].address = "10.0.1.1"), "pairs.toy.a.localAddresses[0].address: 10.0.1.1 is not an IPv4 address with a prefix"],
-    ["a label not starting with its interface", (c) => (c.pairs.toy.a.localAddresses[0].label = "eth1:0"), 'pairs.toy.a.localAddresses[0].label: "eth1:0" must start with the interface name'],
+    [
+        "a local address without prefix",
+        (c) => (c.pairs.toy.a.localAddresses[0].address = "10.0.1.1"),
+        "pairs.toy.a.localAddresses[0].address: 10.0.1.1 is not an IPv4 address with a prefix",
+    ],
+    [
+        "a label not starting with its interface",
+        (c) => (c.pairs.toy.a.localAddresses[0].label = "eth1:0"),
+        'pairs.toy.a.localAddresses[0].label: "eth1:0" must start with the interface name',
+    ],
     ["a boolean that is a string", (c) => (c.pairs.toy.a.forwarding = "yes"), 'pairs.toy.a.forwarding: "yes" is not true or false'],
-    ["a pair name with a slash", (c) => { c.pairs["to/y"] = c.pairs.toy; delete c.pairs.toy; }, 'pairs.to/y: name "to/y" must match'],
+    [
+        "a pair name with a slash",
+        (c) => {
+            c.pairs["to/y"] = c.pairs.toy;
+            delete c.pairs.toy;
+        },
+        'pairs.to/y: name "to/y" must match',
+    ],
     ["no pairs", (c) => (c.pairs = {}), "pairs: declares no pair"],
 ];
 
@@ -167,7 +225,13 @@ describe("addressing a pair", () => {
     });
 
     it("a /31's two addresses are both usable: no network or broadcast address (RFC 3021)", () => {
-        expect(problems((c) => Object.assign(c.pairs.toy.a, { network: "10.0.0.0/31", tunnelAddress: "10.0.0.0" }) && Object.assign(c.pairs.toy.b, { network: "10.0.0.0/31", tunnelAddress: "10.0.0.1" }))).toEqual([]);
+        expect(
+            problems(
+                (c) =>
+                    Object.assign(c.pairs.toy.a, { network: "10.0.0.0/31", tunnelAddress: "10.0.0.0" }) &&
+                    Object.assign(c.pairs.toy.b, { network: "10.0.0.0/31", tunnelAddress: "10.0.0.1" }),
+            ),
+        ).toEqual([]);
     });
 
     it("toy-peer: a /32 with the peer's address and its host route; no network field", () => {
@@ -197,7 +261,9 @@ describe("addressing a pair", () => {
     });
 
     it("a route into the endpoint's own tunnel network is refused; a supernet (or a default route) through the tunnel is not", () => {
-        expect(problems((c) => c.pairs.toy.a.routes.push("10.0.1.0/24"))).toEqual(["pairs.toy.a.routes[1]: 10.0.1.0/24 lies in its own tunnel network 10.0.1.0/24"]);
+        expect(problems((c) => c.pairs.toy.a.routes.push("10.0.1.0/24"))).toEqual([
+            "pairs.toy.a.routes[1]: 10.0.1.0/24 lies in its own tunnel network 10.0.1.0/24",
+        ]);
         expect(problems((c) => (c.pairs.toy.a.routes = ["10.0.0.0/16"]))).toEqual([]);
     });
 

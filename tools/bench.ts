@@ -21,7 +21,10 @@ function depth(commands: RecordedResource[]): number {
 
 async function graph(): Promise<void> {
     const dir = path.join(__dirname, "..", "stacks");
-    for (const file of fs.readdirSync(dir).filter((f) => /^Pulumi\..+\.yaml$/.test(f)).sort()) {
+    for (const file of fs
+        .readdirSync(dir)
+        .filter((f) => /^Pulumi\..+\.yaml$/.test(f))
+        .sort()) {
         const sf = readStackFile(path.join(dir, file));
         const r = await recordProgram({ stack: sf.stack, config: sf.config, secretKeys: sf.secretKeys, program: deployStack });
         const commands = r.resources.filter((x) => x.type === "command:remote:Command");
@@ -34,7 +37,9 @@ async function graph(): Promise<void> {
             if (conn.proxy) count(conn.proxy.host);
         }
         const sessions = [...perHost.entries()].map(([h, n]) => `${h}=${n}`).join(" ");
-        console.log(`graph ${sf.stack}: ${commands.length} commands, longest dependency chain ${depth(commands)}, SSH sessions per host on up (jump hops included): ${sessions}`);
+        console.log(
+            `graph ${sf.stack}: ${commands.length} commands, longest dependency chain ${depth(commands)}, SSH sessions per host on up (jump hops included): ${sessions}`,
+        );
     }
 }
 

@@ -27,7 +27,17 @@ export interface SshConnection extends SshTarget {
  * fall back to the deployer's agent (SSH_AUTH_SOCK) by themselves when no key or password is
  * given; `proxyName` is the model's, not the client's.
  */
-export const sshTargetFields = ["host", "port", "user", "privateKey", "privateKeyPassword", "password", "hostKey", "dialErrorLimit", "perDialTimeout"] as const satisfies readonly (keyof SshTarget)[];
+export const sshTargetFields = [
+    "host",
+    "port",
+    "user",
+    "privateKey",
+    "privateKeyPassword",
+    "password",
+    "hostKey",
+    "dialErrorLimit",
+    "perDialTimeout",
+] as const satisfies readonly (keyof SshTarget)[];
 
 function target(c: Connection): SshTarget {
     const out: Record<string, unknown> = {};

@@ -47,7 +47,11 @@ function materialize(dir: string, name: string, c: SshTarget): { args: string[];
         }
     }
     // BatchMode asks nothing; a passphrase is asked once, of the askpass helper, never of a terminal
-    args.push("-o", passphrase ? "BatchMode=no" : "BatchMode=yes", ...(passphrase ? ["-o", "NumberOfPasswordPrompts=1", "-o", "PreferredAuthentications=publickey"] : []));
+    args.push(
+        "-o",
+        passphrase ? "BatchMode=no" : "BatchMode=yes",
+        ...(passphrase ? ["-o", "NumberOfPasswordPrompts=1", "-o", "PreferredAuthentications=publickey"] : []),
+    );
     if (c.hostKey !== undefined) {
         const known = path.join(dir, `${name}.known`);
         fs.writeFileSync(known, `${c.port && c.port !== 22 ? `[${c.host}]:${c.port}` : c.host} ${c.hostKey}\n`);
@@ -80,7 +84,8 @@ export interface ExecOptions {
 }
 
 /** ssh's own words when it could not set up the session: the provider's dial failed, it dials again. */
-const dialFailure = /^(ssh: connect to host|kex_exchange_identification|Connection (closed|reset|refused|timed out)|ssh_exchange_identification|banner exchange)/m;
+const dialFailure =
+    /^(ssh: connect to host|kex_exchange_identification|Connection (closed|reset|refused|timed out)|ssh_exchange_identification|banner exchange)/m;
 
 /**
  * The provider's dial loop: up to dialErrorLimit more dials when connecting fails (an sshd at

@@ -71,12 +71,12 @@ export async function startTestEngine(): Promise<TestEngine> {
         },
         registerResourceOutputs: (call, cb) => {
             const r = call.request as resourceProto.RegisterResourceOutputsRequest;
-            outputs.set(r.getUrn(), (r.getOutputs()?.toJavaScript() ?? {}) as Record<string, unknown>);
+            outputs.set(r.getUrn(), r.getOutputs()?.toJavaScript() ?? {});
             cb(null, new emptyProto.Empty());
         },
     };
-    server.addService(engineRpc.EngineService, engine as never);
-    server.addService(resourceRpc.ResourceMonitorService, monitor as never);
+    server.addService(engineRpc.EngineService, engine);
+    server.addService(resourceRpc.ResourceMonitorService, monitor);
     const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
     );
@@ -128,6 +128,8 @@ export async function startPlugin(folder: string, engineAddress: string): Promis
 /** A gRPC call as a promise. */
 export function rpc<Req, Res>(client: providerRpc.ResourceProviderClient, method: string, request: Req): Promise<Res> {
     return new Promise((resolve, reject) =>
-        (client as unknown as Record<string, (r: Req, cb: (e: grpc.ServiceError | null, res: Res) => void) => void>)[method](request, (e, res) => (e ? reject(e) : resolve(res))),
+        (client as unknown as Record<string, (r: Req, cb: (e: grpc.ServiceError | null, res: Res) => void) => void>)[method](request, (e, res) =>
+            e ? reject(e) : resolve(res),
+        ),
     );
 }

@@ -3,13 +3,9 @@ import { configValues } from "../../components/config";
 import { deployStack } from "../../components/program";
 import { StackFile } from "../../components/stackFile";
 import { Recording, recordProgram, RecordedResource } from "../../replay/record";
+import { RawConfig } from "./toy";
 
-export interface Cfg {
-    hosts: any;
-    pairs: any;
-}
-
-export function record(cfg: Cfg, opts: { stack?: string; preview?: boolean; secretKeys?: string[] } = {}): Promise<Recording> {
+export function record(cfg: RawConfig, opts: { stack?: string; preview?: boolean; secretKeys?: string[] } = {}): Promise<Recording> {
     return recordProgram({
         stack: opts.stack ?? "toy",
         preview: opts.preview,
