@@ -100,7 +100,7 @@ async function main(): Promise<void> {
         const r = await runPersistence(name, scenario, plan.reboot, plan.reload, (line) => console.log(line));
         const failed = r.checks.filter((c) => !c.ok).length;
         console.log(
-            `persist ${name}: ${r.checks.length - failed} checks passed, ${failed} failed; idle repair runs ${r.idleRepairMs.join(", ")} ms (${Date.now() - t0} ms)`,
+            `persist ${name}: ${r.checks.length - failed} checks passed, ${failed} failed; idle repair runs ${r.idleRepairMs.join(", ")} ms, the converge alone ${r.idleConvergeMs.join(", ")} ms (${Date.now() - t0} ms)`,
         );
         process.exitCode = failed === 0 ? 0 : 1;
         return;

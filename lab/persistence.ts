@@ -12,7 +12,7 @@ import { planPair } from "../components/plan";
 import { configKeys, loadConfig, sourceOfStackFile } from "../components/config";
 import { readStackFile } from "../components/stackFile";
 import { unitName } from "../components/systemd";
-import { bootSysctls, installSystemdStandIn, rebootHost, reloadFirewall, runTimerService, runUnit, systemctlCalls } from "./day2";
+import { bootSysctls, flushConntrack, installSystemdStandIn, rebootHost, reloadFirewall, runTimerService, runUnit, systemctlCalls } from "./day2";
 import { Lab, startLab } from "./lab";
 import { CheckResult, Flow, labExec, probeScript, recordInLab, Scenario, snapshotAll } from "./scenario";
 import { diffSnapshots, Snapshot } from "./snapshot";
@@ -21,15 +21,17 @@ import { loadWorld, World } from "./world";
 /** Per topology: the hosts rebooted (the router and a host behind it where there is one) and the endpoint whose firewall reloads. */
 export const persistencePlans: Record<string, { readonly reboot: readonly string[]; readonly reload: string }> = {
     toy: { reboot: ["doolittle", "calculon"], reload: "doolittle" },
-    ps3: { reboot: ["ps3", "jill"], reload: "ps3" },
+    ps3: { reboot: ["ps3", "doolittle"], reload: "ps3" },
     man2: { reboot: ["rfe", "comp000"], reload: "rfe" },
     hub: { reboot: ["rfe", "comp000"], reload: "rfe" },
 };
 
 export interface PersistenceReport {
     readonly checks: CheckResult[];
-    /** Wall time of each idle repair run (nothing to do), ms. */
+    /** Wall time of each idle repair run (nothing to do) as the lab runs the unit over SSH, ms. */
     readonly idleRepairMs: number[];
+    /** The idle converge alone, timed on the host, ms. */
+    readonly idleConvergeMs: number[];
 }
 
 /**
@@ -49,6 +51,7 @@ export async function runPersistence(
         log(`${ok ? "ok  " : "FAIL"} ${n}${detail && !ok ? `\n       ${detail.split("\n").join("\n       ")}` : ""}`);
     };
     const idleRepairMs: number[] = [];
+    const idleConvergeMs: number[] = [];
     const world: World = typeof s.world === "string" ? loadWorld(s.world) : s.world;
     const lab = await startLab(world);
     try {
@@ -74,8 +77,15 @@ export async function runPersistence(
         };
         const same = (when: string, a: Record<string, Snapshot>, b: Record<string, Snapshot>, only = hosts) => {
             for (const h of only) {
-                const d = diffSnapshots(a[h], b[h]);
-                check(`${when}: ${h} as after up (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+                // A host that holds two pairs gets them back in either order (systemd starts
+                // their boot units side by side; here they run one after the other): devices,
+                // addresses and the pairs' jumps at the top of a chain may then be listed in
+                // another order, the same lines each. Nothing else may differ.
+                const reordered = (l: string) => pairsOn.get(h)!.length > 1 && /^\w+: same lines, other order$/.test(l);
+                const all = diffSnapshots(a[h], b[h]);
+                const d = all.filter((l) => !reordered(l));
+                const note = all.length > d.length ? `; ${all.length - d.length} sections the same lines in another order` : "";
+                check(`${when}: ${h} as after up (${d.length} diff lines${note})`, d.length === 0, d.join("\n"));
             }
         };
 
@@ -83,7 +93,7 @@ export async function runPersistence(
         const state = new StackState();
         const first = await up(await recordInLab(sf, lab), state, labExec).catch((e: Error) => e);
         check("up succeeds", !(first instanceof Error), first instanceof Error ? first.message : undefined);
-        if (first instanceof Error) return { checks, idleRepairMs };
+        if (first instanceof Error) return { checks, idleRepairMs, idleConvergeMs };
         const afterUp = await snapshotAll(lab, hosts);
         await flowsWork("after up");
 
@@ -124,6 +134,15 @@ export async function runPersistence(
             }
         }
         same("after the idle repair runs", afterUp, await snapshotAll(lab, hosts));
+        // the converge alone, on the host, without SSH or the stand-in's reading of the unit
+        for (const h of hosts) {
+            for (const { converge } of pairsOn.get(h)!) {
+                const t = await lab.exec(h, `t0=$(date +%s%N); /bin/sh '${converge}' >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 ))`);
+                const ms = Number(t.stdout.trim());
+                idleConvergeMs.push(ms);
+                check(`${h}: the idle converge itself takes ${ms} ms on the host`, t.code === 0 && ms > 0, t.stderr);
+            }
+        }
 
         for (const h of reboot) {
             await rebootHost(lab, world, h);
@@ -141,6 +160,9 @@ export async function runPersistence(
         }
 
         await reloadFirewall(lab, world, reload);
+        // a reload leaves conntrack alone, and the tunnel's IPIP, seen both ways, is ESTABLISHED:
+        // it would flow on through the world's rules until the entry ages out; a new one cannot
+        await flushConntrack(lab, reload);
         const reloaded = await snapshotAll(lab, [reload]);
         check(
             `${reload}'s firewall reloaded: the pair's chains are gone (${diffSnapshots(afterUp[reload], reloaded[reload]).length} diff lines)`,
@@ -175,7 +197,7 @@ export async function runPersistence(
     } finally {
         await lab.stop();
     }
-    return { checks, idleRepairMs };
+    return { checks, idleRepairMs, idleConvergeMs };
 }
 
 export type { Lab };
