@@ -32,7 +32,7 @@ const type = (name: string) => schema.types[`tunnelpair:index:${name}`];
 describe("the component schema the SDK's analyzer infers", () => {
     it("has TunnelPair with its args and outputs", () => {
         const r = schema.resources["tunnelpair:index:TunnelPair"];
-        expect(Object.keys(r.inputProperties).sort()).toEqual(["a", "b", "firewall", "stack", "verify"]);
+        expect(Object.keys(r.inputProperties).sort()).toEqual(["a", "b", "converge", "firewall", "persist", "repair", "stack", "verify"]);
         expect(r.requiredInputs).toEqual(["a", "b"]);
         expect(Object.keys(r.properties).sort()).toEqual(["a", "b", "tag", "verified"]);
         expect(r.inputProperties.firewall).toMatchObject({ $ref: "#/types/tunnelpair:index:Firewall", optional: true });
@@ -51,6 +51,16 @@ describe("the component schema the SDK's analyzer infers", () => {
     });
     it("gives every enum its values", () => {
         expect(type("Firewall").enum!.map((e) => e.value)).toEqual(["owned", "open", "none"]);
+        expect(
+            type("Persist")
+                .enum!.map((e) => e.value)
+                .sort(),
+        ).toEqual(["boot", "none"]);
+        expect(
+            type("Converge")
+                .enum!.map((e) => e.value)
+                .sort(),
+        ).toEqual(["always", "onchange"]);
         expect(type("Protocol").enum!.map((e) => e.value)).toEqual(["tcp", "udp", "icmp", "all"]);
         expect(type("ReversePathFilter").enum!.map((e) => e.value)).toEqual(["keep", "loose"]);
     });

@@ -24,9 +24,19 @@ export function hostCommands(r: Recording): RecordedResource[] {
     return commands(r).filter((x) => x.inputs.delete !== undefined);
 }
 
+/** A value shellQuote made ('it'\''s'), as the shell reads it. */
+const unquote = (q: string): string => q.slice(1, -1).split("'\\''").join("'");
+
+/** The script a Command runs (`/bin/sh -c '...'`, with `sudo -n` or not): a persisted pair's is the text it holds in TP_SCRIPT. */
+export function scriptOf(command: string): string {
+    const apply = unquote(command.slice(command.indexOf("'")));
+    const held = /^TP_SCRIPT=('[^]*')\neval "\$TP_SCRIPT"\n$/.exec(apply);
+    return held ? unquote(held[1]) : apply;
+}
+
 /** The object lines a create script brings about (its DESIRED block). */
 export function desiredLines(createCommand: string): string[] {
-    const m = /DESIRED='\\''([^']*)'\\''/.exec(createCommand);
+    const m = /^DESIRED='([^']*)'$/m.exec(scriptOf(createCommand));
     if (!m) throw new Error("no DESIRED block in the command");
     return m[1].split("\n");
 }
