@@ -27,7 +27,7 @@ PATH=\${PATH#${faultDir}:}
 fault() {
     case "\${FAULT_KIND:-refuse}" in
         missing) echo "$self: command not found (injected)" >&2; exit 127 ;;
-        hang) sleep 6 ;;
+        hang) sleep 20 ;;
         *) echo "RTNETLINK answers: Operation not permitted (injected into $self $*)" >&2; exit 2 ;;
     esac
 }
@@ -132,7 +132,9 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
                 cases++;
                 const k = Math.ceil(steps / 2);
                 const conn = c.inputs.connection as SshConnection;
-                await labExec(conn, withFault(create, k, "hang"), undefined, 2500);
+                // cut 8 s in, inside the 20 s the hung step lasts: a loaded machine may take
+                // seconds to reach step k (2.5 s was once too early: the run had not begun)
+                await labExec(conn, withFault(create, k, "hang"), undefined, 8000);
                 // The hung step ends, the script meets the closed pipe and rolls back. Its end is
                 // when it lets go of the host's lock (the run and its children hold /var/lib), not
                 // a fixed time: a loaded machine rolls back slower than a fixed wait allows.
