@@ -4,7 +4,7 @@ import { ConfigSource, configKeys, configValues, loadConfig, sourceOfStackFile, 
 import { ConfigError } from "../components/validate";
 import { toyConfig, toyFile } from "./support/toy";
 
-const key = "-----BEGIN OPENSSH PRIVATE KEY-----\ntestkeymaterial\n-----END OPENSSH PRIVATE KEY-----";
+const key = "-----BEGIN FAKE TEST KEY-----\nstand-in, not a key\n-----END FAKE TEST KEY-----";
 
 /** The toy with doolittle authenticating by key, its value encrypted where `secure` says. */
 function withKey(secure: { key?: boolean; path?: boolean }): ConfigSource {

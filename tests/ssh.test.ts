@@ -8,7 +8,7 @@ import { runDoctor } from "../doctor/doctor";
 import { hostCommands, record } from "./support/record";
 import { RawConfig, stackModel, toyConfig } from "./support/toy";
 
-const key = "-----BEGIN OPENSSH PRIVATE KEY-----\ntestkeymaterial\n-----END OPENSSH PRIVATE KEY-----";
+const key = "-----BEGIN FAKE TEST KEY-----\nstand-in, not a key\n-----END FAKE TEST KEY-----";
 
 /** Man2 with rfe (comp000's jump host) and comp000 on keys with passphrases and every dial setting. */
 function man2WithKeys(c: RawConfig) {
