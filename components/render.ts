@@ -73,14 +73,14 @@ function header(plan: HostPlan): string {
 
 /** The script that converges the host to the plan (create and update). */
 export function renderApply(plan: HostPlan): string {
-    const body = `${header(plan)}\n${runtime}\napply`;
-    if (!plan.persistence) return `${body}\n`;
+    const converge = renderConverge(plan);
+    if (!plan.persistence) return converge;
     // The units run this same script from $STATE/converge: the script holds its own text
-    // (TP_SCRIPT), which the unit kind stores there, and runs it.
-    return `TP_SCRIPT=${shellQuote(body)}\neval "$TP_SCRIPT"\n`;
+    // (TP_SCRIPT, less its last newline, which the unit kind writes back), stores it there, and runs it.
+    return `TP_SCRIPT=${shellQuote(converge.slice(0, -1))}\neval "$TP_SCRIPT"\n`;
 }
 
-/** The script as the units run it from $STATE/converge (for tests: shellcheck, the lab). */
+/** The script as the units run it from $STATE/converge (and, without persistence, the apply itself). */
 export function renderConverge(plan: HostPlan): string {
     return `${header(plan)}\n${runtime}\napply\n`;
 }
