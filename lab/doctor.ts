@@ -144,7 +144,7 @@ export async function runDoctorLab(log: (l: string) => void = () => undefined): 
         const { model } = loadConfig(overlayConnections(sf, lab), { credentials: "supplied" });
         const doctor = async () => {
             const t0 = Date.now();
-            const r = await runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, 60_000));
+            const r = await runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
             doctorMs.push(Date.now() - t0);
             return r;
         };

@@ -19,7 +19,8 @@ const faultDir = "/run/tunnelpair-fault";
 /**
  * One wrapper, installed as ip, iptables, iptables-restore and modprobe: it counts the calls
  * that change the host and fails the FAULT_AT-th, as a refusal (exit 2), a missing binary
- * (127) or a hang; every other call goes straight to the real command.
+ * (127) or a hang (it marks ${faultDir}/hung and waits for ${faultDir}/release, then runs the
+ * step); every other call goes straight to the real command.
  */
 const wrapper = `#!/bin/sh
 self=\${0##*/}
@@ -27,7 +28,8 @@ PATH=\${PATH#${faultDir}:}
 fault() {
     case "\${FAULT_KIND:-refuse}" in
         missing) echo "$self: command not found (injected)" >&2; exit 127 ;;
-        hang) sleep 20 ;;
+        # hang until the test lets go (it cuts the connection first), 60 s at most
+        hang) echo $$ >${faultDir}/hung; n=0; while [ ! -e ${faultDir}/release ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done ;;
         *) echo "RTNETLINK answers: Operation not permitted (injected into $self $*)" >&2; exit 2 ;;
     esac
 }
@@ -60,8 +62,27 @@ const installWrappers = `mkdir -p ${faultDir} && cat >${faultDir}/wrapper <<'EOF
 ${wrapper}EOF
 chmod +x ${faultDir}/wrapper && for c in ip iptables iptables-restore modprobe; do ln -sf wrapper ${faultDir}/$c; done`;
 
+/**
+ * Waits (10 s at most) until the hung step has no sshd among its ancestors (its session ended
+ * and it was handed to init), then lets it go; fails when the session is still there.
+ */
+const sshdGoneThenRelease = `under_sshd() {
+    p=$1
+    while [ "$p" -gt 1 ]; do
+        c=$(cat /proc/$p/comm 2>/dev/null) || return 1
+        case $c in sshd*) return 0 ;; esac
+        p=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status)
+    done
+    return 1
+}
+read -r pid <${faultDir}/hung
+n=0
+while under_sshd "$pid" && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+under_sshd "$pid" && { echo "the hung step ($pid) is still under sshd" >&2; exit 1; }
+: >${faultDir}/release`;
+
 function withFault(command: string, at: number, kind: "refuse" | "missing" | "hang"): string {
-    return `rm -f ${faultDir}/count; PATH=${faultDir}:$PATH FAULT_AT=${at} FAULT_KIND=${kind} ${command}`;
+    return `rm -f ${faultDir}/count ${faultDir}/hung ${faultDir}/release; PATH=${faultDir}:$PATH FAULT_AT=${at} FAULT_KIND=${kind} ${command}`;
 }
 
 export interface FaultReport {
@@ -132,18 +153,30 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
                 cases++;
                 const k = Math.ceil(steps / 2);
                 const conn = c.inputs.connection as SshConnection;
-                // cut 8 s in, inside the 20 s the hung step lasts: a loaded machine may take
-                // seconds to reach step k (2.5 s was once too early: the run had not begun)
-                await labExec(conn, withFault(create, k, "hang"), undefined, 8000);
-                // The hung step ends, the script meets the closed pipe and rolls back. Its end is
-                // when it lets go of the host's lock (the run and its children hold /var/lib), not
-                // a fixed time: a loaded machine rolls back slower than a fixed wait allows.
+                // the run hangs at step k; once it is there, the client goes away (as when the
+                // deployer's process dies), then the step is let go: the script meets the closed
+                // pipe and rolls back
+                const cut = new AbortController();
+                const running = labExec(conn, withFault(create, k, "hang"), undefined, { timeoutMs: 120_000, signal: cut.signal });
+                const hung = await lab.exec(
+                    host,
+                    `n=0; while [ ! -e ${faultDir}/hung ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done; [ -e ${faultDir}/hung ]`,
+                    {
+                        timeoutMs: 90_000,
+                    },
+                );
+                cut.abort();
+                const gone = await running;
+                // let go only once the host has seen the client go: no sshd above the hung step
+                const released = await lab.exec(host, sshdGoneThenRelease, { timeoutMs: 30_000 });
+                // Its end is when it lets go of the host's lock (the run and its children hold
+                // /var/lib), not a fixed time: a loaded machine rolls back slower than a fixed wait allows.
                 const ended = await lab.exec(host, `flock -w 90 /var/lib true && cat ${faultDir}/count`);
                 const reached = Number(ended.stdout.trim());
                 check(
-                    `${c.name}: SSH cut at step ${k}: the run reached the hung step and ended (${reached} steps)`,
-                    ended.code === 0 && reached >= k,
-                    ended.stderr,
+                    `${c.name}: SSH cut at step ${k}: the run reached the hung step, lost its client and ended (${reached} steps)`,
+                    hung.code === 0 && gone.code !== 0 && released.code === 0 && ended.code === 0 && reached >= k,
+                    `hung: ${hung.code}; client: ${gone.code} ${gone.stderr}; sshd gone: ${released.code} ${released.stderr}; ended: ${ended.code} ${ended.stderr}`,
                 );
                 const d = diffSnapshots(before, await snapshot(lab, host));
                 check(`${c.name}: SSH cut at step ${k}: ${host} rolled back (${d.length} diff lines)`, d.length === 0, d.join("\n"));

@@ -11,7 +11,7 @@ import { destroy, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
 import { recordProgram, Recording } from "../replay/record";
 import { SshConnection } from "../components/ssh/connection";
-import { ExecResult, sshExec } from "../components/ssh/exec";
+import { ExecOptions, ExecResult, sshExec } from "../components/ssh/exec";
 import { Lab, startLab, tapName } from "./lab";
 import { diffSnapshots, parseSnapshot, Snapshot, snapshotScript } from "./snapshot";
 import { loadWorld, World } from "./world";
@@ -388,21 +388,27 @@ async function sourceSeen(lab: Lab, f: Flow): Promise<string[]> {
 
 const countersScript = (dev: string) => `cat /sys/class/net/${dev}/statistics/tx_packets /sys/class/net/${dev}/statistics/rx_packets`;
 
+/**
+ * Every host's snapshot, at most four at a time: the lab's hosts share one CPU, and a dozen
+ * snapshots at once on a loaded machine have kept sshd from sending its banner in time.
+ */
 export async function snapshotAll(lab: Lab, hosts: string[]): Promise<Record<string, Snapshot>> {
     const out: Record<string, Snapshot> = {};
-    await Promise.all(
-        hosts.map(async (h) => {
+    const queue = [...hosts];
+    const worker = async () => {
+        for (let h = queue.shift(); h !== undefined; h = queue.shift()) {
             const r = await lab.exec(h, snapshotScript);
             if (r.code !== 0) throw new Error(`snapshot of ${h} failed: ${r.stderr}`);
             out[h] = parseSnapshot(r.stdout);
-        }),
-    );
-    return out;
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(4, hosts.length) }, worker));
+    return Object.fromEntries(hosts.map((h) => [h, out[h]]));
 }
 
 /** The replay's SSH, bound to the lab's TAP: lab traffic never takes this machine's default route. */
-export const labExec = (conn: SshConnection, command: string, stdin?: string, timeoutMs?: number): Promise<ExecResult> =>
-    sshExec(conn, command, stdin, { bindInterface: tapName, timeoutMs });
+export const labExec = (conn: SshConnection, command: string, stdin?: string, opts: Omit<ExecOptions, "bindInterface"> = {}): Promise<ExecResult> =>
+    sshExec(conn, command, stdin, { ...opts, bindInterface: tapName });
 
 /** The program recorded with the stack file as written but for its connections, which point at the lab; `replace` swaps whole config keys. */
 export function recordInLab(sf: StackFile, lab: Lab, replace: Record<string, unknown> = {}): Promise<Recording> {

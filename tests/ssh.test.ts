@@ -1,7 +1,11 @@
 // The one mapping from a host's validated connection to the SSH client's options
 // (components/ssh/connection.ts): every field the provider takes, the jump host's too; the
 // component, the doctor and the replay all hand over what it gives.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { configKeys } from "../components/config";
+import { runSsh } from "../components/ssh/exec";
 import { sshConnection, SshConnection, sshTargetFields } from "../components/ssh/connection";
 import { credentialKeys } from "../components/validate";
 import { runDoctor } from "../doctor/doctor";
@@ -86,5 +90,29 @@ describe("one mapping for every caller", () => {
         const comp000 = seen[model.hosts.comp000.connection.host];
         expect(comp000).toEqual(sshConnection(model.hosts.comp000.connection));
         expect(comp000).toMatchObject({ privateKeyPassword: "pass-comp000", dialErrorLimit: 7, proxy: { privateKeyPassword: "pass-rfe", dialErrorLimit: 3 } });
+    });
+});
+
+describe("runSsh", () => {
+    // a stand-in ssh on PATH that would run for 30 s: only the signal can end it this early
+    const fakeBin = fs.mkdtempSync(path.join(os.tmpdir(), "tunnelpair-fake-ssh-"));
+    fs.writeFileSync(path.join(fakeBin, "ssh"), "#!/bin/sh\necho started\nexec sleep 30\n", { mode: 0o755 });
+    const env = { ...process.env, PATH: `${fakeBin}:${process.env.PATH}` };
+    afterAll(() => fs.rmSync(fakeBin, { recursive: true, force: true }));
+
+    it("kills the client when the signal fires, and says it did not time out", async () => {
+        const cut = new AbortController();
+        const running = runSsh(["host", "true"], { timeoutMs: 60_000, env, signal: cut.signal });
+        await new Promise((r) => setTimeout(r, 300));
+        cut.abort();
+        const r = await running;
+        expect(r).toMatchObject({ code: 128, stdout: "started\n", timedOut: false });
+        expect(r.ms).toBeLessThan(10_000);
+    });
+
+    it("kills at once a client whose signal has already fired", async () => {
+        const r = await runSsh(["host", "true"], { timeoutMs: 60_000, env, signal: AbortSignal.abort() });
+        expect(r.code).toBe(128);
+        expect(r.ms).toBeLessThan(10_000);
     });
 });

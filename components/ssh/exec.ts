@@ -81,11 +81,16 @@ export interface ExecOptions {
      * the TAP be gone, a packet to the lab's addresses must fail, not leave by the default route.
      */
     bindInterface?: string;
+    /** Kills the ssh client when it fires: the session goes away as it does when the deployer's process dies. */
+    signal?: AbortSignal;
 }
 
 /** ssh's own words when it could not set up the session: the provider's dial failed, it dials again. */
 const dialFailure =
     /^(ssh: connect to host|kex_exchange_identification|Connection (closed|reset|refused|timed out)|ssh_exchange_identification|banner exchange)/m;
+
+/** Whether ssh exited without running anything because the session could not be set up (so a new dial is safe). */
+export const dialFailed = (r: ExecResult): boolean => r.code === 255 && r.stdout === "" && dialFailure.test(r.stderr);
 
 /**
  * The provider's dial loop: up to dialErrorLimit more dials when connecting fails (an sshd at
@@ -97,7 +102,7 @@ export async function sshExec(conn: SshConnection, command: string, stdin?: stri
     let wait = 100;
     for (let dial = 0; ; dial++) {
         const r = await sshExecOnce(conn, command, stdin, opts);
-        if (r.code !== 255 || r.stdout !== "" || !dialFailure.test(r.stderr) || dial >= limit) return r;
+        if (!dialFailed(r) || dial >= limit || opts.signal?.aborted) return r;
         await new Promise((res) => setTimeout(res, wait));
         wait = Math.min(wait * 1.5, 5000);
     }
@@ -122,7 +127,7 @@ async function sshExecOnce(conn: SshConnection, command: string, stdin?: string,
         }
         args.push(`${conn.user ?? "root"}@${conn.host}`, command);
         const env = passphrases.length ? askpass(dir, passphrases) : undefined;
-        const r = await runSsh(args, { stdin, timeoutMs: opts.timeoutMs ?? 300000, env });
+        const r = await runSsh(args, { stdin, timeoutMs: opts.timeoutMs ?? 300000, env, signal: opts.signal });
         const trim = (s: string) => (s.endsWith("\n") ? s.slice(0, -1) : s);
         return { code: r.code, stdout: trim(r.stdout), stderr: trim(r.stderr), ms: r.ms };
     } finally {
@@ -131,10 +136,14 @@ async function sshExecOnce(conn: SshConnection, command: string, stdin?: string,
 }
 
 /**
- * One ssh process: argv, stdin (closed at once when there is none), killed after timeoutMs.
- * Its exit code (128 when killed by a signal), its output as written, whether it timed out.
+ * One ssh process: argv, stdin (closed at once when there is none), killed after timeoutMs or
+ * when `signal` fires. Its exit code (128 when killed by a signal), its output as written,
+ * whether it timed out.
  */
-export function runSsh(args: string[], opts: { stdin?: string; timeoutMs: number; env?: NodeJS.ProcessEnv }): Promise<ExecResult & { timedOut: boolean }> {
+export function runSsh(
+    args: string[],
+    opts: { stdin?: string; timeoutMs: number; env?: NodeJS.ProcessEnv; signal?: AbortSignal },
+): Promise<ExecResult & { timedOut: boolean }> {
     const started = Date.now();
     return new Promise((resolve, reject) => {
         const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env });
@@ -147,9 +156,13 @@ export function runSsh(args: string[], opts: { stdin?: string; timeoutMs: number
             timedOut = true;
             child.kill("SIGKILL");
         }, opts.timeoutMs);
-        child.on("error", (e) => (clearTimeout(timer), reject(e)));
+        const abort = () => child.kill("SIGKILL");
+        if (opts.signal?.aborted) abort();
+        opts.signal?.addEventListener("abort", abort, { once: true });
+        const settled = () => (clearTimeout(timer), opts.signal?.removeEventListener("abort", abort));
+        child.on("error", (e) => (settled(), reject(e)));
         child.on("close", (code, signal) => {
-            clearTimeout(timer);
+            settled();
             resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ms: Date.now() - started, timedOut });
         });
         child.stdin.end(opts.stdin || undefined);
