@@ -34,6 +34,7 @@
 #     _mtu_v  resolve_mtu: the MTU to set          _rules  chain_rules (render.ts): its rules
 #     _sd     dir_<kind> (hostwide.sh)             _ra     route_args: `ip route add` args
 #     _comp   sysctl_companions                    _bad    restore_<kind>: what failed, appended
+#     _ipfail flush_ip_every: the failed commands  _b      undo_batch: an undo step's batch
 # A function's own temporaries are `local`, named without the "_": local is dynamic in every
 # one of these shells, and a local named like a result would swallow the result of a helper
 # the function calls.
@@ -189,6 +190,39 @@ EOF
     for o in $objs; do IFS=$WS; i=$((i + 1)); if [ "$i" = "$n" ]; then STEP=${o%% *}; OBJ=${o#* }; fi; done
     IFS=$WS
     die "ip failed: $e"
+}
+# The queue with every command tried (ip -force -batch), for removals and undo steps: what
+# fails is told, not fatal. -> $_ipfail: "OBJECT<TAB>ip's words" a line, for each command that
+# failed (every object, with all ip said, when ip named no command).
+TAB='	'
+flush_ip_every() {
+    _ipfail=
+    [ -n "$IPQ_OBJS" ] || return 0
+    local objs="$IPQ_OBJS" cmds="$IPQ_CMDS" e='' l='' msg='' n='' i=0 o=''
+    IPQ_OBJS=; IPQ_CMDS=; ip_changed
+    e=$(ip -force -batch - 2>&1 >/dev/null <<EOF
+$cmds
+EOF
+    ) && return 0
+    IFS=$NL
+    for l in $e; do
+        case "$l" in
+            "Command failed -:"*)
+                n=${l##*:}; i=0
+                for o in $objs; do i=$((i + 1)); [ "$i" != "$n" ] || _ipfail="$_ipfail${o#* }$TAB${msg:-ip failed}$NL"; done
+                msg= ;;
+            *) msg=${msg:+$msg; }$l ;;
+        esac
+    done
+    if [ -z "$_ipfail" ]; then for o in $objs; do _ipfail="$_ipfail${o#* }$TAB$e$NL"; done; fi
+    IFS=$WS
+    return 1
+}
+ip_failure() {   # object -> $_v: what ip said when its command failed (flush_ip_every); 1: it did not fail
+    local f=''
+    _v=; IFS=$NL
+    for f in $_ipfail; do IFS=$WS; [ "${f%%"$TAB"*}" != "$1" ] || _v=${_v:+$_v; }${f#*"$TAB"}; done
+    IFS=$WS; [ -n "$_v" ]
 }
 
 # A run's chains and jumps go to the kernel in one iptables-restore --noflush, every table

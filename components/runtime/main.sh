@@ -47,6 +47,9 @@ apply() {
         member "$line" "$DESIRED" && continue
         [ "$own" = own ] || continue
         OBJ=$line; STEP=remove
+        batch=
+        if known "${line%% *}"; then eval "batch=\${BATCH_${line%% *}-}"; fi
+        [ "$batch" = ip ] || flush_ip
         journal "add $line"
         # shellcheck disable=SC2086
         obj del $line
@@ -54,6 +57,7 @@ apply() {
         removed=$((removed + 1))
     done
     IFS=$WS
+    flush_ip   # the stale objects are gone before the desired ones are looked at
     STEP=0; IFS=$NL
     for line in $DESIRED; do
         IFS=$WS
@@ -89,12 +93,13 @@ apply() {
     tidy
 }
 
-# remove: what is there of an object of an iptables kind goes into its table's batch (read
-# from the table as this shell has it, by queue_del_<kind>); one iptables-restore per table
-# then removes them all, or none. RM_BATCH holds the manifest lines in the batch, RM_LEFT
-# those that stay listed for the next destroy, RM_FAILED their number.
-RM_BATCH=; RM_LEFT=; RM_FAILED=0
-remove_queued() {   # the batch, all or nothing; a refusal keeps its objects listed
+# remove: what is there of an object of a batched kind goes into its batch (read from the
+# host as this shell has it): one iptables-restore per table then removes the firewall's, all
+# or none; one ip -force -batch the devices', addresses' and routes', each told apart. RM_BATCH
+# and RM_IP hold the manifest lines in each batch (newest first), RM_LEFT those that stay
+# listed for the next destroy (oldest first), RM_FAILED their number.
+RM_BATCH=; RM_IP=; RM_LEFT=; RM_FAILED=0
+remove_queued() {   # the iptables batch, all or nothing; a refusal keeps its objects listed
     [ -n "$RM_BATCH" ] || return 0
     local e='' o=''
     if e=$(flush_queue 2>&1); then
@@ -106,6 +111,23 @@ remove_queued() {   # the batch, all or nothing; a refusal keeps its objects lis
     fi
     QUEUED_TABLES=; QUEUED_CHAINS=; RM_BATCH=
     tables_changed
+}
+remove_queued_ip() {   # the ip batch, every command tried; an object whose command failed stays listed
+    [ -n "$RM_IP" ] || return 0
+    local o=''
+    flush_ip_every || true
+    IFS=$NL
+    for o in $RM_IP; do
+        IFS=$WS
+        if ip_failure "${o#* }"; then
+            warn "removing ${o#* } failed: $_v"
+            RM_LEFT="$o$NL$RM_LEFT"
+            RM_FAILED=$((RM_FAILED + 1))
+        else
+            say "- ${o#* }"
+        fi
+    done
+    IFS=$WS; RM_IP=
 }
 
 remove() {
@@ -120,13 +142,21 @@ remove() {
         if [ "$own" != own ]; then say "= $line (was there before us: left in place)"; continue; fi
         batch=
         if known "${line%% *}"; then eval "batch=\${BATCH_${line%% *}-}"; fi
+        [ "$batch" = ip ] || remove_queued_ip
+        [ "$batch" = ipt ] || remove_queued
+        OBJ=$line
         if [ "$batch" = ipt ]; then
             # shellcheck disable=SC2086
             obj queue_del $line
             RM_BATCH="$RM_BATCH$own $line$NL"
             continue
         fi
-        remove_queued
+        if [ "$batch" = ip ]; then
+            # shellcheck disable=SC2086
+            obj del $line
+            RM_IP="$RM_IP$own $line$NL"
+            continue
+        fi
         # (in a subshell, its messages kept: a failure is reported, and the loop goes on)
         # shellcheck disable=SC2086
         if e=$(obj del $line 2>&1); then
@@ -141,6 +171,7 @@ remove() {
         ip_changed; tables_changed
     done
     IFS=$WS
+    remove_queued_ip
     remove_queued
     if [ "$RM_FAILED" -gt 0 ]; then
         printf '%s' "$RM_LEFT" >"$STATE/manifest"

@@ -4,7 +4,8 @@
 #   present_K ARGS    whether the object is there as desired
 #   add_K ARGS        brings it about, its undo journaled first ("del K ..." or "add K ...");
 #                     at once, or queued in the batch BATCH_K names (base.sh)
-#   del_K ARGS        removes it, tolerating what is already gone; a command that fails fails it
+#   del_K ARGS        removes it, tolerating what is already gone; a command that fails fails it;
+#                     a kind of the ip batch queues its command there (its caller flushes)
 # and, where they apply:
 #   queue_del_K ARGS  (a kind of the iptables batch) queues its removal in that batch
 # Each section starts with `kind K BATCH [adopt]`, which adds K to KINDS (obj in main.sh
@@ -64,13 +65,13 @@ del_link() {
     dev_exists "$1" || return 0
     dev_alias "$1"
     [ "$_v" = "$TAG" ] || { warn "$1 is no longer ours; left alone"; return 0; }
-    run ip link del dev "$1"; ip_changed
+    ipq link del dev "$1"
 }
 del_newlink() {   # made by this run: no device of this name existed before it (preflight)
     dev_exists "$1" || return 0
     dev_alias "$1"
     if [ -n "$_v" ] && [ "$_v" != "$TAG" ]; then warn "$1 is no longer ours; left alone"; return 0; fi
-    run ip link del dev "$1"; ip_changed
+    ipq link del dev "$1"
 }
 
 # --- mtu: the device's MTU, a number or auto: "mtu DEV VALUE|auto PEER" ----------------------
@@ -111,7 +112,7 @@ dev_up() { read_first "/sys/class/net/$1/flags" && [ $((_v & 1)) -eq 1 ]; }
 preflight_state() { :; }
 present_state() { dev_exists "$1" && dev_up "$1"; }
 add_state() { journal "add down $1"; ipq link set dev "$1" up; }
-add_down() { run ip link set dev "$1" down; ip_changed; }   # (the undo of add_state)
+add_down() { ! dev_exists "$1" || ipq link set dev "$1" down; }   # (the undo of add_state; a device not made is not there)
 del_state() { :; }   # goes with the device
 
 # --- devsysctl: a setting of the pair's own device: "devsysctl DEV KEY VALUE" ----------------
@@ -155,8 +156,7 @@ add_addr() {
 }
 del_addr() {   # (a point-to-point address is deleted by its local and peer addresses both)
     has_addr "$1" "$2" "${5-}" || return 0
-    if [ -n "${5-}" ]; then run ip addr del "$1" peer "$5" dev "$2"; else run ip addr del "$1" dev "$2"; fi
-    ip_changed
+    if [ -n "${5-}" ]; then ipq addr del "$1" peer "$5" dev "$2"; else ipq addr del "$1" dev "$2"; fi
 }
 
 # --- route: "route DEST dev DEV" (into the tunnel) or "route DEST via GATEWAY" (a client's) ---
@@ -164,7 +164,7 @@ kind route ip adopt
 preflight_route() { :; }
 present_route() { has_route "$@"; }
 add_route() { journal "del route $*"; ipq route add "$@"; }
-del_route() { has_route "$@" || return 0; run ip route del "$@"; ip_changed; }
+del_route() { has_route "$@" || return 0; ipq route del "$@"; }
 
 # --- chain: a chain the pair owns, rebuilt atomically with iptables-restore --noflush --------
 # "chain TABLE NAME"; its rules come from chain_rules (render.ts). $STATE/chains keeps the

@@ -38,26 +38,65 @@ make_dirs() {
 }
 prune_made() { local d=''; for d in $MADE; do [ -e "$d/orig" ] || prune "$d/holders"; done; }
 
+# The undo steps go newest first, in groups that share a batch: a run of ip steps is queued
+# and sent with every command tried, a run of iptables steps is one iptables-restore, any
+# other step goes alone. Each group runs in a subshell: what fails in it (a die included) is
+# warned about, and the rest of the rollback still goes.
 rollback() {
     [ -s "$STATE/journal" ] || return 0
-    local undo='' u=''
+    local undo='' u='' group='' gb=''
     slurp "$STATE/journal"; reversed "$_c"; undo=$_rev
     : >"$STATE/journal"   # undo steps journal into a scratch file that is thrown away
+    # what a failed run had queued and not sent (or sent and was refused) is never sent
+    QUEUED_TABLES=; QUEUED_CHAINS=; IPQ_CMDS=; IPQ_OBJS=
     IFS=$NL
     for u in $undo; do
         IFS=$WS
-        # shellcheck disable=SC2086 # op kind args...
-        (set -- $u; op=$1; shift
-         case "$op" in
-             add) fn=add_$1; shift; "$fn" "$@"; flush_queue; flush_ip ;;
-             del) fn=del_$1; shift; "$fn" "$@" ;;
-             chainrestore) chain_restore "$@" ;;
-         esac
-        ) || warn "undo of '$u' failed"
+        undo_batch "$u"
+        if [ -n "$group" ] && [ "$_b" != "$gb" ]; then undo_group "$gb" "$group"; group=; fi
+        if [ -n "$_b" ]; then group="$group$u$NL"; gb=$_b; else undo_group "" "$u"; fi
     done
     IFS=$WS
+    [ -z "$group" ] || undo_group "$gb" "$group"
     tidy
     ip_changed; tables_changed
+}
+undo_batch() {   # undo step -> $_b: ip, ipt, or empty (at once)
+    # shellcheck disable=SC2086 # op kind args...
+    set -- $1
+    _b=
+    case "$1 ${2-}" in
+        "del newlink" | "add down") _b=ip ;;
+        "add "* | "del "*) if known "$2"; then eval "_b=\${BATCH_$2-}"; fi ;;
+    esac
+}
+undo_group() {   # batch steps: the steps (newest first) in one subshell, warned about when they fail
+    (
+        # shellcheck disable=SC2030 # OBJ, what ipq records a step for, is this subshell's own
+        local batch="$1" steps="$2" u='' op='' fn='' files='' OBJ=''
+        ip_changed; tables_changed   # (an earlier group changed the host in a subshell)
+        IFS=$NL
+        for u in $steps; do
+            IFS=$WS; OBJ=$u
+            # shellcheck disable=SC2086 # op kind args...
+            set -- $u; op=$1; shift
+            case "$op $1" in
+                "del chain") queue_del_chain "$2" "$3"; files="$files $STATE/chains/$3.rules $STATE/chains/$3.live" ;;
+                "del jump") shift; queue_del_jump "$@" ;;
+                "chainrestore "*) chain_restore "$@" ;;
+                *) fn=${op}_$1; shift; "$fn" "$@" ;;
+            esac
+        done
+        IFS=$WS
+        case "$batch" in
+            ip) flush_ip_every || { IFS=$NL; for u in $steps; do IFS=$WS; ! ip_failure "$u" || warn "undo of '$u' failed: $_v"; done; IFS=$WS; } ;;
+            ipt)
+                flush_queue
+                # shellcheck disable=SC2086 # file names without blanks
+                [ -z "$files" ] || rm -f $files ;;
+            *) flush_queue; flush_ip ;;
+        esac
+    ) || warn "undo of '$(printf '%s' "$2" | tr '\n' ';')' failed"
 }
 
 finish() {
@@ -67,6 +106,7 @@ finish() {
     trap '' HUP INT TERM PIPE   # a cut connection must not stop the rollback
     set +e
     # a command that failed under set -e said why, but not where
+    # shellcheck disable=SC2031 # (OBJ: this run's step; undo_group's subshells have their own)
     [ "$rc" -eq 0 ] || [ "$DIED" = 1 ] || warn "step ${STEP:-preflight} (${OBJ:-}) failed with exit $rc"
     if [ "$rc" -ne 0 ] && [ "$COMMITTED" = 0 ] && [ -d "$STATE" ]; then
         STEP=
