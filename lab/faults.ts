@@ -1,7 +1,7 @@
 // Fault injection: every create script of a stack, failing at each of its changing steps in
 // turn, must leave its host exactly as before, say which host and step failed and why, and
-// converge like a clean run when run again. Also: the SSH connection cut mid-run, and a
-// destroy after a partially applied stack.
+// converge like a clean run when run again. Also: a destroy whose first removal is refused,
+// the SSH connection cut mid-run, and a destroy after a partially applied stack.
 //
 // A step is one command that changes the host (ip ... add/del/set, each command of an
 // ip -batch, iptables, iptables-restore, modprobe). The failure comes from wrappers put first
@@ -20,7 +20,8 @@ const faultDir = "/run/tunnelpair-fault";
  * One wrapper, installed as ip, iptables, iptables-restore and modprobe: it counts the calls
  * that change the host and fails the FAULT_AT-th, as a refusal (exit 2), a missing binary
  * (127) or a hang (it marks ${faultDir}/hung and waits for ${faultDir}/release, then runs the
- * step); every other call goes straight to the real command.
+ * step); every other call goes straight to the real command. FAULT_SCOPE=removals counts
+ * only the commands of an \`ip -force -batch\` (a destroy's devices, addresses and routes).
  */
 const wrapper = `#!/bin/sh
 self=\${0##*/}
@@ -33,29 +34,34 @@ fault() {
         *) echo "RTNETLINK answers: Operation not permitted (injected into $self $*)" >&2; exit 2 ;;
     esac
 }
-# ip -batch FILE|-: each of its commands is a step of its own, run one by one, as ip -batch
-# would (it stops at the first that fails: "Command failed FILE:N")
-if [ "$self $1" = "ip -batch" ]; then
-    i=0
+# step [removal]: counts one step (in FAULT_SCOPE); true when it is the one to fail
+step() {
+    [ "\${FAULT_SCOPE:-all}" = all ] || [ "\${1-}" = removal ] || return 1
+    n=0; [ -r ${faultDir}/count ] && read -r n <${faultDir}/count
+    n=$((n + 1)); echo "$n" >${faultDir}/count
+    [ "$n" = "\${FAULT_AT:-0}" ]
+}
+# ip [-force] -batch FILE|-: each of its commands is a step of its own, run one by one, as ip
+# would: -batch stops at the first that fails, -force tries every one ("Command failed FILE:N")
+if [ "$self $1" = "ip -batch" ] || [ "$self $1 $2" = "ip -force -batch" ]; then
+    force=; [ "$1" = -force ] && { force=1; shift; }
+    i=0 rc=0
     [ "$2" = - ] || exec <"$2"
     while IFS= read -r line; do
         [ -n "$line" ] || continue
         i=$((i + 1))
-        n=0; [ -r ${faultDir}/count ] && read -r n <${faultDir}/count
-        n=$((n + 1)); echo "$n" >${faultDir}/count
-        if [ "$n" = "\${FAULT_AT:-0}" ]; then (fault $line) || { echo "Command failed $2:$i" >&2; exit 1; }; fi
         # shellcheck disable=SC2086
-        ip $line </dev/null || { echo "Command failed $2:$i" >&2; exit 1; }
+        if step \${force:+removal}; then (fault $line) && ip $line </dev/null; else ip $line </dev/null; fi || {
+            echo "Command failed $2:$i" >&2; rc=1; [ -n "$force" ] || exit 1
+        }
     done
-    exit 0
+    exit $rc
 fi
 case "$self $*" in
     "ip "*" add "* | "ip "*" del "* | "ip "*" set "* | "ip "*" replace "* | "iptables "*" -"[IDANFX]" "* | iptables-restore* | modprobe*) ;;
     *) exec "$self" "$@" ;;
 esac
-n=0; [ -r ${faultDir}/count ] && read -r n <${faultDir}/count
-n=$((n + 1)); echo "$n" >${faultDir}/count
-if [ "$n" = "\${FAULT_AT:-0}" ]; then fault "$@"; fi
+if step; then fault "$@"; fi
 exec "$self" "$@"
 `;
 const installWrappers = `mkdir -p ${faultDir} && cat >${faultDir}/wrapper <<'EOF'
@@ -81,8 +87,8 @@ while under_sshd "$pid" && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
 under_sshd "$pid" && { echo "the hung step ($pid) is still under sshd" >&2; exit 1; }
 : >${faultDir}/release`;
 
-function withFault(command: string, at: number, kind: "refuse" | "missing" | "hang"): string {
-    return `rm -f ${faultDir}/count ${faultDir}/hung ${faultDir}/release; PATH=${faultDir}:$PATH FAULT_AT=${at} FAULT_KIND=${kind} ${command}`;
+function withFault(command: string, at: number, kind: "refuse" | "missing" | "hang", scope: "all" | "removals" = "all"): string {
+    return `rm -f ${faultDir}/count ${faultDir}/hung ${faultDir}/release; PATH=${faultDir}:$PATH FAULT_AT=${at} FAULT_KIND=${kind} FAULT_SCOPE=${scope} ${command}`;
 }
 
 export interface FaultReport {
@@ -127,7 +133,8 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
             const steps = Number((await lab.exec(host, `cat ${faultDir}/count 2>/dev/null || echo 0`)).stdout.trim());
             check(`${c.name}: clean create succeeds (${steps} changing steps)`, clean.code === 0, clean.stderr);
             const applied = await snapshot(lab, host);
-            await run(c, del);
+            await run(c, withFault(del, 0, "refuse", "removals"));
+            const removals = Number((await lab.exec(host, `cat ${faultDir}/count 2>/dev/null || echo 0`)).stdout.trim());
             check(`${c.name}: delete after the clean create restores ${host}`, diffSnapshots(before, await snapshot(lab, host)).length === 0);
 
             for (let k = 1; k <= steps; k++) {
@@ -146,6 +153,34 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
                     rerun.stderr + d2.join("\n"),
                 );
                 await run(c, del);
+            }
+
+            // a destroy whose first removal of a device, address or route is refused: it fails
+            // naming that object, removes the rest, keeps only that one listed; the next destroy
+            // restores the host
+            if (removals > 0) {
+                cases++;
+                await run(c, create);
+                const refused = await run(c, withFault(del, 1, "refuse", "removals"));
+                // (where its manifest is, as the error says)
+                const stateDir = /stay listed in (\S+)\/manifest /.exec(refused.stderr)?.[1];
+                const left = await lab.exec(host, `cat '${stateDir}/manifest'`);
+                const named = /removing (\S.*) failed: .*injected/.exec(refused.stderr)?.[1];
+                // what differs from before is the state directory and that object (its address or key)
+                const token = named?.split(" ")[1] ?? "";
+                const rest = diffSnapshots(before, await snapshot(lab, host)).filter((l) => !l.startsWith("state:") && !l.includes(token));
+                check(
+                    `${c.name}: destroy with its first device, address or route removal refused: fails naming it (${named ?? "none"}), removes the rest, only it stays listed`,
+                    stateDir !== undefined && refused.code !== 0 && named !== undefined && left.stdout.trim() === `own ${named}` && rest.length === 0,
+                    `${refused.stderr}\nmanifest: ${left.stdout}${left.stderr}\nnot removed:\n${rest.join("\n")}`,
+                );
+                const again = await run(c, del);
+                const d = diffSnapshots(before, await snapshot(lab, host));
+                check(
+                    `${c.name}: the next destroy removes it and restores ${host} (${d.length} diff lines)`,
+                    again.code === 0 && d.length === 0,
+                    again.stderr + d.join("\n"),
+                );
             }
 
             // the connection cut mid-run: the step in the middle hangs, the client goes away
