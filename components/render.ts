@@ -38,6 +38,7 @@ function unitVars(plan: HostPlan): [string, string][] {
         ["UNIT_SERVICE", text(u.service)],
         ["UNIT_REPAIR_SERVICE", text(u.repairService)],
         ["UNIT_REPAIR_TIMER", text(u.repairTimer)],
+        ["UNIT_FIREWALLD_HOOK", text(u.firewalldHook)],
     ];
 }
 
@@ -82,7 +83,7 @@ export function renderApply(plan: HostPlan): string {
 
 /** The script as the units run it from $STATE/converge (and, without persistence, the apply itself). */
 export function renderConverge(plan: HostPlan): string {
-    return `${header(plan)}\n${runtime}\napply\n`;
+    return `${header(plan)}\n${runtime}\nmain "$@"\n`;
 }
 
 /**

@@ -48,7 +48,12 @@ export interface UnitFiles {
     /** `<name>-repair.service` and `<name>-repair.timer`, with repair on. */
     readonly repairService?: string;
     readonly repairTimer?: string;
+    /** `<name>-firewalld.service`, with repair on: the repair started at once when firewalld reloads. */
+    readonly firewalldHook?: string;
 }
+
+/** The converge's argument that makes it follow firewalld's reloads instead of converging (runtime/units.sh). */
+export const followFirewalld = "follow-firewalld";
 
 /** Why each line of the boot service is there, said once in the file itself. */
 function ordering(): string[] {
@@ -106,5 +111,26 @@ export function renderUnits(spec: UnitSpec): UnitFiles {
         "WantedBy=timers.target",
         "",
     ].join("\n");
-    return { service, repairService, repairTimer };
+    const firewalldHook = [
+        "[Unit]",
+        `Description=tunnelpair ${spec.tag}: repair at once when firewalld reloads`,
+        "# A firewalld reload (firewall-cmd --reload) or restart deletes every chain of its",
+        "# iptables backend, ours too. Started with firewalld (WantedBy= below), stopped and",
+        "# restarted with it (PartOf=), after it: its first repair follows the new rules.",
+        "PartOf=firewalld.service",
+        "After=firewalld.service",
+        "",
+        "[Service]",
+        "# Listens on the system bus for the Reloaded signal of firewalld (as libvirt and the",
+        "# netavark of podman do), and starts the repair service for each one, and once at start.",
+        `ExecStart=/bin/sh ${spec.converge} ${followFirewalld}`,
+        "# the system bus restarted under it: listen again",
+        "Restart=on-failure",
+        "RestartSec=10",
+        "",
+        "[Install]",
+        "WantedBy=firewalld.service",
+        "",
+    ].join("\n");
+    return { service, repairService, repairTimer, firewalldHook };
 }

@@ -24,6 +24,8 @@ import { loadWorld, World } from "./world";
 /** The lab's own files on a host (its private /run): the stand-in, its log, the reboot's work files. */
 const labRun = "/run/tunnelpair-lab";
 export const systemctlLog = `${labRun}/systemctl.log`;
+/** The units the stand-in's is-active reports active: a file of each one's name. */
+const activeDir = `${labRun}/active`;
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 async function sh(lab: Lab, host: string, script: string, what: string): Promise<string> {
@@ -36,28 +38,34 @@ async function sh(lab: Lab, host: string, script: string, what: string): Promise
 
 /**
  * The stub: one line per call, its arguments joined by single spaces, appended with one
- * write; exit 0 for what the runtime calls, "active"/"enabled" for the queries; any other
- * verb fails loudly, so that nothing relies on behaviour the stand-in does not have.
+ * write; exit 0 for what the runtime calls; "enabled" for is-enabled; for is-active, "active"
+ * for a unit the lab has said runs (a file named after it in ${activeDir}: setActiveUnit),
+ * else "inactive" and systemctl's exit code 3; any other verb fails loudly, so that nothing
+ * relies on behaviour the stand-in does not have.
  */
 const stub = `#!/bin/sh
 # systemctl stand-in of the tunnelpair lab (lab/day2.ts): logs its arguments, changes nothing
 line=
 for a in "$@"; do line="\${line:+$line }$a"; done
 printf '%s\\n' "$line" >>${systemctlLog}
-verb= quiet= units=0
+verb= quiet= units=
 for a in "$@"; do
     case $a in
     -q | --quiet) quiet=1 ;;
     -*) ;;
-    *) if [ -z "$verb" ]; then verb=$a; else units=$((units + 1)); fi ;;
+    *) if [ -z "$verb" ]; then verb=$a; else units="$units $a"; fi ;;
     esac
 done
 case $verb in
 daemon-reload | start | stop | restart | try-restart | reload-or-restart | enable | disable | reset-failed) exit 0 ;;
-is-active | is-enabled)
-    [ "$verb" = is-active ] && answer=active || answer=enabled
-    [ -n "$quiet" ] || { n=0; while [ $n -lt $units ] || [ $n = 0 ]; do echo $answer; n=$((n + 1)); done; }
-    exit 0 ;;
+is-enabled) [ -n "$quiet" ] || for u in $units; do echo enabled; done; exit 0 ;;
+is-active)
+    rc=0
+    for u in $units; do
+        if [ -e ${activeDir}/"$u" ]; then answer=active; else answer=inactive; rc=3; fi
+        [ -n "$quiet" ] || echo $answer
+    done
+    exit $rc ;;
 *) echo "systemctl (tunnelpair lab stand-in): \${verb:-no verb} is not modelled" >&2; exit 1 ;;
 esac
 `;
@@ -93,6 +101,16 @@ echo "$bin"`,
     return out.trim();
 }
 
+/** Tells the stand-in on `host` that `unit` runs (is-active answers active) or not. */
+export async function setActiveUnit(lab: Lab, host: string, unit: string, active: boolean): Promise<void> {
+    await sh(
+        lab,
+        host,
+        active ? `mkdir -p ${activeDir} && : >${activeDir}/${q(unit)}` : `rm -f ${activeDir}/${q(unit)}`,
+        `marking ${unit} ${active ? "active" : "inactive"}`,
+    );
+}
+
 /** Undoes installSystemdStandIn: unmounts the stub, removes the directories it made; keeps the log. */
 export async function removeSystemdStandIn(lab: Lab, host: string): Promise<void> {
     await sh(
@@ -105,7 +123,7 @@ read -r bin <$d/systemctl.bin
 umount "$bin"
 [ ! -e $d/made-run-systemd-system ] || rmdir /run/systemd/system
 [ ! -e $d/made-run-systemd ] || rmdir /run/systemd
-rm -f $d/systemctl $d/systemctl.bin $d/made-run-systemd $d/made-run-systemd-system`,
+rm -rf $d/systemctl $d/systemctl.bin $d/made-run-systemd $d/made-run-systemd-system ${activeDir}`,
         "removing the systemd stand-in",
     );
 }
@@ -294,6 +312,14 @@ export interface UnitRun extends ExecResult {
     readonly commands: string[][];
 }
 
+export interface UnitRunOptions {
+    /**
+     * Variables set after the unit's own: the lab's, never a unit's (fault injection puts its
+     * wrappers first on PATH with it, as lab/faults.ts does for a script run over SSH).
+     */
+    readonly env?: Readonly<Record<string, string>>;
+}
+
 /**
  * Runs /etc/systemd/system/<unitName>.service's ExecStart= on `host` as systemd starts the
  * service: as root, with only systemd's environment (managerEnv, then the unit's
@@ -305,13 +331,41 @@ export interface UnitRun extends ExecResult {
  * DefaultEnvironment= line. Errors: the unit missing, no ExecStart=, what lab/unitfile.ts
  * does not model.
  */
-export async function runUnit(lab: Lab, host: string, unitName: string): Promise<UnitRun> {
+export async function runUnit(lab: Lab, host: string, unitName: string, opts: UnitRunOptions = {}): Promise<UnitRun> {
+    const { unit, script, commands } = await unitScript(lab, host, unitName, opts);
+    const r = await lab.exec(host, script, { timeoutMs: 300_000 });
+    return { ...r, unit, commands };
+}
+
+/**
+ * Starts a long-running service as runUnit runs one (same user, environment, directory), in
+ * the background, its output to ${labRun}/<unit>.log: as systemd starts a Type=simple
+ * service. Returns the pid of its process group, for stopUnit.
+ */
+export async function startUnit(lab: Lab, host: string, unitName: string, opts: UnitRunOptions = {}): Promise<number> {
+    const { unit, script } = await unitScript(lab, host, unitName, opts);
+    const out = await sh(lab, host, `mkdir -p ${labRun}; setsid sh -c ${q(script)} </dev/null >${labRun}/${q(unit)}.log 2>&1 & echo $!`, `starting ${unit}`);
+    return Number(out.trim());
+}
+
+/** Stops what startUnit started, as systemd's stop does (SIGTERM to the whole group), and returns its output. */
+export async function stopUnit(lab: Lab, host: string, unitName: string, pid: number): Promise<string> {
+    const unit = unitName.endsWith(".service") ? unitName : `${unitName}.service`;
+    return sh(
+        lab,
+        host,
+        `kill -TERM -- -${pid} 2>/dev/null || true; n=0; while kill -0 -- -${pid} 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done; cat ${labRun}/${q(unit)}.log`,
+        `stopping ${unit}`,
+    );
+}
+
+async function unitScript(lab: Lab, host: string, unitName: string, opts: UnitRunOptions): Promise<{ unit: string; script: string; commands: string[][] }> {
     const unit = unitName.endsWith(".service") ? unitName : `${unitName}.service`;
     const file = `${unitDir}/${unit}`;
     const read = await lab.exec(host, `cat ${q(file)}`);
     if (read.code !== 0) throw new Error(`${host}: cannot read ${file}: ${read.stderr.trim()}`);
     const plan = planService(read.stdout, unit, host, managerEnv);
-    const env = Object.entries(plan.env).map(([k, v]) => q(`${k}=${v}`));
+    const env = Object.entries({ ...plan.env, ...opts.env }).map(([k, v]) => q(`${k}=${v}`));
     const script = [
         ': "${GLIBC_TUNABLES?the lab session lacks GLIBC_TUNABLES}" "${OPENSSL_ia32cap?the lab session lacks OPENSSL_ia32cap}"',
         `cd ${q(plan.workingDirectory)} || exit 200`,
@@ -321,21 +375,70 @@ export async function runUnit(lab: Lab, host: string, unitName: string): Promise
                 `env -i -- "GLIBC_TUNABLES=$GLIBC_TUNABLES" "OPENSSL_ia32cap=$OPENSSL_ia32cap" ${env.join(" ")} ${argv.map(q).join(" ")} </dev/null || exit $?`,
         ),
     ].join("\n");
-    const r = await lab.exec(host, script, { timeoutMs: 300_000 });
-    return { ...r, unit, commands: plan.commands };
+    return { unit, script, commands: plan.commands };
+}
+
+/**
+ * A system bus on `host` (its own /run): dbus-daemon with a policy that lets root do anything,
+ * at the standard address, so that busctl --system there reaches it. Returns its pid.
+ */
+export async function startSystemBus(lab: Lab, host: string): Promise<number> {
+    const conf = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus"/>
+  </policy>
+</busconfig>
+`;
+    const out = await sh(
+        lab,
+        host,
+        `set -eu
+mkdir -p ${labRun} /run/dbus
+cat >${labRun}/bus.conf <<'TUNNELPAIR_LAB_BUS'
+${conf}TUNNELPAIR_LAB_BUS
+dbus-daemon --config-file=${labRun}/bus.conf --fork --print-pid
+n=0; while [ ! -S /run/dbus/system_bus_socket ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+[ -S /run/dbus/system_bus_socket ]`,
+        "starting a system bus",
+    );
+    return Number(out.trim());
+}
+
+/** Stops startSystemBus's daemon and removes what it made. */
+export async function stopSystemBus(lab: Lab, host: string, pid: number): Promise<void> {
+    await sh(
+        lab,
+        host,
+        `kill ${pid}; n=0; while kill -0 ${pid} 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done; rm -rf /run/dbus ${labRun}/bus.conf`,
+        "stopping the system bus",
+    );
 }
 
 /**
  * Runs what `<unitName>-repair.timer` starts: the service its Unit= names (by default
  * `<unitName>-repair.service`), with runUnit. The timer file must exist.
  */
-export async function runTimerService(lab: Lab, host: string, unitName: string): Promise<UnitRun> {
+export async function runTimerService(lab: Lab, host: string, unitName: string, opts: UnitRunOptions = {}): Promise<UnitRun> {
     const timer = `${unitDir}/${unitName}-repair.timer`;
     const read = await lab.exec(host, `cat ${q(timer)}`);
     if (read.code !== 0) throw new Error(`${host}: cannot read ${timer}: ${read.stderr.trim()}`);
     const keys = parseUnitFile(read.stdout).Timer;
     if (!keys) throw new Error(`${host}: ${timer} has no [Timer] section`);
-    return runUnit(lab, host, keys.filter((k) => k.key === "Unit").pop()?.value || `${unitName}-repair.service`);
+    return runUnit(lab, host, keys.filter((k) => k.key === "Unit").pop()?.value || `${unitName}-repair.service`, opts);
 }
 
 // --- the lab's own checks of the above (toy world, today's runtime) ---------------------
@@ -397,6 +500,9 @@ async function standInChecks(lab: Lab, check: Check): Promise<void> {
     const sd = await lab.exec("doolittle", "[ -d /run/systemd/system ]");
     check("stand-in: doolittle has /run/systemd/system (sd_booted)", sd.code === 0);
     const reload = await lab.exec("doolittle", "systemctl daemon-reload");
+    const inactive = await lab.exec("doolittle", "systemctl is-active firewalld.service");
+    await setActiveUnit(lab, "doolittle", "tunnelpair-toy-toy.service", true);
+    await setActiveUnit(lab, "doolittle", "x", true);
     const other = await lab.exec(
         "doolittle",
         "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin systemctl start 'tunnelpair-toy-toy-repair.timer' && /bin/systemctl is-active tunnelpair-toy-toy.service && /usr/bin/systemctl --quiet is-active x && systemctl stop a.timer b.service",
@@ -405,6 +511,7 @@ async function standInChecks(lab: Lab, check: Check): Promise<void> {
     const calls = await systemctlCalls(lab, "doolittle");
     const expected = [
         "daemon-reload",
+        "is-active firewalld.service",
         "start tunnelpair-toy-toy-repair.timer",
         "is-active tunnelpair-toy-toy.service",
         "--quiet is-active x",
@@ -416,6 +523,11 @@ async function standInChecks(lab: Lab, check: Check): Promise<void> {
         "stand-in: any PATH, /bin/systemctl, /usr/bin/systemctl reach the stub; is-active prints active",
         other.code === 0 && out(other.stdout) === "active",
         `${other.code} ${other.stdout} ${other.stderr}`,
+    );
+    check(
+        "stand-in: is-active of a unit the lab has not said runs prints inactive, exit 3",
+        inactive.code === 3 && out(inactive.stdout) === "inactive",
+        `${inactive.code} ${inactive.stdout} ${inactive.stderr}`,
     );
     check("stand-in: a verb it does not model fails, naming it", unknown.code === 1 && /status is not modelled/.test(unknown.stderr), unknown.stderr);
     check(`stand-in: systemctlCalls lists every call in order (${calls.length})`, JSON.stringify(calls) === JSON.stringify(expected), calls.join("\n"));

@@ -10,9 +10,12 @@ import { configKeys } from "../components/config";
 import { SshConnection } from "../components/ssh/connection";
 import { readStackFile } from "../components/stackFile";
 import { destroy, Executor, StackState, up } from "../replay/engine";
+import { bootSysctls, installSystemdStandIn, managerEnv, rebootHost, runUnit } from "./day2";
 import { Lab, startLab } from "./lab";
-import { CheckResult, labExec, recordInLab, Scenario } from "./scenario";
+import { persistedPairs } from "./persistence";
+import { CheckResult, labExec, recordInLab, Scenario, snapshotAll } from "./scenario";
 import { diffSnapshots, parseSnapshot, Snapshot, snapshotScript } from "./snapshot";
+import { loadWorld } from "./world";
 
 const faultDir = "/run/tunnelpair-fault";
 
@@ -253,6 +256,97 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
         await lab.stop();
     }
     log(`faults ${name}: ${cases} cases, ${checks.filter((c) => c.ok).length} checks passed, ${checks.filter((c) => !c.ok).length} failed`);
+    return { checks, cases };
+}
+
+/** The fault wrappers' variables for a unit run (runUnit's env): what withFault sets for a script run over SSH. */
+function faultEnv(at: number, kind: "refuse" | "missing"): Record<string, string> {
+    return { PATH: `${faultDir}:${managerEnv.PATH}`, FAULT_AT: String(at), FAULT_KIND: kind, FAULT_SCOPE: "all" };
+}
+
+/**
+ * The boot run under fault injection: with a systemd stand-in on every host, `up` installs
+ * the units; then each host in `boot` is rebooted and its boot unit run as systemd would,
+ * failing at each of that run's changing steps in turn. Each failing run must say (in what
+ * the unit prints, its journal) which host and step failed and why, leave the host as the
+ * boot found it, and the next boot run must bring the host back to its state after `up`.
+ * Destroy then restores every host.
+ */
+export async function runBootFaults(name: string, s: Scenario, boot: readonly string[], log: (l: string) => void = () => undefined): Promise<FaultReport> {
+    const checks: CheckResult[] = [];
+    const check = (n: string, ok: boolean, detail?: string) => {
+        checks.push({ name: n, ok, detail });
+        if (!ok) log(`FAIL ${n}${detail ? `\n       ${detail.split("\n").join("\n       ")}` : ""}`);
+    };
+    let cases = 0;
+    const world = typeof s.world === "string" ? loadWorld(s.world) : s.world;
+    const lab = await startLab(world);
+    try {
+        const sf = readStackFile(s.stackFile);
+        const hosts = Object.keys(sf.config[configKeys.hosts] as object);
+        const pairsOn = persistedPairs(sf);
+        for (const h of hosts) {
+            await bootSysctls(lab, h);
+            await installSystemdStandIn(lab, h);
+            const r = await lab.exec(h, installWrappers);
+            if (r.code !== 0) throw new Error(`installing the fault wrappers on ${h}: ${r.stderr}`);
+        }
+        const before = await snapshotAll(lab, hosts);
+        const state = new StackState();
+        await up(await recordInLab(sf, lab), state, labExec);
+        const afterUp = await snapshotAll(lab, hosts);
+        const steps = async (h: string) => Number((await lab.exec(h, `cat ${faultDir}/count 2>/dev/null || echo 0`)).stdout.trim());
+        // as withFault does for a run over SSH: each faulty run counts its steps from 0
+        const resetCount = async (h: string) => void (await lab.exec(h, `rm -f ${faultDir}/count ${faultDir}/hung ${faultDir}/release`));
+
+        for (const h of boot) {
+            for (const { unit } of pairsOn.get(h)!) {
+                await rebootHost(lab, world, h);
+                const booted = await snapshot(lab, h);
+                await resetCount(h);
+                const clean = await runUnit(lab, h, unit, { env: faultEnv(0, "refuse") });
+                const n = await steps(h);
+                const d0 = diffSnapshots(afterUp[h], await snapshot(lab, h));
+                check(
+                    `${h}: a clean boot run of ${unit} (${n} changing steps) gives back the state after up`,
+                    clean.code === 0 && n > 0 && d0.length === 0,
+                    clean.stderr + d0.join("\n"),
+                );
+                for (let k = 1; k <= n; k++) {
+                    const kind = k % 3 === 0 ? "missing" : "refuse";
+                    cases++;
+                    await rebootHost(lab, world, h);
+                    await resetCount(h);
+                    const failed = await runUnit(lab, h, unit, { env: faultEnv(k, kind) });
+                    const named = new RegExp(`tunnelpair\\[[^\\]]*@${h}\\]: .*(step|error)`).test(failed.stderr) && /injected/.test(failed.stderr);
+                    check(
+                        `${h} boot run step ${k}/${n} (${kind}): the unit fails, naming host, step and cause`,
+                        failed.code !== 0 && named,
+                        `${failed.code}\n${failed.stdout}${failed.stderr}${(await lab.exec(h, `cat ${faultDir}/count`)).stdout}`,
+                    );
+                    const d = diffSnapshots(booted, await snapshot(lab, h));
+                    check(`${h} boot run step ${k}/${n} (${kind}): ${h} left as the boot found it (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+                    const again = await runUnit(lab, h, unit);
+                    const d2 = diffSnapshots(afterUp[h], await snapshot(lab, h));
+                    check(
+                        `${h} boot run step ${k}/${n}: the next boot run gives back the state after up (${d2.length} diff lines)`,
+                        again.code === 0 && d2.length === 0,
+                        again.stderr + d2.join("\n"),
+                    );
+                }
+            }
+        }
+        await destroy(state, labExec);
+        const after = await snapshotAll(lab, hosts);
+        for (const h of hosts) {
+            const d = diffSnapshots(before[h], after[h]);
+            check(`destroy after the boot faults restores ${h} (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+            await lab.exec(h, `rm -rf ${faultDir}`);
+        }
+    } finally {
+        await lab.stop();
+    }
+    log(`boot faults ${name}: ${cases} cases, ${checks.filter((c) => c.ok).length} checks passed, ${checks.filter((c) => !c.ok).length} failed`);
     return { checks, cases };
 }
 

@@ -19,6 +19,8 @@ interface Case {
     readonly setup: [string, string][];
     /** After up: [host, script] run by the admin, and lines the destroy must keep. */
     readonly meanwhile?: [string, string][];
+    /** After meanwhile: each endpoint's apply runs again (a repair run, a later pulumi up). */
+    readonly rerun?: boolean;
     /** up must fail (the pair refuses), naming this. */
     readonly refusal?: RegExp;
     /** Undoes the setup by hand at the end. */
@@ -35,6 +37,13 @@ const cases: Case[] = [
     {
         name: "an address the admin already had stays after destroy",
         setup: [["doolittle", "ip addr add 10.0.1.1/24 dev eth0 label eth0:0 noprefixroute"]],
+        cleanup: [["doolittle", "ip addr del 10.0.1.1/24 dev eth0"]],
+    },
+    {
+        name: "an address the admin had, gone after up and put back by the next run, is still the admin's: it stays after destroy",
+        setup: [["doolittle", "ip addr add 10.0.1.1/24 dev eth0 label eth0:0 noprefixroute"]],
+        meanwhile: [["doolittle", "ip addr del 10.0.1.1/24 dev eth0"]],
+        rerun: true,
         cleanup: [["doolittle", "ip addr del 10.0.1.1/24 dev eth0"]],
     },
     {
@@ -104,7 +113,13 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
                 check(`${c.name}: the toy flow answers`, p.code === 0 && p.stdout.startsWith("SSH-"), p.stderr);
             }
             for (const [h, script] of c.meanwhile ?? []) await sh(h, script);
-            const expected = c.meanwhile ? await snapshotAll(lab, hosts) : before;
+            const expected = c.meanwhile && !c.rerun ? await snapshotAll(lab, hosts) : before;
+            if (c.rerun) {
+                for (const r of recording.resources.filter((x) => x.inputs.delete !== undefined && hosts.some((h) => x.name.endsWith(`-${h}`)))) {
+                    const again = await labExec(r.inputs.connection as never, r.inputs.create as string);
+                    check(`${c.name}: ${r.name}'s apply runs again`, again.code === 0, again.stderr);
+                }
+            }
             const gone = await destroy(state, labExec).then(
                 () => undefined,
                 (e: Error) => e,
@@ -114,7 +129,7 @@ export async function runForeign(log: (l: string) => void = () => undefined): Pr
             for (const h of hosts) {
                 // after "meanwhile", the admin's own changes must stay; ours must go
                 const ref = c.meanwhile ? before[h] : expected[h];
-                const d = diffSnapshots(ref, after[h]).filter((l) => !(c.meanwhile && adminLine(l)));
+                const d = diffSnapshots(ref, after[h]).filter((l) => !(c.meanwhile && !c.rerun && adminLine(l)));
                 check(`${c.name}: ${h} as the admin left it (${d.length} diff lines)`, d.length === 0, d.join("\n"));
                 const wanted = diffSnapshots(before[h], expected[h]).filter(adminLine);
                 if (wanted.length > 0) {

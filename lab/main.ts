@@ -10,18 +10,19 @@ import { configKeys } from "../components/config";
 import { readStackFile } from "../components/stackFile";
 import { Lab } from "./lab";
 import { runDoctorLab } from "./doctor";
-import { runFaults } from "./faults";
+import { runBootFaults, runFaults } from "./faults";
 import { persistencePlans, runPersistence } from "./persistence";
 import { runScenario, Scenario, scenarios } from "./scenario";
 
 function usage(): never {
-    console.error(`usage: npm run lab -- [--keep|--faults|--persist] <${Object.keys(scenarios).join("|")}>
+    console.error(`usage: npm run lab -- [--keep|--faults|--persist|--boot-faults] <${Object.keys(scenarios).join("|")}>
        npm run lab -- [--keep|--faults] --world FILE --stack-file FILE
        npm run lab -- --doctor`);
     process.exit(2);
 }
 
-function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolean; faults: boolean; persist: boolean } {
+function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolean; faults: boolean; persist: boolean; bootFaults: boolean } {
+    let bootFaults = false;
     let keep = false;
     let faults = false;
     let persist = false;
@@ -33,6 +34,7 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
         if (a === "--keep") keep = true;
         else if (a === "--faults") faults = true;
         else if (a === "--persist") persist = true;
+        else if (a === "--boot-faults") bootFaults = true;
         else if (a === "--world") world = argv[++i];
         else if (a === "--stack-file") stackFile = argv[++i];
         else if (!a.startsWith("-") && !name) name = a;
@@ -41,7 +43,7 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
     if (name && !world && !stackFile) {
         const scenario = scenarios[name];
         if (!scenario) usage();
-        return { name, scenario, keep, faults, persist };
+        return { name, scenario, keep, faults, persist, bootFaults };
     }
     if (!world || !stackFile) usage();
     // A topology of the user's own: the generic checks (idempotency, exact restore).
@@ -51,6 +53,7 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
         keep,
         faults,
         persist,
+        bootFaults,
     };
 }
 
@@ -92,12 +95,21 @@ async function main(): Promise<void> {
         process.exitCode = failed === 0 ? 0 : 1;
         return;
     }
-    const { name, scenario, keep, faults, persist } = parse(process.argv.slice(2));
+    const { name, scenario, keep, faults, persist, bootFaults } = parse(process.argv.slice(2));
     const t0 = Date.now();
+    if (bootFaults) {
+        const plan = persistencePlans[name];
+        if (!plan) throw new Error(`--boot-faults: no reboot plan for ${name} (${Object.keys(persistencePlans).join(", ")})`);
+        const r = await runBootFaults(name, scenario, plan.reboot, (line) => console.log(line));
+        const failed = r.checks.filter((c) => !c.ok).length;
+        console.log(`boot faults ${name}: ${r.cases} fault cases; ${r.checks.length - failed} checks passed, ${failed} failed (${Date.now() - t0} ms)`);
+        process.exitCode = failed === 0 ? 0 : 1;
+        return;
+    }
     if (persist) {
         const plan = persistencePlans[name];
         if (!plan) throw new Error(`--persist: no reboot plan for ${name} (${Object.keys(persistencePlans).join(", ")})`);
-        const r = await runPersistence(name, scenario, plan.reboot, plan.reload, (line) => console.log(line));
+        const r = await runPersistence(name, scenario, plan.reboot, plan.reload, (line) => console.log(line), { firewalld: plan.firewalld });
         const failed = r.checks.filter((c) => !c.ok).length;
         console.log(
             `persist ${name}: ${r.checks.length - failed} checks passed, ${failed} failed; idle repair runs ${r.idleRepairMs.join(", ")} ms, the converge alone ${r.idleConvergeMs.join(", ")} ms (${Date.now() - t0} ms)`,

@@ -10,21 +10,82 @@
 import { destroy, StackState, up } from "../replay/engine";
 import { planPair } from "../components/plan";
 import { configKeys, loadConfig, sourceOfStackFile } from "../components/config";
-import { readStackFile } from "../components/stackFile";
+import { readStackFile, StackFile } from "../components/stackFile";
 import { unitName } from "../components/systemd";
-import { bootSysctls, flushConntrack, installSystemdStandIn, rebootHost, reloadFirewall, runTimerService, runUnit, systemctlCalls } from "./day2";
+import {
+    bootSysctls,
+    flushConntrack,
+    installSystemdStandIn,
+    rebootHost,
+    reloadFirewall,
+    runTimerService,
+    runUnit,
+    startSystemBus,
+    startUnit,
+    stopSystemBus,
+    stopUnit,
+    systemctlCalls,
+} from "./day2";
 import { Lab, startLab } from "./lab";
 import { CheckResult, Flow, labExec, probeScript, recordInLab, Scenario, snapshotAll } from "./scenario";
 import { diffSnapshots, Snapshot } from "./snapshot";
 import { loadWorld, World } from "./world";
 
-/** Per topology: the hosts rebooted (the router and a host behind it where there is one) and the endpoint whose firewall reloads. */
-export const persistencePlans: Record<string, { readonly reboot: readonly string[]; readonly reload: string }> = {
-    toy: { reboot: ["doolittle", "calculon"], reload: "doolittle" },
+/**
+ * Per topology: the hosts rebooted (the router and a host behind it where there is one), the
+ * endpoint whose firewall reloads, and whether that reload is also firewalld's, followed by
+ * the pair's firewalld hook over a real system bus (once is enough: the hook is per pair).
+ */
+export const persistencePlans: Record<string, { readonly reboot: readonly string[]; readonly reload: string; readonly firewalld?: boolean }> = {
+    toy: { reboot: ["doolittle", "calculon"], reload: "doolittle", firewalld: true },
     ps3: { reboot: ["ps3", "doolittle"], reload: "ps3" },
     man2: { reboot: ["rfe", "comp000"], reload: "rfe" },
     hub: { reboot: ["rfe", "comp000"], reload: "rfe" },
 };
+
+/** The units each host of a stack holds (one per pair that touches it) and each one's stored converge script. */
+export function persistedPairs(sf: StackFile): Map<string, { unit: string; converge: string; tag: string }[]> {
+    const model = loadConfig(sourceOfStackFile(sf), { credentials: "supplied" }).model;
+    const pairsOn = new Map<string, { unit: string; converge: string; tag: string }[]>(Object.keys(model.hosts).map((h) => [h, []]));
+    for (const p of model.pairs)
+        for (const { plan } of planPair(model, p))
+            pairsOn.get(plan.host)!.push({ unit: unitName(model.stack, p.name), converge: `${plan.stateDir}/converge`, tag: plan.tag });
+    return pairsOn;
+}
+
+/**
+ * The drifts a repair run must undo, made by hand from the pair's manifest on the host: its
+ * device set down, then removed; a route of its deleted; ip_forward reset; a chain of its
+ * flushed; a jump of its deleted. Each is a script for the host.
+ */
+function drifts(manifest: string, tag: string): { name: string; script: string }[] {
+    const own = manifest
+        .split("\n")
+        .filter((l) => l.startsWith("own "))
+        .map((l) => l.slice(4).split(" "));
+    const first = (kind: string) => own.find((w) => w[0] === kind);
+    const out: { name: string; script: string }[] = [];
+    const link = first("link");
+    if (link)
+        out.push(
+            { name: `the device ${link[1]} set down`, script: `ip link set ${link[1]} down` },
+            { name: `the device ${link[1]} removed`, script: `ip link del ${link[1]}` },
+        );
+    const route = first("route");
+    if (route) out.push({ name: `the route ${route.slice(1).join(" ")}`, script: `ip route del ${route.slice(1).join(" ")}` });
+    if (own.some((w) => w[0] === "sysctl" && w[1] === "net/ipv4/ip_forward" && w[2] === "1"))
+        out.push({ name: "ip_forward reset to 0", script: "echo 0 >/proc/sys/net/ipv4/ip_forward" });
+    const chain = first("chain");
+    if (chain) out.push({ name: `the chain ${chain[2]} flushed`, script: `iptables -t ${chain[1]} -F ${chain[2]}` });
+    const jump = first("jump");
+    if (jump) {
+        out.push({
+            name: `the jump ${jump[2]} -> ${jump[3]} deleted`,
+            script: `iptables -t ${jump[1]} -D ${jump[2]} -m comment --comment '${tag}' -j ${jump[3]}`,
+        });
+    }
+    return out;
+}
 
 export interface PersistenceReport {
     readonly checks: CheckResult[];
@@ -44,6 +105,7 @@ export async function runPersistence(
     reboot: readonly string[],
     reload: string,
     log: (l: string) => void = () => undefined,
+    opts: { firewalld?: boolean } = {},
 ): Promise<PersistenceReport> {
     const checks: CheckResult[] = [];
     const check = (n: string, ok: boolean, detail?: string) => {
@@ -57,12 +119,7 @@ export async function runPersistence(
     try {
         const sf = readStackFile(s.stackFile);
         const hosts = Object.keys(sf.config[configKeys.hosts] as object);
-        const model = loadConfig(sourceOfStackFile(sf), { credentials: "supplied" }).model;
-        // the units each host holds: one per pair that touches it
-        const pairsOn = new Map<string, { unit: string; converge: string }[]>(hosts.map((h) => [h, []]));
-        for (const p of model.pairs)
-            for (const { plan } of planPair(model, p))
-                pairsOn.get(plan.host)!.push({ unit: unitName(model.stack, p.name), converge: `${plan.stateDir}/converge` });
+        const pairsOn = persistedPairs(sf);
         const unitsOn = new Map([...pairsOn].map(([h, ps]) => [h, ps.map((p) => p.unit)]));
         for (const h of hosts) {
             await bootSysctls(lab, h); // what a reboot gives back, read before anything is deployed
@@ -75,13 +132,16 @@ export async function runPersistence(
         const flowsWork = async (when: string) => {
             for (const f of s.flows) check(`${when}: ${f.name} answers`, await probe(f));
         };
-        const same = (when: string, a: Record<string, Snapshot>, b: Record<string, Snapshot>, only = hosts) => {
+        const same = (when: string, a: Record<string, Snapshot>, b: Record<string, Snapshot>, only = hosts, routesRemade = false) => {
             for (const h of only) {
                 // A host that holds two pairs gets them back in either order (systemd starts
                 // their boot units side by side; here they run one after the other): devices,
                 // addresses and the pairs' jumps at the top of a chain may then be listed in
-                // another order, the same lines each. Nothing else may differ.
-                const reordered = (l: string) => pairsOn.get(h)!.length > 1 && /^\w+: same lines, other order$/.test(l);
+                // another order, the same lines each. So may the routes of a device that went
+                // down and came back (the kernel lists them in the order they were made again).
+                // Nothing else may differ.
+                const reordered = (l: string) =>
+                    (pairsOn.get(h)!.length > 1 && /^\w+: same lines, other order$/.test(l)) || (routesRemade && l === "route: same lines, other order");
                 const all = diffSnapshots(a[h], b[h]);
                 const d = all.filter((l) => !reordered(l));
                 const note = all.length > d.length ? `; ${all.length - d.length} sections the same lines in another order` : "";
@@ -99,11 +159,12 @@ export async function runPersistence(
 
         for (const h of hosts) {
             for (const { unit: u, converge } of pairsOn.get(h)!) {
-                const files = [`${u}.service`, `${u}-repair.service`, `${u}-repair.timer`].map((f) => `/etc/systemd/system/${f}`);
+                const files = [`${u}.service`, `${u}-repair.service`, `${u}-repair.timer`, `${u}-firewalld.service`].map((f) => `/etc/systemd/system/${f}`);
                 const installed = await lab.exec(
                     h,
                     `set -e; for f in ${files.map((f) => `'${f}'`).join(" ")}; do test -f "$f"; done; ` +
                         `test -L '/etc/systemd/system/multi-user.target.wants/${u}.service'; test -L '/etc/systemd/system/timers.target.wants/${u}-repair.timer'; ` +
+                        `test -L '/etc/systemd/system/firewalld.service.wants/${u}-firewalld.service'; ` +
                         `test -f '${converge}'; ` +
                         `systemd-analyze verify --man=no ${files.map((f) => `'${f}'`).join(" ")}`,
                 );
@@ -117,6 +178,13 @@ export async function runPersistence(
             check(
                 `${h}: systemd reloaded and each repair timer started (${calls.join("; ")})`,
                 calls.includes("daemon-reload") && unitsOn.get(h)!.every((u) => calls.includes(`start ${u}-repair.timer`)),
+            );
+            // firewalld does not run here: its hook waits for it (WantedBy=), and firewalld is never started
+            check(
+                `${h}: the firewalld hook is not started where firewalld does not run`,
+                calls.some((c) => c.includes("is-active") && c.includes("firewalld.service")) &&
+                    !calls.some((c) => c.startsWith("start ") && c.includes("firewalld")),
+                calls.join("; "),
             );
         }
 
@@ -181,6 +249,67 @@ export async function runPersistence(
         same(`${reload} after the repair`, afterUp, await snapshotAll(lab, hosts));
         await flowsWork(`after ${reload}'s firewall reload and repair`);
 
+        // firewalld's reload, followed by the hook: a real system bus, the Reloaded signal;
+        // then each kind of drift the converge owns, one at a time, and the admin's own change
+        if (opts.firewalld) {
+            for (const { unit: u, converge, tag } of pairsOn.get(reload)!) {
+                const manifest = (await lab.exec(reload, `cat '${converge.replace(/converge$/, "manifest")}'`)).stdout;
+                for (const d of drifts(manifest, tag)) {
+                    const made = await lab.exec(reload, d.script);
+                    const drifted = diffSnapshots(afterUp[reload], (await snapshotAll(lab, [reload]))[reload]);
+                    check(`${reload}: drift "${d.name}" (${drifted.length} diff lines)`, made.code === 0 && drifted.length > 0, made.stderr);
+                    const r = await runTimerService(lab, reload, u);
+                    check(`${reload}: the repair run puts back ${d.name}`, r.code === 0 && !/ 0 added, 0 removed, /.test(r.stdout), r.stdout + r.stderr);
+                    same(`${reload} after repairing ${d.name}`, afterUp, await snapshotAll(lab, hosts), [reload], true);
+                }
+                // what the pair does not own: an admin's rule and route stay through a repair run
+                const admin = "iptables -I INPUT 1 -s 192.0.2.9/32 -j DROP && ip route add 192.0.2.0/28 dev lo";
+                await lab.exec(reload, admin);
+                const withAdmin = await snapshotAll(lab, [reload]);
+                const r = await runTimerService(lab, reload, u);
+                const d = diffSnapshots(withAdmin[reload], (await snapshotAll(lab, [reload]))[reload]);
+                check(
+                    `${reload}: a repair run leaves the admin's own rule and route alone (${d.length} diff lines)`,
+                    r.code === 0 && / 0 added, 0 removed, /.test(r.stdout) && d.length === 0,
+                    r.stdout + d.join("\n"),
+                );
+                await lab.exec(reload, "iptables -D INPUT -s 192.0.2.9/32 -j DROP; ip route del 192.0.2.0/28 dev lo");
+            }
+            await flowsWork(`after the drifts on ${reload} and their repair`);
+        }
+        if (opts.firewalld) {
+            for (const u of unitsOn.get(reload)!) {
+                const hook = `${u}-firewalld.service`;
+                const bus = await startSystemBus(lab, reload);
+                await systemctlCalls(lab, reload, { clear: true });
+                const pid = await startUnit(lab, reload, hook); // as systemd does when firewalld starts
+                const repairStarts = async () => (await systemctlCalls(lab, reload)).filter((c) => c === `start --no-block ${u}-repair.service`).length;
+                const waitStarts = async (n: number) => {
+                    for (let i = 0; i < 100 && (await repairStarts()) < n; i++) await new Promise((r) => setTimeout(r, 100));
+                    return repairStarts();
+                };
+                check(`${reload}: ${hook} starts the repair once as it starts`, (await waitStarts(1)) === 1, (await systemctlCalls(lab, reload)).join("; "));
+                // let busctl register its match before anything is sent
+                await new Promise((r) => setTimeout(r, 1500));
+                const emit = (member: string, sig = "") =>
+                    lab.exec(reload, `busctl --system emit /org/fedoraproject/FirewallD1 org.fedoraproject.FirewallD1 ${member} ${sig}`);
+                const other = await emit("DefaultZoneChanged", "s public");
+                await new Promise((r) => setTimeout(r, 1500));
+                check(`${reload}: another firewalld signal starts nothing`, other.code === 0 && (await repairStarts()) === 1, other.stderr);
+                await reloadFirewall(lab, world, reload);
+                await flushConntrack(lab, reload);
+                const sent = await emit("Reloaded");
+                check(`${reload}: firewalld's Reloaded signal starts the repair at once`, sent.code === 0 && (await waitStarts(2)) === 2, sent.stderr);
+                const r = await runTimerService(lab, reload, u); // what systemd runs on that start
+                check(`${reload}: the repair it started puts the chains back`, r.code === 0 && !/ 0 added, 0 removed, /.test(r.stdout), r.stdout + r.stderr);
+                same(`${reload} after firewalld's reload and the hook's repair`, afterUp, await snapshotAll(lab, hosts), hosts, true);
+                await flowsWork(`after firewalld's reload on ${reload}`);
+                const said = await stopUnit(lab, reload, hook, pid);
+                check(`${reload}: the hook said what it did`, said.includes(`firewalld reloaded: starting ${u}-repair.service`), said);
+                await stopSystemBus(lab, reload, bus);
+            }
+        }
+
         const gone = await destroy(state, labExec).catch((e: Error) => e);
         check("destroy succeeds", !(gone instanceof Error) && state.resources.size === 0, gone instanceof Error ? gone.message : undefined);
         const afterDestroy = await snapshotAll(lab, hosts);
@@ -189,8 +318,10 @@ export async function runPersistence(
             check(`destroy restored ${h}, /etc/systemd/system included (${d.length} diff lines)`, d.length === 0, d.join("\n"));
             const calls = await systemctlCalls(lab, h);
             check(
-                `${h}: destroy stopped each repair timer`,
-                unitsOn.get(h)!.every((u) => calls.some((c: string) => c.startsWith("stop ") && c.includes(`${u}-repair.timer`))),
+                `${h}: destroy stopped each repair timer and firewalld hook`,
+                unitsOn
+                    .get(h)!
+                    .every((u) => calls.some((c: string) => c.startsWith("stop ") && c.includes(`${u}-repair.timer`) && c.includes(`${u}-firewalld.service`))),
                 calls.join("; "),
             );
         }

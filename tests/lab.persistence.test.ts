@@ -13,7 +13,7 @@ labDescribe("persistence and repair in the lab", () => {
         async (name) => {
             const lines: string[] = [];
             const plan = persistencePlans[name];
-            const r = await runPersistence(name, scenarios[name], plan.reboot, plan.reload, (l) => lines.push(l));
+            const r = await runPersistence(name, scenarios[name], plan.reboot, plan.reload, (l) => lines.push(l), { firewalld: plan.firewalld });
             lines.push(`idle repair runs: ${r.idleRepairMs.join(", ")} ms; the converge alone: ${r.idleConvergeMs.join(", ")} ms`);
             expectAllPassed(`persist ${name}`, lines, r.checks);
         },

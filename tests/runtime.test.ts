@@ -42,10 +42,10 @@ const script = renderApply(plan);
 const runtimeDir = path.join(__dirname, "..", "components", "runtime");
 const runtimeText = runtimeParts.map((p) => fs.readFileSync(path.join(runtimeDir, `${p}.sh`), "utf8")).join("\n");
 
-/** Runs the rendered script up to (not including) its call of apply, then `probe`; prints its output. */
+/** Runs the rendered script up to (not including) its call of main, then `probe`; prints its output. */
 function defined(probe: string): string {
-    expect(script.endsWith("\napply\n")).toBe(true);
-    return execFileSync("sh", ["-c", `${script.slice(0, -"apply\n".length)}\n${probe}`], { encoding: "utf8" });
+    expect(script.endsWith('\nmain "$@"\n')).toBe(true);
+    return execFileSync("sh", ["-c", `${script.slice(0, -'main "$@"\n'.length)}\n${probe}`], { encoding: "utf8" });
 }
 /** The names among `names` that the runtime does not define as shell functions. */
 function missing(names: string[]): string[] {

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { firewallLoaders, renderUnits, systemdEscape, unitName } from "../components/systemd";
+import { firewallLoaders, followFirewalld, renderUnits, systemdEscape, unitName } from "../components/systemd";
 
 const spec = { name: unitName("toy", "toy"), tag: "tunnelpair:toy/toy", converge: "/var/lib/tunnelpair/toy/toy/converge", repairSeconds: 60 };
 
@@ -32,7 +32,12 @@ describe("the pair's systemd units", () => {
     it("pass systemd-analyze verify, which refuses a broken unit", () => {
         const u = renderUnits(spec);
         expect(
-            verify({ [`${spec.name}.service`]: u.service, [`${spec.name}-repair.service`]: u.repairService!, [`${spec.name}-repair.timer`]: u.repairTimer! }),
+            verify({
+                [`${spec.name}.service`]: u.service,
+                [`${spec.name}-repair.service`]: u.repairService!,
+                [`${spec.name}-repair.timer`]: u.repairTimer!,
+                [`${spec.name}-firewalld.service`]: u.firewalldHook!,
+            }),
         ).toEqual({ code: 0, said: "" });
         // the check can fail: a oneshot that restarts is refused
         const broken = verify({ "broken.service": u.service.replace("RemainAfterExit=yes", "Restart=always") });
@@ -65,6 +70,17 @@ describe("the pair's systemd units", () => {
             expect.arrayContaining(["OnActiveSec=60", "OnUnitInactiveSec=60", "Unit=tunnelpair-toy-toy-repair.service", "WantedBy=timers.target"]),
         );
         expect(u.repairTimer).not.toMatch(/^Persistent=/m);
+        // the firewalld hook: with firewalld, never pulling it in (no Requires=, Wants= or BindsTo=)
+        expect(lines(u.firewalldHook!)).toEqual(
+            expect.arrayContaining([
+                "PartOf=firewalld.service",
+                "After=firewalld.service",
+                `ExecStart=/bin/sh /var/lib/tunnelpair/toy/toy/converge ${followFirewalld}`,
+                "Restart=on-failure",
+                "WantedBy=firewalld.service",
+            ]),
+        );
+        expect(u.firewalldHook).not.toMatch(/^(Requires|Wants|BindsTo)=/m);
         expect(renderUnits({ ...spec, repairSeconds: undefined })).toEqual({ service: u.service });
     });
 });

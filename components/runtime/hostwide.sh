@@ -30,9 +30,22 @@ hold() {   # kind args: this pair holds the value (add_K)
         mv "$dir/orig.new" "$dir/orig"
     elif [ ! -e "$dir/holders/$HOLDER" ]; then
         journal "del $k${*:+ $*}"
+    else
+        # held, and changed since (a reboot, a reload, the admin): the undo puts back what this
+        # run found, and the pair goes on holding it
+        HELD_N=$((HELD_N + 1))
+        mkdir -p "$STATE/undo/held/$HELD_N"
+        "save_$k" "$@" >"$STATE/undo/held/$HELD_N/orig"
+        journal "reheld $k $STATE/undo/held/$HELD_N"
     fi
     : >"$dir/holders/$HOLDER"
     "set_$k" "$@"
+}
+HELD_N=0
+reheld() {   # kind dir: the undo of hold on a value the pair already held: the value as it was
+    _bad=
+    "restore_$1" "$2"
+    [ -z "$_bad" ] || die "could not put back${_bad#;}"
 }
 release() {   # kind args: this pair lets go of the value (del_K)
     local k="$1" dir=''
@@ -168,6 +181,23 @@ restore_fwopen() {
     tables_changed
 }
 preflight_fwopen() { need_iptables; dir_fwopen; need_dir; }
-present_fwopen() { holds fwopen; }
+present_fwopen() { holds fwopen && fw_is_open; }
+fw_is_open() {   # every policy ACCEPT, no rule but a pair's (a reload or reboot brings the firewall back)
+    local t='' line=''
+    for t in filter nat mangle raw security; do
+        load_table "$t"
+        IFS=$NL
+        for line in $_s; do
+            IFS=$WS
+            case "$line" in
+                ":"*" - "* | ":"*" ACCEPT "*) ;;
+                ":"*) return 1 ;;
+                "-A TP-"* | *' --comment "tunnelpair:'*) ;;
+                "-A "*) return 1 ;;
+            esac
+        done
+        IFS=$WS
+    done
+}
 add_fwopen() { hold fwopen; }
 del_fwopen() { release fwopen; }

@@ -1,4 +1,11 @@
 # --- entry points: preflight, apply, remove ----------------------------------------------------
+main() {   # [follow-firewalld]: the apply script's arguments (pulumi up and the units pass none)
+    case "${1-}" in
+        '') apply ;;
+        follow-firewalld) follow_firewalld ;;
+        *) die "unknown argument '$1': none converges, follow-firewalld follows firewalld's reloads" ;;
+    esac
+}
 known() { case " $KINDS " in *" $1 "*) return 0 ;; esac; return 1; }
 obj() {   # verb kind args...: the kind's function for the verb, e.g. present_addr ARGS
     known "$2" || die "unknown object kind '$2'"
@@ -78,9 +85,12 @@ apply() {
         [ "$batch" = ip ] || flush_ip
         # shellcheck disable=SC2086
         obj add $line
+        added=$((added + 1))
+        # the host's own object, gone since (a reboot before its own config ran, the admin):
+        # put back for the pair, and still the host's: destroy leaves it
+        if member "had $line" "$old"; then new="${new}had $line$NL"; say "+ $line (the host's: it stays after destroy)"; continue; fi
         new="${new}own $line$NL"
         say "+ $line"
-        added=$((added + 1))
     done
     IFS=$WS
     flush_queue

@@ -191,6 +191,15 @@ add_chain() {
         chain_live "$1" "$2"; printf '%s' "$_live" >"$STATE/undo/$2.rules"
         journal "chainrestore $1 $2 $STATE/undo/$2.rules"
     else
+        if [ -e "$STATE/chains/$2.rules" ]; then
+            # the files of a chain that has gone (a reboot, a reload): the undo puts them back
+            [ -d "$STATE/undo/chains" ] || mkdir -p "$STATE/undo/chains"
+            set -- "$@" "$STATE/chains/$2.rules"
+            [ ! -e "$STATE/chains/$2.live" ] || set -- "$@" "$STATE/chains/$2.live"
+            mv -f "$3" ${4+"$4"} "$STATE/undo/chains/"
+            set -- "$1" "$2"
+            journal "chainfiles $2"
+        fi
         journal "del chain $1 $2"
     fi
     chain_rules "$2"; printf '%s' "$_rules" >"$STATE/chains/$2.rules"
@@ -207,6 +216,10 @@ ${_c}COMMIT
 EOF
     tables_changed
     chain_live "$1" "$2"; printf '%s' "$_live" >"$STATE/chains/$2.live"
+}
+chain_files() {   # chain: the undo of add_chain's move of a gone chain's files (at once)
+    local f=''
+    for f in "$STATE/undo/chains/$1.rules" "$STATE/undo/chains/$1.live"; do [ ! -e "$f" ] || mv -f "$f" "$STATE/chains/"; done
 }
 del_chain() {
     if chain_exists "$1" "$2"; then run ipt -t "$1" -F "$2"; run ipt -t "$1" -X "$2"; fi

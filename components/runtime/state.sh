@@ -2,7 +2,8 @@
 COMMITTED=0; FRESH=0; DIED=0; STEP=; OBJ=
 
 # Each change first writes its undo here, one line: "add KIND ARGS" or "del KIND ARGS" (the
-# kind's add_/del_ function, see objects.sh), or "chainrestore TABLE CHAIN FILE".
+# kind's add_/del_ function, see objects.sh), "chainrestore TABLE CHAIN FILE", "chainfiles
+# CHAIN" (objects.sh) or "reheld KIND DIR" (hostwide.sh).
 journal() { printf '%s\n' "$*" >>"$STATE/journal"; }
 
 manifest_read() {   # -> $_c: the manifest, "own|had LINE" a line, oldest first; $_rev: newest first
@@ -84,6 +85,8 @@ undo_group() {   # batch steps: the steps (newest first) in one subshell, warned
                 "del chain") queue_del_chain "$2" "$3"; files="$files $STATE/chains/$3.rules $STATE/chains/$3.live" ;;
                 "del jump") shift; queue_del_jump "$@" ;;
                 "chainrestore "*) chain_restore "$@" ;;
+                "chainfiles "*) chain_files "$@" ;;
+                "reheld "*) reheld "$@" ;;
                 *) fn=${op}_$1; shift; "$fn" "$@" ;;
             esac
         done

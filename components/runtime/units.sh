@@ -20,12 +20,14 @@ unit_files() {   # name [all] -> $_ul
     _ul="$STATE/converge TP_SCRIPT$NL$UNIT_DIR/$1.service UNIT_SERVICE"
     if [ "${REPAIR:-off}" != off ] || [ -n "${2-}" ]; then
         _ul="$_ul$NL$UNIT_DIR/$1-repair.service UNIT_REPAIR_SERVICE$NL$UNIT_DIR/$1-repair.timer UNIT_REPAIR_TIMER"
+        _ul="$_ul$NL$UNIT_DIR/$1-firewalld.service UNIT_FIREWALLD_HOOK"
     fi
 }
 unit_links() {   # name [all] -> $_ul: "LINK TARGET" a line
     _ul="$UNIT_DIR/multi-user.target.wants/$1.service $UNIT_DIR/$1.service"
     if [ "${REPAIR:-off}" != off ] || [ -n "${2-}" ]; then
         _ul="$_ul$NL$UNIT_DIR/timers.target.wants/$1-repair.timer $UNIT_DIR/$1-repair.timer"
+        _ul="$_ul$NL$UNIT_DIR/firewalld.service.wants/$1-firewalld.service $UNIT_DIR/$1-firewalld.service"
     fi
 }
 write_file() {   # path text: replaced in one rename (a run reading the old file keeps reading it)
@@ -63,6 +65,7 @@ unit_save() {   # name: the unit's files as they are, into $STATE/undo/unit (for
     IFS=$WS
     if [ -L "$UNIT_DIR/multi-user.target.wants/$1.service" ]; then : >"$STATE/undo/unit/.linked"; fi
     if [ -L "$UNIT_DIR/timers.target.wants/$1-repair.timer" ]; then : >"$STATE/undo/unit/.timer-linked"; fi
+    if [ -L "$UNIT_DIR/firewalld.service.wants/$1-firewalld.service" ]; then : >"$STATE/undo/unit/.hook-linked"; fi
 }
 add_unit() {
     [ -n "$SYSTEMD" ] || return 0
@@ -75,7 +78,7 @@ add_unit() {
     for e in $_ul; do IFS=$WS; eval "t=\$${e##* }"; write_file "${e% *}" "$t"; done
     IFS=$WS
     run chmod 644 "$UNIT_DIR/$1.service"
-    if [ "${REPAIR:-off}" != off ]; then run chmod 644 "$UNIT_DIR/$1-repair.service" "$UNIT_DIR/$1-repair.timer"; fi
+    if [ "${REPAIR:-off}" != off ]; then run chmod 644 "$UNIT_DIR/$1-repair.service" "$UNIT_DIR/$1-repair.timer" "$UNIT_DIR/$1-firewalld.service"; fi
     unit_links "$1"
     IFS=$NL
     for e in $_ul; do
@@ -87,13 +90,18 @@ add_unit() {
     IFS=$WS
     unit_timer_off "$1"
     run systemctl daemon-reload
-    if [ "${REPAIR:-off}" != off ]; then run systemctl start "$1-repair.timer"; fi
+    if [ "${REPAIR:-off}" != off ]; then
+        run systemctl start "$1-repair.timer"
+        # the hook starts with firewalld; firewalld running now, it starts now (never firewalld itself)
+        if systemctl is-active --quiet firewalld.service; then run systemctl start "$1-firewalld.service"; fi
+    fi
 }
 unit_timer_off() {   # name: with repair off, a former period's timer goes
     [ "${REPAIR:-off}" = off ] || return 0
-    [ -e "$UNIT_DIR/$1-repair.timer" ] || [ -L "$UNIT_DIR/timers.target.wants/$1-repair.timer" ] || return 0
-    systemctl stop "$1-repair.timer" >/dev/null 2>&1 || true
-    run rm -f "$UNIT_DIR/timers.target.wants/$1-repair.timer" "$UNIT_DIR/$1-repair.timer" "$UNIT_DIR/$1-repair.service"
+    [ -e "$UNIT_DIR/$1-repair.timer" ] || [ -L "$UNIT_DIR/timers.target.wants/$1-repair.timer" ] || [ -e "$UNIT_DIR/$1-firewalld.service" ] || return 0
+    systemctl stop "$1-repair.timer" "$1-firewalld.service" >/dev/null 2>&1 || true
+    run rm -f "$UNIT_DIR/timers.target.wants/$1-repair.timer" "$UNIT_DIR/$1-repair.timer" "$UNIT_DIR/$1-repair.service" \
+        "$UNIT_DIR/firewalld.service.wants/$1-firewalld.service" "$UNIT_DIR/$1-firewalld.service"
     unit_prune_dirs
 }
 unit_prune_dirs() {   # the .wants directories the units made, where empty now
@@ -117,24 +125,32 @@ add_unitrestore() {   # name: the files, links and timer as unit_save found them
         if slurp "$STATE/undo/unit/${p##*/}"; then write_file "$p" "${_c%"$NL"}"; else rm -f "$p"; fi
     done
     IFS=$WS
-    [ ! -e "$UNIT_DIR/$1.service" ] || chmod 644 "$UNIT_DIR/$1.service" "$UNIT_DIR/$1-repair.service" "$UNIT_DIR/$1-repair.timer" 2>/dev/null || true
+    [ ! -e "$UNIT_DIR/$1.service" ] || chmod 644 "$UNIT_DIR/$1.service" "$UNIT_DIR/$1-repair.service" "$UNIT_DIR/$1-repair.timer" "$UNIT_DIR/$1-firewalld.service" 2>/dev/null || true
     l="$UNIT_DIR/multi-user.target.wants/$1.service"
     if [ -e "$STATE/undo/unit/.linked" ]; then [ -L "$l" ] || ln -s "$UNIT_DIR/$1.service" "$l"; else rm -f "$l"; fi
     l="$UNIT_DIR/timers.target.wants/$1-repair.timer"
     if [ -e "$STATE/undo/unit/.timer-linked" ]; then [ -L "$l" ] || ln -s "$UNIT_DIR/$1-repair.timer" "$l"; else rm -f "$l"; fi
+    l="$UNIT_DIR/firewalld.service.wants/$1-firewalld.service"
+    if [ -e "$STATE/undo/unit/.hook-linked" ]; then
+        [ -L "$l" ] || { [ -d "${l%/*}" ] || mkdir "${l%/*}"; ln -s "$UNIT_DIR/$1-firewalld.service" "$l"; }
+    else rm -f "$l"; fi
     unit_prune_dirs
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload || true
         if [ -e "$STATE/undo/unit/.timer-linked" ]; then systemctl start "$1-repair.timer" || true; else systemctl stop "$1-repair.timer" >/dev/null 2>&1 || true; fi
+        if [ ! -e "$STATE/undo/unit/.hook-linked" ]; then systemctl stop "$1-firewalld.service" >/dev/null 2>&1 || true
+        elif systemctl is-active --quiet firewalld.service; then systemctl start "$1-firewalld.service" || true; fi
     fi
 }
 del_unit() {   # stops the repair first: no run of the units may follow the undo
     [ -e "$UNIT_DIR/$1.service" ] || [ -e "$STATE/converge" ] || return 0   # never installed (no systemd)
     unit_save "$1"
     : >"$STATE/undo/unit/.removed"
-    if [ -d /run/systemd/system ]; then systemctl stop "$1-repair.timer" "$1-repair.service" >/dev/null 2>&1 || true; fi
+    # the timer and the hook first, which would start the repair again, then the repair itself
+    if [ -d /run/systemd/system ]; then systemctl stop "$1-repair.timer" "$1-firewalld.service" "$1-repair.service" >/dev/null 2>&1 || true; fi
     run rm -f "$UNIT_DIR/multi-user.target.wants/$1.service" "$UNIT_DIR/timers.target.wants/$1-repair.timer" \
-        "$UNIT_DIR/$1.service" "$UNIT_DIR/$1-repair.service" "$UNIT_DIR/$1-repair.timer" "$STATE/converge"
+        "$UNIT_DIR/firewalld.service.wants/$1-firewalld.service" \
+        "$UNIT_DIR/$1.service" "$UNIT_DIR/$1-repair.service" "$UNIT_DIR/$1-repair.timer" "$UNIT_DIR/$1-firewalld.service" "$STATE/converge"
     unit_prune_dirs
     if [ -d /run/systemd/system ]; then run systemctl daemon-reload; fi
 }
@@ -152,4 +168,30 @@ still_current() {
     [ "$FROM_FILE" = 1 ] || return 0
     if ! slurp "$STATE/converge"; then say "the pair was removed while this run waited for the lock: nothing to do"; exit 0; fi
     [ "$_c" = "$TP_SCRIPT$NL" ] || { say "a newer deployment replaced this script while this run waited for the lock: nothing to do"; exit 0; }
+}
+
+# The firewalld hook (NAME-firewalld.service runs this script with follow-firewalld): a
+# firewalld reload deletes every chain of its iptables backend, ours too, and firewalld says
+# so on the system bus with its Reloaded signal. Each one, and once as the hook starts
+# (firewalld has just started or restarted, which replaced the rules too), starts the repair
+# service: systemd runs one at a time, after the boot run. Anyone on the bus may send a
+# signal by that name; the worst it does is an early repair run, which changes nothing.
+follow_firewalld() {
+    local l='' name='' m=''
+    IFS=$NL
+    for l in $DESIRED; do IFS=$WS; case $l in "unit "*) name=${l#unit } ;; esac; done
+    IFS=$WS
+    if [ -z "$name" ] || [ "${REPAIR:-off}" = off ]; then die "$STACK/$PAIR has no repair service to start"; fi
+    command -v busctl >/dev/null 2>&1 || die "busctl (systemd's) is needed to follow firewalld's reloads"
+    systemctl start --no-block "$name-repair.service" || warn "starting $name-repair.service failed"
+    busctl --system --json=short monitor --match="type='signal',interface='org.fedoraproject.FirewallD1',member='Reloaded'" |
+        while IFS= read -r m; do
+            case $m in
+                *'"member":"Reloaded"'*)
+                    say "firewalld reloaded: starting $name-repair.service"
+                    systemctl start --no-block "$name-repair.service" || warn "starting $name-repair.service failed"
+                    ;;
+            esac
+        done
+    die "the system bus went away (busctl monitor ended): systemd starts the hook again"
 }
