@@ -10,13 +10,37 @@
 import { destroy, StackState, up } from "../replay/engine";
 import { planPair } from "../components/plan";
 import { configKeys, loadConfig, sourceOfStackFile } from "../components/config";
-import { readStackFile } from "../components/stackFile";
+import { readStackFile, StackFile } from "../components/stackFile";
 import { unitName } from "../components/systemd";
 import { bootSysctls, flushConntrack, installSystemdStandIn, rebootHost, reloadFirewall, runTimerService, runUnit, systemctlCalls } from "./day2";
-import { Lab, startLab } from "./lab";
+import { ExecResult, Lab, startLab } from "./lab";
 import { CheckResult, Flow, labExec, probeScript, recordInLab, Scenario, snapshotAll } from "./scenario";
-import { diffSnapshots, Snapshot } from "./snapshot";
+import { diffSnapshots, Snapshot, unitDir } from "./snapshot";
 import { loadWorld, World } from "./world";
+
+/**
+ * Whether `unit`'s three files, its two [Install] links and the stored `converge` script are on
+ * `host`, and the files pass `systemd-analyze verify` there (exit 0; its complaints in the output).
+ */
+export function unitsInstalled(lab: Lab, host: string, unit: string, converge: string): Promise<ExecResult> {
+    const files = [`${unit}.service`, `${unit}-repair.service`, `${unit}-repair.timer`].map((f) => `${unitDir}/${f}`);
+    return lab.exec(
+        host,
+        `set -e; for f in ${files.map((f) => `'${f}'`).join(" ")}; do test -f "$f"; done; ` +
+            `test -L '${unitDir}/multi-user.target.wants/${unit}.service'; test -L '${unitDir}/timers.target.wants/${unit}-repair.timer'; ` +
+            `test -f '${converge}'; ` +
+            `systemd-analyze verify --man=no ${files.map((f) => `'${f}'`).join(" ")}`,
+    );
+}
+
+/** Per host of the stack, the units it holds and the stored script they run: one per pair that touches it. */
+export function pairUnitsOn(sf: StackFile): Map<string, { unit: string; converge: string }[]> {
+    const model = loadConfig(sourceOfStackFile(sf), { credentials: "supplied" }).model;
+    const pairsOn = new Map<string, { unit: string; converge: string }[]>(Object.keys(model.hosts).map((h) => [h, []]));
+    for (const p of model.pairs)
+        for (const { plan } of planPair(model, p)) pairsOn.get(plan.host)!.push({ unit: unitName(model.stack, p.name), converge: `${plan.stateDir}/converge` });
+    return pairsOn;
+}
 
 /** Per topology: the hosts rebooted (the router and a host behind it where there is one) and the endpoint whose firewall reloads. */
 export const persistencePlans: Record<string, { readonly reboot: readonly string[]; readonly reload: string }> = {
@@ -57,12 +81,7 @@ export async function runPersistence(
     try {
         const sf = readStackFile(s.stackFile);
         const hosts = Object.keys(sf.config[configKeys.hosts] as object);
-        const model = loadConfig(sourceOfStackFile(sf), { credentials: "supplied" }).model;
-        // the units each host holds: one per pair that touches it
-        const pairsOn = new Map<string, { unit: string; converge: string }[]>(hosts.map((h) => [h, []]));
-        for (const p of model.pairs)
-            for (const { plan } of planPair(model, p))
-                pairsOn.get(plan.host)!.push({ unit: unitName(model.stack, p.name), converge: `${plan.stateDir}/converge` });
+        const pairsOn = pairUnitsOn(sf);
         const unitsOn = new Map([...pairsOn].map(([h, ps]) => [h, ps.map((p) => p.unit)]));
         for (const h of hosts) {
             await bootSysctls(lab, h); // what a reboot gives back, read before anything is deployed
@@ -99,14 +118,7 @@ export async function runPersistence(
 
         for (const h of hosts) {
             for (const { unit: u, converge } of pairsOn.get(h)!) {
-                const files = [`${u}.service`, `${u}-repair.service`, `${u}-repair.timer`].map((f) => `/etc/systemd/system/${f}`);
-                const installed = await lab.exec(
-                    h,
-                    `set -e; for f in ${files.map((f) => `'${f}'`).join(" ")}; do test -f "$f"; done; ` +
-                        `test -L '/etc/systemd/system/multi-user.target.wants/${u}.service'; test -L '/etc/systemd/system/timers.target.wants/${u}-repair.timer'; ` +
-                        `test -f '${converge}'; ` +
-                        `systemd-analyze verify --man=no ${files.map((f) => `'${f}'`).join(" ")}`,
-                );
+                const installed = await unitsInstalled(lab, h, u, converge);
                 check(
                     `${h}: ${u}'s units and links installed, and they pass systemd-analyze verify`,
                     installed.code === 0,
