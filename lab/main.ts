@@ -4,6 +4,7 @@
 // `npm run lab -- --keep toy`: boots the world and keeps it, printing what the real
 // `pulumi up` needs to deploy the stack into it.
 // `npm run lab -- --doctor`: the doctor on Man2, each item broken on purpose.
+// `npm run lab -- --upgrade toy`: hosts deployed by the version before persistence, upgraded and destroyed.
 import * as path from "path";
 import YAML from "yaml";
 import { configKeys } from "../components/config";
@@ -13,19 +14,21 @@ import { runDoctorLab } from "./doctor";
 import { runBootFaults, runFaults } from "./faults";
 import { persistencePlans, runPersistence } from "./persistence";
 import { runScenario, Scenario, scenarios } from "./scenario";
+import { runUpgrade, upgradePlans } from "./upgrade";
 
 function usage(): never {
-    console.error(`usage: npm run lab -- [--keep|--faults|--persist|--boot-faults] <${Object.keys(scenarios).join("|")}>
+    console.error(`usage: npm run lab -- [--keep|--faults|--persist|--boot-faults|--upgrade] <${Object.keys(scenarios).join("|")}>
        npm run lab -- [--keep|--faults] --world FILE --stack-file FILE
        npm run lab -- --doctor`);
     process.exit(2);
 }
 
-function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolean; faults: boolean; persist: boolean; bootFaults: boolean } {
+function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolean; faults: boolean; persist: boolean; bootFaults: boolean; upgrade: boolean } {
     let bootFaults = false;
     let keep = false;
     let faults = false;
     let persist = false;
+    let upgrade = false;
     let world: string | undefined;
     let stackFile: string | undefined;
     let name: string | undefined;
@@ -35,6 +38,7 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
         else if (a === "--faults") faults = true;
         else if (a === "--persist") persist = true;
         else if (a === "--boot-faults") bootFaults = true;
+        else if (a === "--upgrade") upgrade = true;
         else if (a === "--world") world = argv[++i];
         else if (a === "--stack-file") stackFile = argv[++i];
         else if (!a.startsWith("-") && !name) name = a;
@@ -43,7 +47,7 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
     if (name && !world && !stackFile) {
         const scenario = scenarios[name];
         if (!scenario) usage();
-        return { name, scenario, keep, faults, persist, bootFaults };
+        return { name, scenario, keep, faults, persist, bootFaults, upgrade };
     }
     if (!world || !stackFile) usage();
     // A topology of the user's own: the generic checks (idempotency, exact restore).
@@ -54,6 +58,7 @@ function parse(argv: string[]): { name: string; scenario: Scenario; keep: boolea
         faults,
         persist,
         bootFaults,
+        upgrade,
     };
 }
 
@@ -95,7 +100,7 @@ async function main(): Promise<void> {
         process.exitCode = failed === 0 ? 0 : 1;
         return;
     }
-    const { name, scenario, keep, faults, persist, bootFaults } = parse(process.argv.slice(2));
+    const { name, scenario, keep, faults, persist, bootFaults, upgrade } = parse(process.argv.slice(2));
     const t0 = Date.now();
     if (bootFaults) {
         const plan = persistencePlans[name];
@@ -103,6 +108,17 @@ async function main(): Promise<void> {
         const r = await runBootFaults(name, scenario, plan.reboot, (line) => console.log(line));
         const failed = r.checks.filter((c) => !c.ok).length;
         console.log(`boot faults ${name}: ${r.cases} fault cases; ${r.checks.length - failed} checks passed, ${failed} failed (${Date.now() - t0} ms)`);
+        process.exitCode = failed === 0 ? 0 : 1;
+        return;
+    }
+    if (upgrade) {
+        const plan = upgradePlans[name];
+        if (!plan) throw new Error(`--upgrade: no recording of the old version for ${name} (${Object.keys(upgradePlans).join(", ")})`);
+        const r = await runUpgrade(name, scenario, plan.reboot, (line) => console.log(line));
+        const failed = r.checks.filter((c) => !c.ok).length;
+        console.log(
+            `upgrade ${name}: ${r.checks.length - failed} checks passed, ${failed} failed (${r.ms} ms in the lab, after waiting ${r.waitedMs} ms for it)`,
+        );
         process.exitCode = failed === 0 ? 0 : 1;
         return;
     }

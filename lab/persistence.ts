@@ -26,10 +26,26 @@ import {
     stopUnit,
     systemctlCalls,
 } from "./day2";
-import { Lab, startLab } from "./lab";
+import { ExecResult, Lab, startLab } from "./lab";
 import { CheckResult, Flow, labExec, probeScript, recordInLab, Scenario, snapshotAll } from "./scenario";
-import { diffSnapshots, Snapshot } from "./snapshot";
+import { diffSnapshots, Snapshot, unitDir } from "./snapshot";
 import { loadWorld, World } from "./world";
+
+/**
+ * Whether `unit`'s four files, its three [Install] links and the stored `converge` script are on
+ * `host`, and the files pass `systemd-analyze verify` there (exit 0; its complaints in the output).
+ */
+export function unitsInstalled(lab: Lab, host: string, unit: string, converge: string): Promise<ExecResult> {
+    const files = [`${unit}.service`, `${unit}-repair.service`, `${unit}-repair.timer`, `${unit}-firewalld.service`].map((f) => `${unitDir}/${f}`);
+    return lab.exec(
+        host,
+        `set -e; for f in ${files.map((f) => `'${f}'`).join(" ")}; do test -f "$f"; done; ` +
+            `test -L '${unitDir}/multi-user.target.wants/${unit}.service'; test -L '${unitDir}/timers.target.wants/${unit}-repair.timer'; ` +
+            `test -L '${unitDir}/firewalld.service.wants/${unit}-firewalld.service'; ` +
+            `test -f '${converge}'; ` +
+            `systemd-analyze verify --man=no ${files.map((f) => `'${f}'`).join(" ")}`,
+    );
+}
 
 /**
  * Per topology: the hosts rebooted (the router and a host behind it where there is one), the
@@ -159,15 +175,7 @@ export async function runPersistence(
 
         for (const h of hosts) {
             for (const { unit: u, converge } of pairsOn.get(h)!) {
-                const files = [`${u}.service`, `${u}-repair.service`, `${u}-repair.timer`, `${u}-firewalld.service`].map((f) => `/etc/systemd/system/${f}`);
-                const installed = await lab.exec(
-                    h,
-                    `set -e; for f in ${files.map((f) => `'${f}'`).join(" ")}; do test -f "$f"; done; ` +
-                        `test -L '/etc/systemd/system/multi-user.target.wants/${u}.service'; test -L '/etc/systemd/system/timers.target.wants/${u}-repair.timer'; ` +
-                        `test -L '/etc/systemd/system/firewalld.service.wants/${u}-firewalld.service'; ` +
-                        `test -f '${converge}'; ` +
-                        `systemd-analyze verify --man=no ${files.map((f) => `'${f}'`).join(" ")}`,
-                );
+                const installed = await unitsInstalled(lab, h, u, converge);
                 check(
                     `${h}: ${u}'s units and links installed, and they pass systemd-analyze verify`,
                     installed.code === 0,
