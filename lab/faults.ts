@@ -105,7 +105,16 @@ async function snapshot(lab: Lab, host: string): Promise<Snapshot> {
     return parseSnapshot(r.stdout);
 }
 
-export async function runFaults(name: string, s: Scenario, log: (l: string) => void = () => undefined): Promise<FaultReport> {
+/**
+ * `opts.hosts`: only the scripts of these hosts (the hub's shared router: its other scripts
+ * are man2's and the toy's, which their own runs cover).
+ */
+export async function runFaults(
+    name: string,
+    s: Scenario,
+    log: (l: string) => void = () => undefined,
+    opts: { hosts?: readonly string[] } = {},
+): Promise<FaultReport> {
     const checks: CheckResult[] = [];
     const check = (n: string, ok: boolean, detail?: string) => {
         checks.push({ name: n, ok, detail });
@@ -126,6 +135,7 @@ export async function runFaults(name: string, s: Scenario, log: (l: string) => v
 
         for (const c of commands) {
             const host = hostOf(c.name, Object.keys(sf.config[configKeys.hosts] as object));
+            if (opts.hosts && !opts.hosts.includes(host)) continue;
             const create = c.inputs.create as string;
             const del = c.inputs.delete as string;
             const before = await snapshot(lab, host);

@@ -284,6 +284,34 @@ export async function runPersistence(
                 await lab.exec(reload, "iptables -D INPUT -s 192.0.2.9/32 -j DROP; ip route del 192.0.2.0/28 dev lo");
             }
             await flowsWork(`after the drifts on ${reload} and their repair`);
+
+            // a repair run that waited for the lock while a deployment replaced the stored
+            // script: it does nothing (the next run is the new script's)
+            for (const { unit: u, converge } of pairsOn.get(reload)!) {
+                const snap = await snapshotAll(lab, [reload]);
+                await lab.exec(reload, `cp -p '${converge}' /run/tunnelpair-lab/converge.kept`);
+                const holder = lab.exec(
+                    reload,
+                    "exec 9</var/lib; flock 9; : >/run/tunnelpair-lab/held; while [ ! -e /run/tunnelpair-lab/release ]; do sleep 0.1; done",
+                    {
+                        timeoutMs: 60_000,
+                    },
+                );
+                await lab.exec(reload, "n=0; while [ ! -e /run/tunnelpair-lab/held ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done");
+                const waiting = runTimerService(lab, reload, u);
+                // the run is waiting on the lock (its flock is there) when the deployment writes
+                await lab.exec(reload, "n=0; while ! pgrep -x flock >/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done");
+                await lab.exec(reload, `printf '# a newer deployment\n' >>'${converge}'; : >/run/tunnelpair-lab/release`);
+                await holder;
+                const r = await waiting;
+                const d = diffSnapshots(snap[reload], (await snapshotAll(lab, [reload]))[reload]).filter((l) => !l.includes(converge));
+                check(
+                    `${reload}: a repair run that waited for the lock while the script was replaced does nothing (${d.length} diff lines)`,
+                    r.code === 0 && /a newer deployment replaced this script/.test(r.stdout) && !/applied:/.test(r.stdout) && d.length === 0,
+                    r.stdout + r.stderr + d.join("\n"),
+                );
+                await lab.exec(reload, `mv -f /run/tunnelpair-lab/converge.kept '${converge}'; rm -f /run/tunnelpair-lab/held /run/tunnelpair-lab/release`);
+            }
         }
         if (opts.firewalld) {
             for (const u of unitsOn.get(reload)!) {
