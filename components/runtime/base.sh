@@ -19,8 +19,9 @@
 #
 # Processes are expensive on small routers (and in the lab), and so is dash's `read`: it
 # makes one system call per byte (~45 us each in the lab, 0.1 s for a 2 KB table). State is
-# read once per run into variables, a file with one `cat`, and text is walked line by line
-# without `read`, split once by the shell:
+# read once per run into variables (the files a run compares all with one `head`, load_files
+# in state.sh; any other file with one `cat`), and text is walked line by line without
+# `read`, split once by the shell:
 #     IFS=$NL; for l in $text; do IFS=$WS; ...; done; IFS=$WS
 # (the body first puts IFS back, so whatever it calls, and however it leaves the loop, splits
 # words as usual; empty lines are skipped; set -f: nothing is globbed).
@@ -35,6 +36,7 @@
 #     _sd     dir_<kind> (hostwide.sh)             _ra     route_args: `ip route add` args
 #     _comp   sysctl_companions                    _bad    restore_<kind>: what failed, appended
 #     _ipfail flush_ip_every: the failed commands  _b      undo_batch: an undo step's batch
+#     _f      files_<kind>: paths, appended
 # A function's own temporaries are `local`, named without the "_": local is dynamic in every
 # one of these shells, and a local named like a result would swallow the result of a helper
 # the function calls.

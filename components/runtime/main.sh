@@ -58,6 +58,7 @@ apply() {
     done
     IFS=$WS
     flush_ip   # the stale objects are gone before the desired ones are looked at
+    [ "$removed" = 0 ] || files_changed   # (a removal takes its object's files: read them all again)
     STEP=0; IFS=$NL
     for line in $DESIRED; do
         IFS=$WS
@@ -87,8 +88,11 @@ apply() {
     flush_ip
     # said before the commit: a connection cut by now fails this write, and the run rolls back
     say "applied: $added added, $removed removed, $kept unchanged"
-    printf '%s' "$new" >"$STATE/manifest.new"
-    mv "$STATE/manifest.new" "$STATE/manifest"
+    # (the same list as before, in an idle run: nothing to write, no mv to start)
+    if [ "$new" != "$old" ] || [ ! -e "$STATE/manifest" ]; then
+        printf '%s' "$new" >"$STATE/manifest.new"
+        mv "$STATE/manifest.new" "$STATE/manifest"
+    fi
     COMMITTED=1
     tidy
 }

@@ -8,6 +8,8 @@
 #                     a kind of the ip batch queues its command there (its caller flushes)
 # and, where they apply:
 #   queue_del_K ARGS  (a kind of the iptables batch) queues its removal in that batch
+#   files_K ARGS      (a kind whose present_K compares files, with file_is) appends their
+#                     paths to $_f, one a line: load_files (state.sh) reads them with the rest
 # Each section starts with `kind K BATCH [adopt]`, which adds K to KINDS (obj in main.sh
 # refuses any other: a manifest left by a newer version) and says, in BATCH_K and ADOPT_K:
 #   BATCH   ip or ipt: add_K queues into the ip or the iptables batch, and apply sends the
@@ -180,10 +182,10 @@ need_iptables() {
     IPT_CHECKED=1
 }
 preflight_chain() { need_iptables; }
+files_chain() { _f="$_f$NL$STATE/chains/$2.rules$NL$STATE/chains/$2.live"; }
 present_chain() {   # ours, as we built it, and nobody has edited it since
     chain_rules "$2"
-    slurp "$STATE/chains/$2.rules" && [ "$_c" = "$_rules" ] &&
-        slurp "$STATE/chains/$2.live" && chain_live "$1" "$2" && [ "$_c" = "$_live" ]
+    file_is "$STATE/chains/$2.rules" "$_rules" && chain_live "$1" "$2" && file_is "$STATE/chains/$2.live" "$_live"
 }
 add_chain() {
     if chain_exists "$1" "$2"; then

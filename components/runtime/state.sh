@@ -5,9 +5,57 @@ COMMITTED=0; FRESH=0; DIED=0; STEP=; OBJ=
 # kind's add_/del_ function, see objects.sh), or "chainrestore TABLE CHAIN FILE".
 journal() { printf '%s\n' "$*" >>"$STATE/journal"; }
 
+# --- the files a run compares, read at once ----------------------------------------------------
+# A run reads its manifest, and present_K compares the files of some kinds (each desired
+# chain's .rules and .live, the units and the stored script) with the text it would write
+# them as: a dozen files in an idle run, a `cat` each cost more than all the rest. One `head`
+# reads every one of them that exists, when the first is wanted (under the lock), into FILES:
+# head puts "==> PATH <==" before each file (for two files or more: /dev/null goes last). The
+# manifest goes first, the one file whose text is taken out (at the front, cheaply: dash's
+# ${x#...} matches its pattern against each prefix up to the one it removes); the others are
+# only compared, by one `case` each. A desired object's files are written only by its own
+# add_, after its present_ has compared them, so what was read holds for the rest of the run;
+# a stale object's removal and the rollback change files of their own (files_changed), and
+# the next file wanted reads them all again.
+FILES_READ=0; FILES=; MANIFEST=
+load_files() {
+    [ "$FILES_READ" = 0 ] || return 0
+    local l='' k='' p=''
+    _f=$STATE/manifest
+    IFS=$NL
+    for l in $DESIRED; do
+        IFS=$WS
+        # shellcheck disable=SC2086 # kind args...
+        set -- $l
+        k=$1; shift
+        if command -v "files_$k" >/dev/null; then "files_$k" "$@"; fi
+    done
+    set --
+    IFS=$NL
+    for p in $_f; do IFS=$WS; [ ! -e "$p" ] || set -- "$@" "$p"; done
+    IFS=$WS
+    FILES=; MANIFEST=; FILES_READ=1
+    [ $# -gt 0 ] || return 0
+    # (a file gone since, or unreadable, has no header: it reads as missing, as with slurp)
+    FILES=$NL$(head -n 999999999 "$@" /dev/null 2>/dev/null) || true
+    case "$FILES" in
+        "$NL==> $STATE/manifest <==$NL"*)
+            MANIFEST=${FILES#"$NL==> $STATE/manifest <==$NL"}; MANIFEST=${MANIFEST%%"$NL==> "*}
+            # as slurp reads it: each line ending in one newline
+            while :; do case "$MANIFEST" in *"$NL") MANIFEST=${MANIFEST%"$NL"} ;; *) break ;; esac; done
+            MANIFEST=${MANIFEST:+$MANIFEST$NL} ;;
+    esac
+}
+files_changed() { FILES_READ=0; }
+file_is() {   # path text: the file (one a files_K lists) holds exactly text, each line ending in a newline as the runtime writes it
+    load_files
+    case "$FILES" in *"$NL==> $1 <==$NL$2$NL==> "*) return 0 ;; esac
+    return 1
+}
+
 manifest_read() {   # -> $_c: the manifest, "own|had LINE" a line, oldest first; $_rev: newest first
     local e=''
-    slurp "$STATE/manifest" || _c=
+    load_files; _c=$MANIFEST
     _rev=; IFS=$NL
     for e in $_c; do IFS=$WS; case "$e" in *" "*) _rev=$e$NL$_rev ;; esac; done   # (one word: a damaged line)
     IFS=$WS
@@ -59,7 +107,7 @@ rollback() {
     IFS=$WS
     [ -z "$group" ] || undo_group "$gb" "$group"
     tidy
-    ip_changed; tables_changed
+    ip_changed; tables_changed; files_changed
 }
 undo_batch() {   # undo step -> $_b: ip, ipt, or empty (at once)
     # shellcheck disable=SC2086 # op kind args...

@@ -37,6 +37,13 @@ preflight_unit() {
     [ -z "${PERSIST_EXPLICIT-}" ] || die "persist: boot needs systemd, which $HOST does not run (no /run/systemd/system); set persist: none"
     say "warning: $HOST does not run systemd: persist falls back to none, and after a reboot the tunnel is gone until the next pulumi up"
 }
+files_unit() {   # name: the files present_unit compares (unit_files)
+    local e=''
+    unit_files "$1"
+    IFS=$NL
+    for e in $_ul; do IFS=$WS; _f="$_f$NL${e% *}"; done
+    IFS=$WS
+}
 present_unit() {
     [ -n "$SYSTEMD" ] || return 0   # nothing to hold on a host without systemd
     local e='' t=''
@@ -45,7 +52,7 @@ present_unit() {
     for e in $_ul; do
         IFS=$WS
         eval "t=\$${e##* }"
-        slurp "${e% *}" && [ "$_c" = "$t$NL" ] || return 1
+        file_is "${e% *}" "$t$NL" || return 1
     done
     unit_links "$1"
     IFS=$NL
@@ -141,7 +148,9 @@ del_unit() {   # stops the repair first: no run of the units may follow the undo
 
 # A run of the units (the script from $STATE/converge, TP_SCRIPT not set by the deployer):
 # its text is the file's; once it holds the lock, the file must still be that text, or the
-# pair was removed or redeployed while it waited, and this run has nothing to do.
+# pair was removed or redeployed while it waited, and this run has nothing to do. (It is read
+# there with the run's other files, load_files: present_unit then compares it without
+# reading it again.)
 from_file() {
     [ -z "${TP_SCRIPT+x}" ] || return 0
     FROM_FILE=1
@@ -150,6 +159,6 @@ from_file() {
 }
 still_current() {
     [ "$FROM_FILE" = 1 ] || return 0
-    if ! slurp "$STATE/converge"; then say "the pair was removed while this run waited for the lock: nothing to do"; exit 0; fi
-    [ "$_c" = "$TP_SCRIPT$NL" ] || { say "a newer deployment replaced this script while this run waited for the lock: nothing to do"; exit 0; }
+    if [ ! -e "$STATE/converge" ]; then say "the pair was removed while this run waited for the lock: nothing to do"; exit 0; fi
+    file_is "$STATE/converge" "$TP_SCRIPT$NL" || { say "a newer deployment replaced this script while this run waited for the lock: nothing to do"; exit 0; }
 }
