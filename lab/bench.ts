@@ -4,12 +4,17 @@
 //     underlay, on the toy's two hosts, interleaved rounds, with TCP retransmits.
 // (d) the toy's replayed apply against the floor (one hand-written script per host, one SSH
 //     session each) and against an Ansible playbook doing the same, in the same lab.
+// (e) persistence on the toy, in one lab with the systemd stand-in: what one idle repair run
+//     costs on a host (its time there, the programs it starts), and up and destroy with
+//     persist: boot against persist: none, interleaved.
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { configKeys } from "../components/config";
 import { readStackFile, StackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
+import { planEndpoint } from "../components/plan";
+import { configKeys, loadConfig, sourceOfStackFile } from "../components/config";
+import { installSystemdStandIn, managerEnv } from "./day2";
 import { Lab, startLab } from "./lab";
 import { labExec, recordInLab } from "./scenario";
 import { loadWorld, World } from "./world";
@@ -261,5 +266,105 @@ export async function benchApply(log: (l: string) => void, rounds = 5): Promise<
     const a = ansible ? median(times.ansible) : undefined;
     log(
         `apply toy (median of ${rounds}): product ${s(p)} (the probe after both endpoints ${s(median(times.probe))}), floor ${s(f)}${a ? `, ansible ${s(a)}` : ""}; product/floor ${(p / f).toFixed(2)}${a ? `, ansible/product ${(a / p).toFixed(1)}` : " (ansible-playbook not installed: ./setup --bench)"}`,
+    );
+}
+
+/**
+ * The programs a run started, from `strace -f -e trace=execve` output: each successful
+ * execve's program, by its base name, in order (a call strace split in two, "<unfinished
+ * ...>" and "<... execve resumed>", is joined by its pid).
+ */
+export function execedPrograms(trace: string): string[] {
+    const pending = new Map<string, string>();
+    const out: string[] = [];
+    for (const line of trace.split("\n")) {
+        const call = /^(\d+)\s+execve\("([^"]*)"/.exec(line);
+        const resumed = /^(\d+)\s+<\.\.\. execve resumed>.*= (-?\d+)/.exec(line);
+        if (call) {
+            const done = / = (-?\d+)(?: \w+.*)?$/.exec(line);
+            if (!done) pending.set(call[1], call[2]);
+            else if (done[1] === "0") out.push(path.basename(call[2]));
+        } else if (resumed) {
+            const p = pending.get(resumed[1]);
+            pending.delete(resumed[1]);
+            if (p !== undefined && resumed[2] === "0") out.push(path.basename(p));
+        }
+    }
+    return out;
+}
+
+/** (e) */
+export async function benchRepair(log: (l: string) => void, rounds = 5, idleRuns = 9): Promise<void> {
+    const sf = readStackFile(path.join(root, "stacks/Pulumi.toy.yaml"));
+    const model = loadConfig(sourceOfStackFile(sf), { credentials: "supplied" }).model;
+    const host = "doolittle";
+    const converge = `${planEndpoint(model, model.pairs[0], "a").stateDir}/converge`;
+    const lab = await startLab(path.join(root, "lab/worlds/toy.yaml"));
+    const times = { boot: { up: [] as number[], destroy: [] as number[] }, none: { up: [] as number[], destroy: [] as number[] } };
+    const idle: number[] = [];
+    const floor: number[] = [];
+    let programs: string[] | undefined;
+    try {
+        // both hosts "run systemd" (the stand-in): persist: boot installs the units there
+        for (const h of ["doolittle", "calculon"]) await installSystemdStandIn(lab, h);
+        const persist = (mode: "boot" | "none") => {
+            const pairs = JSON.parse(JSON.stringify(sf.config[configKeys.pairs])) as Record<string, { persist?: string }>;
+            for (const p of Object.values(pairs)) p.persist = mode;
+            return recordInLab(sf, lab, { [configKeys.pairs]: pairs });
+        };
+        const recordings = { boot: await persist("boot"), none: await persist("none") };
+        for (let r = 0; r < rounds; r++) {
+            for (const mode of ["boot", "none"] as const) {
+                const state = new StackState();
+                times[mode].up.push((await up(recordings[mode], state, labExec)).ms);
+                times[mode].destroy.push((await destroy(state, labExec)).ms);
+            }
+            log(
+                `repair round ${r + 1}: persist boot: up ${s(times.boot.up[r])}, destroy ${s(times.boot.destroy[r])}; persist none: up ${s(times.none.up[r])}, destroy ${s(times.none.destroy[r])}`,
+            );
+        }
+
+        // an idle repair run: the converge the units run, with nothing to do, timed on the host
+        // (systemd's PATH, in /, stdin /dev/null; the SSH session's environment otherwise)
+        const state = new StackState();
+        await up(recordings.boot, state, labExec);
+        const env = `PATH='${managerEnv.PATH}' LANG='${managerEnv.LANG}'`;
+        const run = `${env} /bin/sh '${converge}' </dev/null`;
+        const ms = "$(( ($(date +%s%N) - t0) / 1000000 ))";
+        const out = await must(
+            lab,
+            host,
+            `cd / || exit 1
+${run} >/dev/null || exit 1   # (a first run, not timed: a warm-up)
+for i in $(seq ${idleRuns}); do
+    t0=$(date +%s%N); ${run} >/tmp/tunnelpair-bench.out || exit 1; echo "idle ${ms}"
+    grep -q ' 0 added, 0 removed, ' /tmp/tunnelpair-bench.out || { cat /tmp/tunnelpair-bench.out >&2; exit 1; }
+    t0=$(date +%s%N); /bin/true; echo "floor ${ms}"
+done
+rm -f /tmp/tunnelpair-bench.out`,
+        );
+        for (const [, what, n] of out.matchAll(/^(idle|floor) (\d+)$/gm)) (what === "idle" ? idle : floor).push(Number(n));
+        const traced = await lab.exec(
+            host,
+            `command -v strace >/dev/null || exit 3; cd / && ${env} strace -f -qq -e trace=execve -o /tmp/tunnelpair-bench.trace /bin/sh '${converge}' </dev/null >/dev/null && cat /tmp/tunnelpair-bench.trace; rm -f /tmp/tunnelpair-bench.trace`,
+        );
+        if (traced.code === 0) programs = execedPrograms(traced.stdout);
+        else if (traced.code !== 3) throw new Error(`${host}: strace of the idle run: exit ${traced.code}: ${traced.stderr}`);
+        await destroy(state, labExec);
+    } finally {
+        await lab.stop();
+    }
+    const tally = new Map<string, number>();
+    for (const p of programs ?? []) tally.set(p, (tally.get(p) ?? 0) + 1);
+    const counted = programs
+        ? `${programs.length} programs (${[...tally].map(([p, n]) => (n > 1 ? `${p} x${n}` : p)).join(", ")})`
+        : "programs not counted (strace not installed: ./setup --bench)";
+    log(
+        `repair: an idle repair run on ${host} (the converge with nothing to do, timed on the host) ${median(idle)} ms (median of ${idle.length}; ${Math.min(...idle)}-${Math.max(...idle)}), ${counted}; a /bin/true timed the same way ${median(floor)} ms`,
+    );
+    const mb = { up: median(times.boot.up), destroy: median(times.boot.destroy) };
+    const mn = { up: median(times.none.up), destroy: median(times.none.destroy) };
+    log(
+        `repair: toy (median of ${rounds}, interleaved) persist boot: up ${s(mb.up)}, destroy ${s(mb.destroy)}; persist none: up ${s(mn.up)}, destroy ${s(mn.destroy)}; the units and the stored script cost up ${((mb.up - mn.up) / 1000).toFixed(2)} s, destroy ${((mb.destroy - mn.destroy) / 1000).toFixed(2)} s`,
     );
 }

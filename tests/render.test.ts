@@ -80,6 +80,21 @@ describe("rendered scripts", () => {
         expect(renderApply(none)).not.toMatch(/^TP_SCRIPT=/);
     });
 
+    it("only a script holding units takes a run without TP_SCRIPT for the units' run of its stored copy", () => {
+        // the script's definitions, then from_file alone (it reads only $STATE/converge, here missing)
+        const fromFile = (script: string) =>
+            execFileSync("sh", ["-c", `${script.replace(/\nmain "\$@"\n$/, "\n")}STATE=/nonexistent/s/p\nfrom_file\necho "from file: $FROM_FILE"`], {
+                encoding: "utf8",
+            });
+        const m = validateConfig({ ...toyConfig(), pairs: { toy: { ...toyConfig().pairs.toy, persist: "none" } } }, { stack: "toy" });
+        // persist: none: the apply is the deployer's, and goes on to converge the host
+        expect(fromFile(renderApply(planEndpoint(m, m.pairs[0], "a")))).toBe("from file: 0\n");
+        // the stored converge of a persisted pair, run by its units: no stored copy, nothing to do
+        expect(fromFile(renderConverge(planEndpoint(toyModel(), toyModel().pairs[0], "a")))).toBe(
+            "tunnelpair[tunnelpair:toy/toy@doolittle]: no stored script: the pair is not deployed here\n",
+        );
+    });
+
     it("bounds every wait: iptables -w, flock -w", () => {
         const s = renderApply(planEndpoint(toyModel(), toyModel().pairs[0], "a"));
         expect(s).toContain('iptables -w "$IPT_WAIT"');

@@ -1,12 +1,12 @@
 // `npm run bench`: figures, nothing asserted. (a) per stack, from the recorded resource graph:
-// SSH sessions per host on `up` and the depth of the longest dependency chain; (b)-(d) in the
-// lab (lab/bench.ts). `npm run bench -- graph|scale|throughput|apply` runs one part.
+// SSH sessions per host on `up` and the depth of the longest dependency chain; (b)-(e) in the
+// lab (lab/bench.ts). `npm run bench -- graph|scale|throughput|apply|repair` runs one part.
 import * as fs from "fs";
 import * as path from "path";
 import { deployStack } from "../components/program";
 import { readStackFile } from "../components/stackFile";
 import { recordProgram, RecordedResource } from "../replay/record";
-import { benchApply, benchScale, benchThroughput } from "../lab/bench";
+import { benchApply, benchRepair, benchScale, benchThroughput } from "../lab/bench";
 import { missingPrerequisites } from "../lab/lab";
 
 function depth(commands: RecordedResource[]): number {
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
     const parts = process.argv.slice(2);
     const want = (p: string) => parts.length === 0 || parts.includes(p);
     if (want("graph")) await graph();
-    const lab = ["scale", "throughput", "apply"].filter(want);
+    const lab = ["scale", "throughput", "apply", "repair"].filter(want);
     if (lab.length === 0) return;
     const missing = missingPrerequisites();
     if (missing.length) {
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     if (want("scale")) await benchScale(log);
     if (want("throughput")) await benchThroughput(log);
     if (want("apply")) await benchApply(log);
+    if (want("repair")) await benchRepair(log);
 }
 
 main().catch((e) => {

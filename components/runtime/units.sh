@@ -162,13 +162,14 @@ del_unit() {   # stops the repair first: no run of the units may follow the undo
     if [ -d /run/systemd/system ]; then run systemctl daemon-reload; fi
 }
 
-# A run of the units (the script from $STATE/converge, TP_SCRIPT not set by the deployer):
-# its text is the file's; once it holds the lock, the file must still be that text, or the
-# pair was removed or redeployed while it waited, and this run has nothing to do. (It is read
-# there with the run's other files, load_files: present_unit then compares it without
-# reading it again.)
+# A run of the units (the script from $STATE/converge: one that holds units, UNIT_SERVICE,
+# and whose TP_SCRIPT the deployer did not set): its text is the file's; once it holds the
+# lock, the file must still be that text, or the pair was removed or redeployed while it
+# waited, and this run has nothing to do. (It is read there with the run's other files,
+# load_files: present_unit then compares it without reading it again.) A script without
+# units (persist: none) is the deployer's apply itself, never stored.
 from_file() {
-    [ -z "${TP_SCRIPT+x}" ] || return 0
+    [ -z "${TP_SCRIPT+x}" ] && [ -n "${UNIT_SERVICE+x}" ] || return 0
     FROM_FILE=1
     slurp "$STATE/converge" || { say "no stored script: the pair is not deployed here"; exit 0; }
     TP_SCRIPT=${_c%"$NL"}
