@@ -194,6 +194,22 @@ function toyScenario(stack: string, reach?: { address: string; route: string }):
             ctx.check("§4.7: tunl1 up again with its route: the flow answers", (await ctx.probe(flow)).ok);
             const again = await probe();
             ctx.check("verify after tunl1 came back: verified", again.code === 0 && /: verified: /.test(again.stdout), again.stdout + again.stderr);
+            // firewall open: a policy closed again (a loader, the admin) is opened by the next
+            // run, which keeps the firewall from before up for destroy to put back (the
+            // scenario's restore check)
+            const open = (await ctx.sh("doolittle", `grep -c '^own fwopen$' /var/lib/tunnelpair/${stack}/toy/manifest || true`)).trim() === "1";
+            if (open) {
+                // (FORWARD: INPUT would cut the lab's own SSH to doolittle)
+                await ctx.sh("doolittle", "iptables -P FORWARD DROP");
+                const endpoint = [...ctx.state.resources.values()].find((r) => r.name === "toy-a-doolittle")!;
+                const rerun = await labExec(endpoint.inputs.connection as never, endpoint.inputs.create as string);
+                const policy = (await ctx.sh("doolittle", "iptables -S FORWARD")).split("\n")[0];
+                ctx.check(
+                    `firewall open: FORWARD's policy set to DROP again, the next run opens it (${policy})`,
+                    rerun.code === 0 && !/ 0 added, 0 removed, /.test(rerun.stdout) && policy === "-P FORWARD ACCEPT",
+                    rerun.stdout + rerun.stderr,
+                );
+            }
         },
     };
 }
