@@ -60,12 +60,12 @@ export const persistencePlans: Record<string, { readonly reboot: readonly string
 };
 
 /** The units each host of a stack holds (one per pair that touches it) and each one's stored converge script. */
-export function persistedPairs(sf: StackFile): Map<string, { unit: string; converge: string; tag: string }[]> {
+export function persistedPairs(sf: StackFile): Map<string, { pair: string; unit: string; converge: string; tag: string }[]> {
     const model = loadConfig(sourceOfStackFile(sf), { credentials: "supplied" }).model;
-    const pairsOn = new Map<string, { unit: string; converge: string; tag: string }[]>(Object.keys(model.hosts).map((h) => [h, []]));
+    const pairsOn = new Map<string, { pair: string; unit: string; converge: string; tag: string }[]>(Object.keys(model.hosts).map((h) => [h, []]));
     for (const p of model.pairs)
         for (const { plan } of planPair(model, p))
-            pairsOn.get(plan.host)!.push({ unit: unitName(model.stack, p.name), converge: `${plan.stateDir}/converge`, tag: plan.tag });
+            pairsOn.get(plan.host)!.push({ pair: p.name, unit: unitName(model.stack, p.name), converge: `${plan.stateDir}/converge`, tag: plan.tag });
     return pairsOn;
 }
 
@@ -344,6 +344,28 @@ export async function runPersistence(
                 check(`${reload}: the hook said what it did`, said.includes(`firewalld reloaded: starting ${u}-repair.service`), said);
                 await stopSystemBus(lab, reload, bus);
             }
+        }
+
+        // A host holding two pairs: their unit links share the .wants directories, which either
+        // pair may have made. One pair destroyed alone leaves the other's units and links whole;
+        // the full destroy below, whichever pair goes last, takes every made directory away.
+        for (const h of hosts.filter((h) => pairsOn.get(h)!.length > 1)) {
+            const res = [...state.resources.values()];
+            const alone = res.find((r) => r.name.endsWith(`-${h}`) && !res.some((o) => o.dependencies.includes(r.urn)));
+            if (!alone) continue;
+            const one = new StackState();
+            one.resources.set(alone.urn, alone);
+            const r = await destroy(one, labExec).catch((e: Error) => e);
+            if (!(r instanceof Error)) state.resources.delete(alone.urn);
+            // its name is `<pair>-<role>-<host>` (tunnelPair.ts), the role one word
+            const pairOfAlone = alone.name.slice(0, -(h.length + 1)).replace(/-[a-z]+$/, "");
+            const kept = pairsOn.get(h)!.filter((p) => p.pair !== pairOfAlone);
+            const still = await Promise.all(kept.map((p) => unitsInstalled(lab, h, p.unit, p.converge)));
+            check(
+                `${h}: ${alone.name} destroyed alone leaves the other pair's units and links (${kept.map((p) => p.unit).join(", ")})`,
+                !(r instanceof Error) && kept.length === pairsOn.get(h)!.length - 1 && still.every((x) => x.code === 0),
+                r instanceof Error ? r.message : still.map((x) => x.stdout + x.stderr).join("\n"),
+            );
         }
 
         const gone = await destroy(state, labExec).catch((e: Error) => e);

@@ -6,7 +6,9 @@
 # The texts of the units come from render.ts (UNIT_SERVICE, UNIT_REPAIR_SERVICE,
 # UNIT_REPAIR_TIMER, each without its last newline); the [Install] links are made here, as
 # `systemctl enable` would make them, and a .wants directory that was missing is made and
-# listed in $STATE/unit.dirs, so that destroy takes away exactly what came.
+# listed in $HOSTSTATE/unit.dirs, so that destroy takes away exactly what came. The list is
+# the host's, not the pair's: two pairs on one host link into the same directories, and the
+# one that made a directory may be destroyed while the other's link still keeps it.
 # Undo: the files as they were before the run are kept in $STATE/undo/unit (unitrestore); a
 # unit removed as stale is put back from there too (add_unit finds the copies).
 kind unit -
@@ -91,7 +93,7 @@ add_unit() {
     for e in $_ul; do
         IFS=$WS; l=${e% *}; d=${l%/*}
         [ ! -L "$l" ] || continue
-        if [ ! -d "$d" ]; then run mkdir "$d"; printf '%s\n' "$d" >>"$STATE/unit.dirs"; fi
+        [ -d "$d" ] || unit_mkdir "$d"
         run ln -s "${e##* }" "$l"
     done
     IFS=$WS
@@ -111,17 +113,28 @@ unit_timer_off() {   # name: with repair off, a former period's timer goes
         "$UNIT_DIR/firewalld.service.wants/$1-firewalld.service" "$UNIT_DIR/$1-firewalld.service"
     unit_prune_dirs
 }
-unit_prune_dirs() {   # the .wants directories the units made, where empty now
+unit_mkdir() {   # dir: a missing .wants directory, made as systemctl enable makes it, listed
+    run mkdir -m 755 "$1"
+    [ -d "$HOSTSTATE" ] || mkdir -p "$HOSTSTATE"
+    printf '%s\n' "$1" >>"$HOSTSTATE/unit.dirs"
+}
+unit_prune_dirs() {   # the .wants directories made for any pair's units, where empty now
     local d='' left=''
-    slurp "$STATE/unit.dirs" || return 0
+    # (a former version listed them in the pair's own state, lost with it on destroy)
+    if slurp "$STATE/unit.dirs"; then
+        [ -d "$HOSTSTATE" ] || mkdir -p "$HOSTSTATE"
+        printf '%s' "$_c" >>"$HOSTSTATE/unit.dirs" && rm -f "$STATE/unit.dirs"
+    fi
+    slurp "$HOSTSTATE/unit.dirs" || return 0
     IFS=$NL
     for d in $_c; do
         IFS=$WS
+        case "$NL$left" in *"$NL$d$NL"*) continue ;; esac
         rmdir "$d" 2>/dev/null || true
         [ ! -d "$d" ] || left="$left$d$NL"
     done
     IFS=$WS
-    if [ -n "$left" ]; then printf '%s' "$left" >"$STATE/unit.dirs"; else rm -f "$STATE/unit.dirs"; fi
+    if [ -n "$left" ]; then printf '%s' "$left" >"$HOSTSTATE/unit.dirs"; else rm -f "$HOSTSTATE/unit.dirs"; prune "$HOSTSTATE"; fi
 }
 add_unitrestore() {   # name: the files, links and timer as unit_save found them
     local e='' p='' l=''
@@ -139,7 +152,7 @@ add_unitrestore() {   # name: the files, links and timer as unit_save found them
     if [ -e "$STATE/undo/unit/.timer-linked" ]; then [ -L "$l" ] || ln -s "$UNIT_DIR/$1-repair.timer" "$l"; else rm -f "$l"; fi
     l="$UNIT_DIR/firewalld.service.wants/$1-firewalld.service"
     if [ -e "$STATE/undo/unit/.hook-linked" ]; then
-        [ -L "$l" ] || { [ -d "${l%/*}" ] || mkdir "${l%/*}"; ln -s "$UNIT_DIR/$1-firewalld.service" "$l"; }
+        [ -L "$l" ] || { [ -d "${l%/*}" ] || unit_mkdir "${l%/*}"; ln -s "$UNIT_DIR/$1-firewalld.service" "$l"; }
     else rm -f "$l"; fi
     unit_prune_dirs
     if [ -d /run/systemd/system ]; then
