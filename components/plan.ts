@@ -300,6 +300,8 @@ export function planPair(model: Model, pair: Pair): PlannedHost[] {
 export interface VerifyPlan {
     readonly host: string;
     readonly stack: string;
+    /** The pair's name, for the MTU it tells the admin to set. */
+    readonly pair: string;
     readonly tag: string;
     readonly dev: string;
     readonly from: string;
@@ -317,6 +319,7 @@ export function planVerify(model: Model, pair: Pair): VerifyPlan | undefined {
     return {
         host: a.host,
         stack: model.stack,
+        pair: pair.name,
         tag: ownerTag(model.stack, pair.name),
         dev: a.interface,
         from: a.tunnelAddress,

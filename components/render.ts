@@ -106,6 +106,7 @@ export function renderVerify(v: VerifyPlan, endpoints: readonly string[]): strin
         ["HOST", v.host],
         ["TAG", v.tag],
         ["STACK", v.stack],
+        ["PAIR", v.pair],
         ["DEV", v.dev],
         ["FROM", v.from],
         ["TO", v.to],

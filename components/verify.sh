@@ -1,29 +1,80 @@
 # tunnelpair verification: the end of every `pulumi up` of a pair. From this endpoint's
 # tunnel address to the peer's, through the tunnel device, a few bounded pings; if none is
-# answered, a diagnosis from what this host can see. It changes nothing on the host.
-# render.ts puts HOST TAG STACK DEV FROM TO PEER LOCAL REMOTE in front of it.
+# answered, a diagnosis from what this host can see. Then the device's full MTU, with DF:
+# small pings pass over a path that narrows past the first hop (auto takes the first hop's
+# MTU), full-size packets do not; if they cannot pass, the largest size that does, by a
+# bounded search, and the MTU to set. It changes nothing on the host (a path MTU the warm-up
+# teaches the kernel is what any traffic to the peer teaches it).
+# render.ts puts HOST TAG STACK PAIR DEV FROM TO PEER LOCAL REMOTE in front of it.
+#
+# Time: every ping is one echo waiting at most 1 s (-c 1 -W 1). At most TRIES for
+# reachability; then 2 of the full MTU (warm-up and probe) and SEARCH of the search: at worst
+# 5 + 2 + 11 pings, about 18 s (a black hole where the path is far narrower than the device).
+# A working tunnel answers the first ping of each: two pings.
 
 TRIES=5
+SEARCH=11   # halvings: exact over any range up to 2048 bytes (68 to a 1500-byte device and more)
+FLOOR=68    # IPv4's smallest MTU (RFC 791): every link carries it, the search's lower end
+NET=/sys/class/net   # (the tests point it at a directory of their own)
 say() { printf '%s\n' "tunnelpair[$TAG@$HOST]: $*" || true; }
 die() { printf '%s\n' "tunnelpair[$TAG@$HOST]: error: verification failed: $*" >&2 || true; exit 1; }
 # (a value read into a variable, not printed into a $(...): a fork costs ~10 ms on a small router)
-counter() { _v=; read -r _v <"/sys/class/net/$DEV/statistics/$1" || [ -n "$_v" ]; }   # -> $_v
+counter() { _v=; read -r _v <"$NET/$DEV/statistics/$1" || [ -n "$_v" ]; }   # -> $_v
+
+# One echo with DF of $1 bytes on the wire (IPv4 20 + ICMP 8 + payload); ping's words in
+# $_out (not -q: it silences "message too long" and "Frag needed", which say why).
+df_ping() { _out=$(LC_ALL=C ping -n -M "do" -c 1 -W 1 -s $(($1 - 28)) -I "$FROM" "$TO" 2>&1); }
+
+# The largest size in ($1, $2) that passes, $1 taken to pass and $2 known not to: -> $_lo.
+# At most SEARCH pings; a range wider than 2^SEARCH ends at a size that passed, a little low.
+largest() {
+    _lo=$1 _hi=$2 _k=0
+    while [ $((_hi - _lo)) -gt 1 ] && [ "$_k" -lt "$SEARCH" ]; do
+        _k=$((_k + 1)) _mid=$(((_lo + _hi) / 2))
+        if df_ping "$_mid"; then _lo=$_mid; else _hi=$_mid; fi
+    done
+}
+
+# The full MTU with DF (iputils' ping -M do; busybox's and inetutils' ping cannot set DF, and
+# a ping that fragments would pass whatever the path: say so rather than guess) -> $mtu_note.
+mtu_probe() {
+    _v=; read -r _v <"$NET/$DEV/mtu" || [ -n "$_v" ]; mtu=$_v
+    case $(ping -V 2>&1) in
+        *iputils*) ;;
+        *) mtu_note="; $DEV's MTU $mtu not probed: $HOST's ping is not iputils' and cannot set DF (install iputils-ping to probe it)"; return 0 ;;
+    esac
+    # The first echo is the warm-up: a router where the path narrows answers it with ICMP
+    # "fragmentation needed", which teaches this host the path MTU; the second is the probe.
+    if df_ping "$mtu" || df_ping "$mtu"; then
+        mtu_note="; $mtu-byte packets pass ($DEV's MTU, DF)"
+        return 0
+    fi
+    case $_out in
+        *"too long"* | *"Frag needed"* | *"frag needed"*) why="the path says so (ICMP \"fragmentation needed\" reaches $HOST)" ;;
+        *) why="nothing says so: ICMP \"fragmentation needed\" does not reach $HOST (filtered on the path: an MTU black hole, where larger packets vanish)" ;;
+    esac
+    largest "$FLOOR" "$mtu"
+    [ "$_lo" -gt "$FLOOR" ] ||
+        die "$DEV on $HOST has MTU $mtu, and no DF ping from $FROM to $TO passed, not even $((FLOOR + 1)) bytes, yet pings with ping's default options were answered: something on the path drops DF packets"
+    die "$DEV on $HOST has MTU $mtu, but $mtu-byte packets do not reach $PEER's $TO through it: the largest that passed is $_lo bytes on the wire (DF pings from $FROM); the path between $LOCAL and $REMOTE does not carry $((mtu + 20))-byte packets (the MTU and IPIP's 20 bytes), and $why. Set mtu: $_lo on endpoint a of pair $PAIR ($HOST), and on b ($PEER) unless its MTU is already no larger"
+}
 
 command -v ping >/dev/null 2>&1 || die "ping (iputils-ping) is not installed on $HOST; install it, or set verify: false for the pair"
-[ -e "/sys/class/net/$DEV" ] || die "$DEV does not exist on $HOST"
+[ -e "$NET/$DEV" ] || die "$DEV does not exist on $HOST"
 counter tx_packets; tx0=$_v; counter rx_packets; rx0=$_v
 n=0
 while [ "$n" -lt "$TRIES" ]; do
     n=$((n + 1))
     if ping -n -q -c 1 -W 1 -I "$FROM" "$TO" >/dev/null 2>&1; then
-        say "verified: $PEER answers at $TO through $DEV (probe $n of $TRIES)"
+        mtu_probe
+        say "verified: $PEER answers at $TO through $DEV (probe $n of $TRIES)$mtu_note"
         exit 0
     fi
 done
 
 # No answer: say where the probes stopped, as far as this host can tell.
 counter tx_packets; tx1=$_v; counter rx_packets; rx1=$_v
-_flags=; read -r _flags <"/sys/class/net/$DEV/flags" || [ -n "$_flags" ]
+_flags=; read -r _flags <"$NET/$DEV/flags" || [ -n "$_flags" ]
 _route=$(ip -4 -o route get "$TO" from "$FROM" 2>&1) || true
 _via=$(printf '%s\n' "$_route" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
 hint="(npm run doctor -- --stack $STACK checks both hosts)"

@@ -108,6 +108,9 @@ describe("rendered scripts", () => {
         expect(s).not.toMatch(/\bip (-\S+ )*(link|addr|route) (add|del|set|replace)|iptables|\/proc\/sys|>\s*\/(?!dev\/null)/);
         expect(s).toContain('ping -n -q -c 1 -W 1 -I "$FROM" "$TO"');
         expect(s).toMatch(/while \[ "\$n" -lt "\$TRIES" \]/);
+        // the full-MTU echoes: DF, one second each, a bounded search (tests/verify.test.ts runs it)
+        expect(s).toContain('ping -n -M "do" -c 1 -W 1 -s $(($1 - 28)) -I "$FROM" "$TO"');
+        expect(s).toMatch(/\nTRIES=5\nSEARCH=11 /);
         // the digest of the endpoints' deployments: another deployment, another script
         expect(renderVerify(planVerify(toyModel(), toyModel().pairs[0])!, ["a", "c"])).not.toBe(s);
     });
