@@ -7,10 +7,11 @@
 # teaches the kernel is what any traffic to the peer teaches it).
 # render.ts puts HOST TAG STACK PAIR DEV FROM TO PEER LOCAL REMOTE in front of it.
 #
-# Time: every ping is one echo waiting at most 1 s (-c 1 -W 1). At most TRIES for
-# reachability; then 2 of the full MTU (warm-up and probe) and SEARCH of the search: at worst
-# 5 + 2 + 11 pings, about 18 s (a black hole where the path is far narrower than the device).
-# A working tunnel answers the first ping of each: two pings.
+# Time: every ping is one echo waiting at most 1 s (-c 1 -W 1; a "message too long" refused
+# locally waits it out too) beyond its own start. At most TRIES for reachability; then 2 of
+# the full MTU (warm-up and probe), 1 of the MTU the path reported, if any, and SEARCH of the
+# search: at worst 5 + 3 + 11 pings, about 19 s (a black hole where the path is far narrower
+# than the device). A working tunnel answers the first ping of each: two pings.
 
 TRIES=5
 SEARCH=11   # halvings: exact over any range up to 2048 bytes (68 to a 1500-byte device and more)
@@ -49,11 +50,19 @@ mtu_probe() {
         mtu_note="; $mtu-byte packets pass ($DEV's MTU, DF)"
         return 0
     fi
-    case $_out in
-        *"too long"* | *"Frag needed"* | *"frag needed"*) why="the path says so (ICMP \"fragmentation needed\" reaches $HOST)" ;;
-        *) why="nothing says so: ICMP \"fragmentation needed\" does not reach $HOST (filtered on the path: an MTU black hole, where larger packets vanish)" ;;
-    esac
-    largest "$FLOOR" "$mtu"
+    # What the path told the host, if anything: "Frag needed ... (mtu = N)" as the tunnel
+    # refuses the probe, or "message too long, mtu=N" once the kernel knows
+    said=$(printf '%s\n' "$_out" | sed -n '/mtu *= *[0-9]/{s/.*mtu *= *\([0-9][0-9]*\).*/\1/p;q;}')
+    if [ -z "$said" ] || [ "$said" -le "$FLOOR" ] || [ "$said" -ge "$mtu" ]; then
+        why="nothing says so: ICMP \"fragmentation needed\" does not reach $HOST (filtered on the path: an MTU black hole, where larger packets vanish)"
+        largest "$FLOOR" "$mtu"
+    elif df_ping "$said"; then
+        # the host's kernel refuses anything larger from now on: no search
+        _lo=$said why="the path says so (ICMP \"fragmentation needed\" reaches $HOST)"
+    else
+        why="the path says $said bytes (ICMP \"fragmentation needed\" reaches $HOST), but those are lost further on: an MTU black hole beyond"
+        largest "$FLOOR" "$said"
+    fi
     [ "$_lo" -gt "$FLOOR" ] ||
         die "$DEV on $HOST has MTU $mtu, and no DF ping from $FROM to $TO passed, not even $((FLOOR + 1)) bytes, yet pings with ping's default options were answered: something on the path drops DF packets"
     die "$DEV on $HOST has MTU $mtu, but $mtu-byte packets do not reach $PEER's $TO through it: the largest that passed is $_lo bytes on the wire (DF pings from $FROM); the path between $LOCAL and $REMOTE does not carry $((mtu + 20))-byte packets (the MTU and IPIP's 20 bytes), and $why. Set mtu: $_lo on endpoint a of pair $PAIR ($HOST), and on b ($PEER) unless its MTU is already no larger"

@@ -13,11 +13,13 @@ import { toyConfig } from "./support/toy";
 
 /**
  * A ping that answers every echo without DF (reachability) and, with DF, those of at most
- * STUB_PATH bytes on the wire. Larger ones: with STUB_MODE=icmp the first is lost while the
- * router's "fragmentation needed" teaches the host the path MTU, and later ones fail at once
- * as iputils says then; with STUB_MODE=blackhole they wait out -W and fail; STUB_DF=drop
- * loses every DF echo. STUB_PING=busybox answers -V and -M as busybox's ping does. Every call
- * is logged, and each lost echo (one that waits out its second) too.
+ * STUB_PATH bytes on the wire; larger ones are lost (each waits out its second). With
+ * STUB_SAYS=N a router tells the host the path carries N: the first echo larger than N is
+ * lost while the host learns it, the next is refused by the host's tunnel ("Frag needed
+ * ... (mtu = N)", at once), later ones by its kernel ("message too long, mtu=N", which
+ * iputils' ping waits out too), as iputils' ping prints them in the lab. STUB_DF=drop loses
+ * every DF echo. STUB_PING=busybox answers -V and -M as busybox's ping does. Every call is
+ * logged, and each echo that waits out its second.
  */
 const stubPing = `#!/bin/sh
 log() { printf '%s\\n' "$*" >>"$STUB_LOG"; }
@@ -39,10 +41,17 @@ wire=$((size + 28))
 if [ "$STUB_DF" != drop ] && [ "$wire" -le "$STUB_PATH" ]; then
     echo "1 packets transmitted, 1 received, 0% packet loss"; exit 0
 fi
-if [ "$STUB_MODE" = icmp ] && [ -e "$STUB_LOG.learned" ]; then
-    echo "ping: local error: message too long, mtu=$STUB_PATH" >&2; echo "1 packets transmitted, 0 received, +1 errors, 100% packet loss"; exit 1
+if [ -n "$STUB_SAYS" ] && [ "$wire" -gt "$STUB_SAYS" ]; then
+    if [ -e "$STUB_LOG.refused" ]; then
+        echo "ping: local error: message too long, mtu=$STUB_SAYS" >&2; log lost
+        echo "1 packets transmitted, 0 received, +1 errors, 100% packet loss"; exit 1
+    elif [ -e "$STUB_LOG.learned" ]; then
+        : >"$STUB_LOG.refused"
+        echo "From 10.0.1.2 icmp_seq=1 Frag needed and DF set (mtu = $STUB_SAYS)"
+        echo "1 packets transmitted, 0 received, +1 errors, 100% packet loss"; exit 1
+    fi
+    : >"$STUB_LOG.learned"
 fi
-[ "$STUB_MODE" = icmp ] && : >"$STUB_LOG.learned"
 log lost
 echo "1 packets transmitted, 0 received, 100% packet loss"; exit 1
 `;
@@ -89,7 +98,6 @@ function probe(mtu: number, pathMtu: number, env: Record<string, string> = {}): 
             PATH: `${path.join(dir, "bin")}:/usr/bin:/bin`,
             STUB_LOG: log,
             STUB_PATH: String(pathMtu),
-            STUB_MODE: "blackhole",
             STUB_PING: "iputils",
             STUB_DF: "",
             ...env,
@@ -118,7 +126,7 @@ describe("the verification probe's full-MTU check", () => {
     });
 
     it("a path narrowing to 1380 that says so (ICMP fragmentation needed): fails naming the device, its MTU, the largest size that passed and what to set", () => {
-        const r = probe(1480, 1380, { STUB_MODE: "icmp" });
+        const r = probe(1480, 1380, { STUB_SAYS: "1380" });
         expect(r.code).toBe(1);
         expect(r.stdout).toBe("");
         expect(r.stderr).toBe(
@@ -126,9 +134,20 @@ describe("the verification probe's full-MTU check", () => {
                 "the largest that passed is 1380 bytes on the wire (DF pings from 10.0.1.2); the path between 130.88.198.58 and 130.88.196.129 does not carry 1500-byte packets (the MTU and IPIP's 20 bytes), " +
                 'and the path says so (ICMP "fragmentation needed" reaches doolittle). Set mtu: 1380 on endpoint a of pair toy (doolittle), and on b (calculon) unless its MTU is already no larger\n',
         );
-        // the warm-up lost while the host learnt the path MTU; then every larger echo fails at once
+        // the warm-up lost while the host learnt the path MTU, the probe refused with the
+        // path's MTU, which passes: no search
+        expect(dfPings(r).map((p) => / -s (\d+) /.exec(p)![1])).toEqual(["1452", "1452", "1352"]);
         expect(r.lost).toBe(1);
-        expect(dfPings(r).length).toBeLessThanOrEqual(2 + 11);
+    });
+
+    it("a path that says 1400 and loses anything over 1300 further on: searches below what it said, and says so", () => {
+        const r = probe(1480, 1300, { STUB_SAYS: "1400" });
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain("the largest that passed is 1300 bytes on the wire");
+        expect(r.stderr).toContain(
+            'and the path says 1400 bytes (ICMP "fragmentation needed" reaches doolittle), but those are lost further on: an MTU black hole beyond. Set mtu: 1300 on endpoint a',
+        );
+        expect(dfPings(r).length).toBeLessThanOrEqual(3 + 11);
     });
 
     it("the same path with ICMP fragmentation needed filtered (a black hole): the same figures, and says nothing told the host", () => {
@@ -158,7 +177,7 @@ describe("the verification probe's full-MTU check", () => {
         expect(dfPings(r).length).toBeLessThanOrEqual(13);
     });
 
-    it("bounds the whole probe: a jumbo device over a 1500-byte black hole ends within 18 one-second echoes, at a size that passed just below the limit", () => {
+    it("bounds the whole probe: a jumbo device over a 1500-byte black hole ends within 19 one-second echoes, at a size that passed just below the limit", () => {
         const r = probe(8980, 1500);
         expect(r.pings.filter((p) => p !== "ping -V")).toHaveLength(1 + 2 + 11);
         expect(r.lost).toBeLessThanOrEqual(2 + 11);
