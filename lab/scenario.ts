@@ -7,7 +7,7 @@ import { FirewallMode } from "../components/model";
 import { chainPrefix } from "../components/plan";
 import { deployStack } from "../components/program";
 import { readStackFile, StackFile } from "../components/stackFile";
-import { destroy, StackState, up } from "../replay/engine";
+import { destroy, Executor, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
 import { recordProgram, Recording } from "../replay/record";
 import { SshConnection } from "../components/ssh/connection";
@@ -37,6 +37,11 @@ export interface Scenario {
     readonly firewallModes?: readonly FirewallMode[];
     /** Checks of the topology's own, run after up (the lab, the stack's recording). */
     readonly extra?: (ctx: Context) => Promise<void>;
+    /**
+     * Checks run before the stack's first up, with a stack state of their own: they must leave
+     * every host of the stack as the world made it (compared with its snapshot).
+     */
+    readonly prelude?: (ctx: Context) => Promise<void>;
 }
 
 const root = path.join(__dirname, "..");
@@ -116,10 +121,12 @@ export const scenarios: Record<string, Scenario> = {
     },
     // Man2 with the external segment's MTU lowered to 1400 (rfe's eth3 and the campus router's
     // eth1): rfe's tunnel MTU is 1380 ("auto"), doolittle learns the path MTU from the router.
+    // First the probe's full-MTU check with the pair's ends swapped (mtuProbeChecks).
     mtu: {
-        world: withMtu(loadWorld(path.join(root, "lab/worlds/man2.yaml")), 1400, ["rfe", "eth3"], ["router", "eth1"]),
+        world: reachableRouter(withMtu(loadWorld(path.join(root, "lab/worlds/man2.yaml")), 1400, ["rfe", "eth3"], ["router", "eth1"])),
         stackFile: path.join(root, "stacks/Pulumi.man2.yaml"),
         flows: [],
+        prelude: mtuProbeChecks,
         extra: mtuChecks,
     },
     toy: toyScenario("toy"),
@@ -222,6 +229,108 @@ function withMtu(world: World, mtu: number, ...ifs: [string, string][]): World {
 }
 
 /**
+ * The world with the campus router reached through rfe, so that the lab can filter what the
+ * router sends (it has no management interface; its sshd listens on its own addresses).
+ */
+function reachableRouter(world: World): World {
+    const w = JSON.parse(JSON.stringify(world)) as World;
+    w.hosts.router.jump = "rfe";
+    return w;
+}
+
+/**
+ * Issue 14's full-MTU probe, on the same world with the pair's ends swapped so that the probe
+ * runs on doolittle: its tunl1 is 1480 (auto: its own link is 1500) and the path narrows to
+ * 1400 two hops on, at the router. The reachability pings pass; up must fail naming tunl1,
+ * 1480, the 1380 bytes that pass and `mtu: 1380`, once with the router's ICMP "fragmentation
+ * needed" reaching doolittle (the warm-up teaches it the path MTU) and once with it filtered
+ * on the router (a black hole); with `mtu: 1380` on doolittle, as the message says, up
+ * succeeds through the black hole. A stack state of its own, destroyed at the end.
+ */
+async function mtuProbeChecks(ctx: Context): Promise<void> {
+    const swapped = (mtu?: number) =>
+        ctx.record((p) => {
+            const m = p.man2 as { a: Record<string, unknown>; b: Record<string, unknown> };
+            [m.a, m.b] = [m.b, m.a];
+            if (mtu !== undefined) m.a.mtu = mtu;
+        });
+    // each run of the probe, as the replay sent it (its time includes the SSH session)
+    const probes: ExecResult[] = [];
+    const exec: Executor = async (conn, command, stdin) => {
+        const r = await labExec(conn, command, stdin);
+        if (/: verification on doolittle /.test(command)) probes.push(r);
+        return r;
+    };
+    const lastProbe = () => probes[probes.length - 1];
+    const pmtu = async () =>
+        (await ctx.sh("doolittle", "ip -o route get 130.88.200.10; ip -o route get 10.200.100.100 from 10.200.200.100 2>/dev/null || true")).trim();
+    const forget = async () => {
+        // no path MTU learned earlier: each case finds its own
+        await ctx.sh("doolittle", "ip route flush cache");
+        const cached = await pmtu();
+        if (/ mtu /.test(cached)) throw new Error(`doolittle still has a path MTU cached: ${cached}`);
+    };
+    const refusal = (why: string) =>
+        new RegExp(
+            ": exit 1: tunnelpair\\[tunnelpair:man2/man2@doolittle\\]: error: verification failed: tunl1 on doolittle has MTU 1480, but 1480-byte packets " +
+                "do not reach rfe's 10\\.200\\.100\\.100 through it: the largest that passed is 1380 bytes on the wire \\(DF pings from 10\\.200\\.200\\.100\\); " +
+                `the path between 130\\.88\\.198\\.58 and 130\\.88\\.200\\.10 does not carry 1500-byte packets .*, and ${why}.*\\. ` +
+                "Set mtu: 1380 on endpoint a of pair man2 \\(doolittle\\), and on b \\(rfe\\) unless its MTU is already no larger$",
+        );
+    const state = new StackState();
+    const auto = await swapped();
+    await forget();
+    const said = await up(auto, state, exec).catch((e: Error) => e);
+    ctx.check(
+        `doolittle as a (tunl1 1480, auto), the router's "fragmentation needed" reaching it: up fails naming tunl1, 1480, 1380 and mtu: 1380 (probe ${lastProbe()?.ms} ms)`,
+        said instanceof Error && refusal("the path says so").test(said.message),
+        String(said instanceof Error ? said.message : JSON.stringify(said.steps)),
+    );
+    const learned = await pmtu();
+    ctx.check(
+        "the probe's warm-up taught doolittle the path MTU: 1400 to rfe, 1380 through tunl1",
+        /^130\.88\.200\.10 .* mtu 1400\b/m.test(learned) && /^10\.200\.100\.100 .* mtu 1380\b/m.test(learned),
+        learned,
+    );
+
+    const drop = "OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP";
+    const dropped = async () => Number((await ctx.sh("router", `iptables -L OUTPUT -n -v -x | awk '/icmptype 3 code 4/ { print $1 }'`)).trim());
+    await forget();
+    await ctx.sh("router", `iptables -I ${drop}`);
+    try {
+        // the endpoints are in the state already: this up runs the probe alone
+        const hole = await up(auto, state, exec).catch((e: Error) => e);
+        ctx.check(
+            `the same with "fragmentation needed" dropped on the router (a black hole): up fails with the same figures and says nothing told doolittle (probe ${lastProbe()?.ms} ms)`,
+            hole instanceof Error &&
+                refusal('nothing says so: ICMP "fragmentation needed" does not reach doolittle \\(filtered on the path').test(hole.message),
+            String(hole instanceof Error ? hole.message : JSON.stringify(hole.steps)),
+        );
+        const n = await dropped();
+        const cached = await pmtu();
+        ctx.check(
+            `the router dropped the probe's "fragmentation needed" (${n} packets) and doolittle learnt no path MTU below tunl1's 1480`,
+            n > 0 && [...cached.matchAll(/ mtu (\d+)/g)].every((m) => Number(m[1]) >= 1480),
+            cached,
+        );
+
+        const set = await up(await swapped(1380), state, exec).catch((e: Error) => e);
+        ctx.check(
+            `mtu: 1380 on doolittle, as the message says, same black hole: up succeeds, its probe verified 1380-byte packets (probe ${lastProbe()?.ms} ms)`,
+            !(set instanceof Error) &&
+                /: verified: rfe answers at 10\.200\.100\.100 through tunl1 \(probe 1 of 5\); 1380-byte packets pass \(tunl1's MTU, DF\)$/.test(
+                    lastProbe().stdout.trim(),
+                ),
+            set instanceof Error ? set.message : lastProbe().stdout + lastProbe().stderr,
+        );
+    } finally {
+        await ctx.sh("router", `iptables -D ${drop}`);
+    }
+    const gone = await destroy(state, labExec).catch((e: Error) => e);
+    ctx.check("doolittle as a: destroy succeeds", !(gone instanceof Error) && state.resources.size === 0, gone instanceof Error ? gone.message : "");
+}
+
+/**
  * Issue 6's MTU proofs, on Man2 with a 1400-byte external segment: DF probes at the largest
  * size that fits and one byte more, locally and forwarded; a bulk TCP transfer calculon ->
  * comp000 through the tunnel; one doolittle -> comp000 with ICMP "fragmentation needed"
@@ -235,6 +344,14 @@ async function mtuChecks(ctx: Context): Promise<void> {
     ctx.check(`rfe's tunl1 MTU is auto: its 1400-byte underlay - 20 (${rfeMtu})`, rfeMtu === 1380);
     const dolMtu = await mtuOf("doolittle");
     ctx.check(`doolittle's tunl1 MTU is auto: its 1500-byte underlay - 20 (${dolMtu})`, dolMtu === 1480);
+    // the pair's a is rfe: its probe's full 1380 bytes cross the 1400-byte segment (timed, SSH session included)
+    const verify = [...ctx.state.resources.values()].find((r) => r.name === "man2-verify")!;
+    const probed = await labExec(verify.inputs.connection as never, verify.inputs.create as string);
+    ctx.check(
+        `the probe on rfe verified its full MTU: 1380-byte packets pass, DF (probe ${probed.ms} ms)`,
+        probed.code === 0 && /; 1380-byte packets pass \(tunl1's MTU, DF\)$/.test(probed.stdout.trim()),
+        probed.stdout + probed.stderr,
+    );
     const ping = (host: string, from: string, to: string, size: number) =>
         exec(host, `ping -n -M do -c 3 -i 0.3 -W 1 -s ${size}${from ? ` -I ${from}` : ""} ${to} 2>&1`);
     const fits = 1380 - 28;
@@ -492,6 +609,14 @@ export async function runScenario(
 
             const before = await snapshotAll(lab, hostsOfStack);
             for (const f of s.flows) ctx.check(`before up: ${f.name} does not answer`, !(await probe(f)).ok);
+            if (s.prelude) {
+                await s.prelude(ctx);
+                const after = await snapshotAll(lab, hostsOfStack);
+                for (const h of hostsOfStack) {
+                    const d = diffSnapshots(before[h], after[h]);
+                    ctx.check(`the prelude left ${h} as the world made it (${d.length} diff lines)`, d.length === 0, d.join("\n"));
+                }
+            }
 
             const first = await up(recording, state, labExec).catch((e: Error) => e);
             if (first instanceof Error) {
