@@ -1,5 +1,6 @@
 // The lab's benchmarks (`npm run bench`): figures printed, nothing asserted.
-// (b) Man2 with 1, 8 and 32 compute nodes: replayed up and destroy wall time, in one lab.
+// (b) Man2 with 1, 8, 32 and 64 compute nodes: replayed up and destroy wall time, SSH sessions
+//     and redials, in one lab; then 32 nodes by an Ansible playbook in the same lab (the anchor).
 // (c) iperf3 through the product's tunnel, a tunnel made by hand with `ip tunnel`, and the
 //     underlay, on the toy's two hosts, interleaved rounds, with TCP retransmits.
 // (d) the toy's replayed apply against the floor (one hand-written script per host, one SSH
@@ -11,12 +12,12 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { readStackFile, StackFile } from "../components/stackFile";
-import { destroy, StackState, up } from "../replay/engine";
+import { destroy, Executor, StackState, up } from "../replay/engine";
 import { planEndpoint } from "../components/plan";
 import { configKeys, loadConfig, sourceOfStackFile } from "../components/config";
 import { installSystemdStandIn, managerEnv } from "./day2";
 import { Lab, startLab } from "./lab";
-import { labExec, recordInLab } from "./scenario";
+import { labExec, probeScript, recordInLab } from "./scenario";
 import { loadWorld, World } from "./world";
 
 const root = path.join(__dirname, "..");
@@ -53,12 +54,72 @@ function man2With(nodes: number, sf: StackFile, world: World): { world: World; s
     return { world: { ...w, name: `man2-${nodes}` }, sf: { ...sf, config } };
 }
 
+/** Man2 by hand (the how-to's section 6, as TOPOLOGIES lists it): one script per host, no state, no checks. */
+function man2Scripts(nodes: number): Record<string, string> {
+    const tcpUdp = (rule: string) => ["tcp", "udp"].map((p) => `iptables -I FORWARD ${rule} -p ${p} -j ACCEPT`);
+    const out: Record<string, string> = {
+        rfe: [
+            "set -e",
+            "echo 1 >/proc/sys/net/ipv4/ip_forward",
+            "ip tunnel add tunl1 mode ipip local 130.88.200.10 remote 130.88.198.58",
+            "echo 2 >/proc/sys/net/ipv4/conf/tunl1/rp_filter",
+            "ip addr add 10.200.100.100/24 dev tunl1 noprefixroute",
+            "ip link set dev tunl1 up",
+            "ip route add 10.200.200.0/24 dev tunl1",
+            "iptables -I INPUT -s 130.88.198.58 -d 130.88.200.10 -p 4 -j ACCEPT",
+            "iptables -I INPUT -s 130.88.198.58 -p tcp -j ACCEPT",
+            "iptables -I FORWARD -m state --state ESTABLISHED,RELATED -j ACCEPT",
+            ...tcpUdp("-s 192.168.104.0/24 -d 130.88.0.0/16 -i eth0 -o eth3"),
+            ...tcpUdp("-s 10.200.200.100 -d 192.168.104.0/24 -i tunl1 -o eth0"),
+            ...tcpUdp("-s 130.88.196.129 -d 192.168.104.0/24 -i tunl1 -o eth0"),
+            "iptables -t nat -A POSTROUTING -s 192.168.104.0/24 -o eth3 -j MASQUERADE",
+        ].join("\n"),
+        doolittle: [
+            "set -e",
+            "echo 1 >/proc/sys/net/ipv4/ip_forward",
+            "ip tunnel add tunl1 mode ipip local 130.88.198.58 remote 130.88.200.10",
+            "ip addr add 10.200.200.100/24 dev tunl1 noprefixroute",
+            "ip link set dev tunl1 up",
+            "ip route add 10.200.100.0/24 dev tunl1",
+            "ip route add 192.168.104.0/24 dev tunl1",
+            "iptables -I INPUT -s 130.88.200.10 -d 130.88.198.58 -p 4 -j ACCEPT",
+            "iptables -I INPUT -s 10.200.100.0/24,10.200.200.0/24,130.88.196.129 -p tcp --dport 22 -j ACCEPT",
+            "iptables -I FORWARD -m state --state ESTABLISHED,RELATED -j ACCEPT",
+            "iptables -I FORWARD -s 130.88.196.129 -d 192.168.104.0/24 -i eth0 -o tunl1 -j ACCEPT",
+        ].join("\n"),
+        calculon: "ip route add 192.168.104.0/24 via 130.88.198.58",
+    };
+    for (let i = 0; i < nodes; i++) out[`comp${String(i).padStart(3, "0")}`] = "set -e\nip route replace default via 192.168.1.253\nip route del 169.254.0.0/16 dev eth0";
+    return out;
+}
+
+/** The same by Ansible, as its users write it: a play per kind of host, a task per step; forks and the rest at their defaults. */
+function man2Playbook(nodes: number): { playbook: string; inventory: (sshConfig: string) => string } {
+    const scripts = man2Scripts(nodes);
+    const tasks = (script: string) =>
+        script
+            .split("\n")
+            .filter((l) => l !== "set -e")
+            .map((cmd) => `    - name: ${JSON.stringify(cmd)}\n      ansible.builtin.shell: ${JSON.stringify(cmd)}`)
+            .join("\n");
+    const play = (hosts: string, script: string) => `- hosts: ${hosts}\n  gather_facts: false\n  tasks:\n${tasks(script)}\n`;
+    const names = Object.keys(scripts).filter((h) => h.startsWith("comp"));
+    return {
+        playbook: [play("rfe", scripts.rfe), play("doolittle", scripts.doolittle), play("calculon", scripts.calculon), play("nodes", scripts.comp000)].join(""),
+        inventory: (sshConfig) =>
+            `[routers]\nrfe\ndoolittle\ncalculon\n[nodes]\n${names.join("\n")}\n` +
+            `[all:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\nansible_ssh_common_args=-F ${sshConfig}\n`,
+    };
+}
+
 /** (b) */
 export async function benchScale(log: (l: string) => void): Promise<void> {
     const sf = readStackFile(path.join(root, "stacks/Pulumi.man2.yaml"));
     const base = loadWorld(path.join(root, "lab/worlds/man2.yaml"));
-    const counts = [1, 8, 32];
-    const lab = await startLab(man2With(Math.max(...counts), sf, base).world, { memoryMiB: 1024 });
+    const counts = [1, 8, 32, 64];
+    const anchorNodes = 32;
+    const lab = await startLab(man2With(Math.max(...counts), sf, base).world, { memoryMiB: 1536 });
+    const product = new Map<number, number>();
     try {
         log(`scale: lab with ${Object.keys(lab.hosts).length} hosts booted in ${s(lab.bootMs)}`);
         const rows: string[] = [];
@@ -69,16 +130,40 @@ export async function benchScale(log: (l: string) => void): Promise<void> {
             const commands = recording.resources.filter((r) => r.type === "command:remote:Command");
             // a compute node's session goes through rfe: one session to the node, one hop on rfe
             const sessions = commands.length + commands.filter((c) => (c.inputs.connection as { proxy?: unknown }).proxy).length;
+            // every dial that failed before its command ran (sshd's MaxStartups resetting it) and was dialled again
+            const redials = { up: 0, destroy: 0 };
+            const counting =
+                (k: keyof typeof redials): Executor =>
+                (conn, command, stdin) =>
+                    labExec(conn, command, stdin, { onDialFailed: () => redials[k]++ });
             const state = new StackState();
-            const u = await up(recording, state, labExec);
-            const d = await destroy(state, labExec);
+            const u = await up(recording, state, counting("up"));
+            const d = await destroy(state, counting("destroy"));
+            product.set(n, u.ms);
             first ??= { ms: u.ms, sessions };
             rows.push(
-                `nodes ${n}: up ${s(u.ms)}, destroy ${s(d.ms)}, ${commands.length} commands, ${sessions} SSH sessions (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`,
+                `nodes ${n}: up ${s(u.ms)}, destroy ${s(d.ms)} (x${(d.ms / u.ms).toFixed(2)} of up), ${commands.length} commands, ${sessions} SSH sessions, redials up ${redials.up} destroy ${redials.destroy} (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`,
             );
             log(`scale man2 ${rows[rows.length - 1]}`);
         }
         log(`scale man2: ${rows.join("; ")}. The lab kernel has one CPU: parallel sessions share it.`);
+
+        // the anchor: the same Man2 by an Ansible playbook, in the same lab
+        if (!fs.existsSync("/usr/bin/ansible-playbook")) {
+            log("scale: the Ansible anchor skipped (ansible-playbook not installed: ./setup --bench)");
+            return;
+        }
+        const book = man2Playbook(anchorNodes);
+        fs.writeFileSync(path.join(lab.dir, "man2.yml"), book.playbook);
+        fs.writeFileSync(path.join(lab.dir, "man2.inventory"), book.inventory(lab.sshConfigFile));
+        const a = await run("ansible-playbook", ["-i", path.join(lab.dir, "man2.inventory"), path.join(lab.dir, "man2.yml")], ansibleEnv(lab));
+        if (a.code !== 0) throw new Error(`ansible-playbook failed: ${a.out.slice(-2000)}`);
+        // the playbook's deployment carries the how-to's flow 2, as the product's does
+        const flow = await lab.exec("doolittle", probeScript("192.168.104.100", 22));
+        const p = product.get(anchorNodes)!;
+        log(
+            `scale man2 ${anchorNodes} nodes: ansible-playbook ${s(a.ms)} (forks and ssh at Ansible's defaults, ProxyJump through rfe; doolittle -> comp000:22 ${flow.code === 0 && flow.stdout.startsWith("SSH-") ? "answers" : "DOES NOT answer"}), product up ${s(p)}: ansible/product ${(a.ms / p).toFixed(1)}`,
+        );
     } finally {
         await lab.stop();
     }
@@ -212,6 +297,16 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ cod
     });
 }
 
+function ansibleEnv(lab: Lab): NodeJS.ProcessEnv {
+    return {
+        ...process.env,
+        ANSIBLE_HOST_KEY_CHECKING: "False",
+        ANSIBLE_NOCOLOR: "1",
+        ANSIBLE_LOCAL_TEMP: path.join(lab.dir, "ansible"),
+        ANSIBLE_REMOTE_TEMP: "/tmp/.ansible",
+    };
+}
+
 /** (d) */
 export async function benchApply(log: (l: string) => void, rounds = 5): Promise<void> {
     const sf = readStackFile(path.join(root, "stacks/Pulumi.toy.yaml"));
@@ -228,13 +323,7 @@ export async function benchApply(log: (l: string) => void, rounds = 5): Promise<
             path.join(lab.dir, "inventory"),
             `[all]\ndoolittle\ncalculon\n[all:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\nansible_ssh_common_args=-F ${lab.sshConfigFile}\n`,
         );
-        const env = {
-            ...process.env,
-            ANSIBLE_HOST_KEY_CHECKING: "False",
-            ANSIBLE_NOCOLOR: "1",
-            ANSIBLE_LOCAL_TEMP: path.join(lab.dir, "ansible"),
-            ANSIBLE_REMOTE_TEMP: "/tmp/.ansible",
-        };
+        const env = ansibleEnv(lab);
         for (let r = 0; r < rounds; r++) {
             const state = new StackState();
             const u = await up(recording, state, labExec);

@@ -83,6 +83,8 @@ export interface ExecOptions {
     bindInterface?: string;
     /** Kills the ssh client when it fires: the session goes away as it does when the deployer's process dies. */
     signal?: AbortSignal;
+    /** Told of each dial that failed before the command ran (the bench counts the redials). */
+    onDialFailed?: (r: ExecResult) => void;
 }
 
 /** ssh's own words when it could not set up the session: the provider's dial failed, it dials again. */
@@ -102,7 +104,9 @@ export async function sshExec(conn: SshConnection, command: string, stdin?: stri
     let wait = 100;
     for (let dial = 0; ; dial++) {
         const r = await sshExecOnce(conn, command, stdin, opts);
-        if (!dialFailed(r) || dial >= limit || opts.signal?.aborted) return r;
+        if (!dialFailed(r)) return r;
+        opts.onDialFailed?.(r);
+        if (dial >= limit || opts.signal?.aborted) return r;
         await new Promise((res) => setTimeout(res, wait));
         wait = Math.min(wait * 1.5, 5000);
     }
