@@ -76,6 +76,18 @@ export interface JumpHost {
     dialErrorLimit?: pulumi.Input<number>;
     /** Seconds per connection attempt. Default: 10. */
     perDialTimeout?: pulumi.Input<number>;
+    /**
+     * Where this is the jump host (`proxy`) of other hosts: how many of their Commands open
+     * sessions through it at once, 1 to 100; the rest wait in that many lanes (each host's
+     * Command depends on the one that many places before it), on up and on destroy. The
+     * bound is per pair: pairs sharing a jump host add up, so lower it where several pairs'
+     * hosts go through one. Hosts share it whose `proxy` is one object or has the same plain
+     * host and port (where their values differ, the smallest counts). Not an SSH option: the
+     * provider never sees it. Plain (it shapes the resource graph). Default: 8, below sshd's
+     * default MaxStartups (from 10 connections still authenticating, it refuses new ones at
+     * random), leaving room for the jump host's own sessions.
+     */
+    jumpSessions?: number;
 }
 
 /** How the deployer reaches a host over SSH (the `@pulumi/command` connection). */

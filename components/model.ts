@@ -29,6 +29,12 @@ export interface Connection {
     readonly proxyName?: string;
     readonly dialErrorLimit: number;
     readonly perDialTimeout: number;
+    /**
+     * Where this host is the jump host of others: how many of their Commands in one pair open
+     * sessions through it at once (see lanes.ts). Not an SSH option: it shapes the resource
+     * graph and never reaches the provider's connection.
+     */
+    readonly jumpSessions: number;
 }
 
 export interface Host {
@@ -166,6 +172,12 @@ export type PersistMode = "boot" | "none";
 export const persistModes: readonly PersistMode[] = ["boot", "none"];
 /** The repair period's bounds, in seconds. */
 export const repairRange = { min: 10, max: 86400 } as const;
+/**
+ * How many hosts' Commands of a pair may go through one jump host at once: 8 by default,
+ * below sshd's default `MaxStartups 10:30:100` (from 10 connections still authenticating, it
+ * refuses new ones at random), leaving room for the jump host's own sessions.
+ */
+export const jumpSessionsRange = { min: 1, max: 100, default: 8 } as const;
 
 export interface Model {
     readonly stack: string;

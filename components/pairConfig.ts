@@ -22,16 +22,17 @@ export function hostsOf(args: { a: EndpointArgs; b: EndpointArgs }): { path: str
 
 /**
  * Where the args are not plain where they must be: the values that shape the graph (the
- * hosts' names, the lists of clients and nodes, `verify`, `stack`) and the objects that hold
- * them are read when the component is made, before any Output resolves. TypeScript's types
- * already say so; a program in another language reaches the component through the provider,
- * whose wire format could still hand over a whole endpoint as one Output (an SDK that marks
- * a secret inside it by making all of it secret), so this says which field, and why.
+ * hosts' names, the lists of clients and nodes, `verify`, `stack`, a jump host's
+ * `jumpSessions`) and the objects that hold them are read when the component is made,
+ * before any Output resolves. TypeScript's types already say so; a program in another
+ * language reaches the component through the provider, whose wire format could still hand
+ * over a whole endpoint as one Output (an SDK that marks a secret inside it by making all of
+ * it secret), so this says which field, and why.
  */
 export function shapeProblems(args: TunnelPairArgs): { propertyPath: string; reason: string }[] {
     const out: { propertyPath: string; reason: string }[] = [];
     const deferred = (v: unknown) => hasInputs(v) && (pulumi.Output.isInstance(v) || typeof (v as { then?: unknown }).then === "function");
-    const need = (path: string, v: unknown, what: "object" | "array" | "string" | "boolean", optional = false): boolean => {
+    const need = (path: string, v: unknown, what: "object" | "array" | "string" | "boolean" | "number", optional = false): boolean => {
         if (v === undefined && optional) return false;
         const ok =
             what === "array"
@@ -41,18 +42,27 @@ export function shapeProblems(args: TunnelPairArgs): { propertyPath: string; rea
                   : typeof v === what;
         if (!ok) {
             const found = deferred(v) ? "an Output (a value known only later, or a secret that covers it whole)" : (JSON.stringify(v) ?? "nothing");
-            out.push({
-                propertyPath: path,
-                reason: `must be a plain ${what} when the component is made, found ${found}: it decides which resources the pair has; pass Outputs (and secrets) at the fields inside it that carry them`,
-            });
+            // (the one number, jumpSessions, holds nothing else)
+            const why =
+                what === "number"
+                    ? "it decides in what order the pair's Commands run (their lanes through a jump host)"
+                    : "it decides which resources the pair has; pass Outputs (and secrets) at the fields inside it that carry them";
+            out.push({ propertyPath: path, reason: `must be a plain ${what} when the component is made, found ${found}: ${why}` });
         }
         return ok;
+    };
+    // a connection, and its jumpSessions: a jump host's draws the lanes of the hosts behind it (lanes.ts)
+    const connection = (path: string, c: unknown): boolean => {
+        if (!need(path, c, "object")) return false;
+        need(`${path}.jumpSessions`, (c as Obj).jumpSessions, "number", true);
+        return true;
     };
     const host = (path: string, h: unknown) => {
         if (!need(path, h, "object")) return;
         const x = h as Obj;
         need(`${path}.name`, x.name, "string");
-        if (need(`${path}.connection`, x.connection, "object")) need(`${path}.connection.proxy`, (x.connection as Obj).proxy, "object", true);
+        if (connection(`${path}.connection`, x.connection) && (x.connection as Obj).proxy !== undefined)
+            connection(`${path}.connection.proxy`, (x.connection as Obj).proxy);
         need(`${path}.underlay`, x.underlay, "object");
     };
     for (const side of ["a", "b"] as const) {

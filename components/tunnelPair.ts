@@ -15,6 +15,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { HostArgs, JumpHostArgs, TunnelPairArgs } from "./args";
+import { hopOf, lanePredecessors } from "./lanes";
 import { Host, Model } from "./model";
 import { hasInputs, hostsOf, pairConfig, shapeProblems, withoutCredentials } from "./pairConfig";
 import { ownerTag, planPair, planVerify } from "./plan";
@@ -68,14 +69,19 @@ export class TunnelPair extends pulumi.ComponentResource {
 
         // One Command per host: the two endpoints, then the clients and compute nodes behind
         // them, in planPair's order; the list is plain (host names, the lists of clients and
-        // nodes), so it is known at preview whatever else is not.
+        // nodes), so it is known at preview whatever else is not, and so are the lanes that
+        // the hosts behind one jump host wait in (lanes.ts).
         const plans = model.apply((m) => planPair(m, m.pairs[0]));
-        const commands = hostsOf(args).map(({ host, path }, i) => {
+        const hosts = hostsOf(args);
+        const lanes = lanePredecessors(hosts.map(({ host }) => hopOf(host.connection)));
+        const commands: ReturnType<typeof hostCommand>[] = [];
+        hosts.forEach(({ host, path }, i) => {
             const plan = plans.apply((ps) => {
                 if (ps[i].plan.host !== host.name) throw new Error(`TunnelPair ${name}: planned ${ps[i].plan.host} where ${host.name} was expected`);
                 return ps[i];
             });
-            return hostCommand(`${name}-${roleOf(path)}-${host.name}`, model, host, plan, this, opts?.dependsOn);
+            const lane = lanes[i] === undefined ? undefined : commands[lanes[i]].cmd;
+            commands.push(hostCommand(`${name}-${roleOf(path)}-${host.name}`, model, host, plan, this, opts?.dependsOn, lane));
         });
         const endpoint = (side: "a" | "b", i: number): EndpointOutputs => ({
             host: args[side].host.name,
@@ -163,6 +169,8 @@ function hostCommand(
     // the component's own dependsOn (an SSH key authorized by another resource, say), on each
     // Command that runs on a host, so that the state records it, not only the parent's order
     dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
+    // the Command before this one in its jump host's lane
+    lane: command.remote.Command | undefined,
 ): { cmd: command.remote.Command; identity: pulumi.Output<string> } {
     const host = model.apply((m) => m.hosts[args.name]);
     const script = (render: typeof renderApply) => pulumi.all([planned, host]).apply(([p, h]) => commandString(render(p.plan), h.sudo));
@@ -183,7 +191,8 @@ function hostCommand(
         },
         // The old deployment goes before the new one is made: both would live in the same
         // state directory if the "new" host is the old one under another address.
-        { parent, deleteBeforeReplace: true, dependsOn },
+        // (mergeOptions adds the lane to a dependsOn of any form: one resource, a list, an Output.)
+        pulumi.mergeOptions({ parent, deleteBeforeReplace: true, dependsOn }, lane && { dependsOn: lane }),
     );
     return { cmd, identity: pulumi.all([host, apply]).apply(([h, a]) => `${h.connection.host}:${h.connection.port}\n${a}`) };
 }

@@ -15,6 +15,7 @@ import {
     FirewallMode,
     ForwardRule,
     Host,
+    jumpSessionsRange,
     LocalAddress,
     Masquerade,
     Model,
@@ -205,6 +206,7 @@ const connectionKeys = [
     "proxy",
     "dialErrorLimit",
     "perDialTimeout",
+    "jumpSessions",
 ] as const;
 /** The connection fields that hold credentials: never shown, always secrets. */
 export const credentialKeys = ["privateKey", "privateKeyPassword", "password"] as const;
@@ -284,6 +286,7 @@ function checkConnection(c: Checker, raw: unknown, cp: string, opts: ValidateOpt
         proxyName: typeof proxy === "string" ? proxy : undefined,
         dialErrorLimit: c.integer(conn, "dialErrorLimit", cp, 0, 100) ?? 10,
         perDialTimeout: c.integer(conn, "perDialTimeout", cp, 1, 600) ?? 10,
+        jumpSessions: c.integer(conn, "jumpSessions", cp, jumpSessionsRange.min, jumpSessionsRange.max) ?? jumpSessionsRange.default,
     };
 }
 

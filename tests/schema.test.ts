@@ -47,6 +47,10 @@ describe("the component schema the SDK's analyzer infers", () => {
             undefined,
         ]);
         expect(ep.routes).toMatchObject({ type: "array", items: { type: "string" } });
+        // a jump host's jumpSessions draws the lanes of the Commands behind it: plain, optional, its default said
+        expect(type("JumpHost").properties!.jumpSessions).toMatchObject({ type: "number", plain: true, optional: true });
+        expect(type("JumpHost").properties!.jumpSessions.description).toMatch(/Default: 8, below sshd's\s+default MaxStartups/);
+        expect(type("JumpHost").required).toEqual(["host"]);
         expect(type("Endpoint").required).toEqual(["host", "tunnelAddress"]);
     });
     it("gives every enum its values", () => {

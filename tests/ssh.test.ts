@@ -14,7 +14,7 @@ import { RawConfig, stackModel, toyConfig } from "./support/toy";
 
 const key = "-----BEGIN FAKE TEST KEY-----\nstand-in, not a key\n-----END FAKE TEST KEY-----";
 
-/** Man2 with rfe (comp000's jump host) and comp000 on keys with passphrases and every dial setting. */
+/** Man2 with rfe (comp000's jump host) and comp000 on keys with passphrases and every dial setting, and rfe's jumpSessions. */
 function man2WithKeys(c: RawConfig) {
     for (const [name, dial] of [
         ["rfe", 3],
@@ -33,6 +33,8 @@ function man2WithKeys(c: RawConfig) {
         });
     }
     c.hosts.rfe.sudo = c.hosts.comp000.sudo = true;
+    // the lanes' bound (components/lanes.ts), not an SSH option: no mapping may carry it
+    c.hosts.rfe.connection.jumpSessions = 4;
 }
 
 describe("sshConnection", () => {
@@ -62,10 +64,11 @@ describe("sshConnection", () => {
         });
     });
 
-    it("covers every credential; the model's own fields (agent, proxyName) are not the client's", () => {
+    it("covers every credential; the model's own fields (agent, proxyName, jumpSessions) are not the client's", () => {
         expect(sshTargetFields).toEqual(expect.arrayContaining([...credentialKeys]));
         expect(sshTargetFields).not.toContain("agent");
         expect(sshTargetFields).not.toContain("proxyName");
+        expect(sshTargetFields).not.toContain("jumpSessions");
     });
 });
 

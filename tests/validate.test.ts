@@ -24,7 +24,7 @@ describe("validateConfig on the toy stack", () => {
         expect(p.a.network.cidr).toBe("10.0.1.0/24");
         expect(p.a.localAddresses).toEqual([{ address: "10.0.1.1", prefix: 24, interface: "eth0", label: "eth0:0", keepConnectedRoute: false }]);
         expect(p.b.routes.map((r) => r.cidr)).toEqual(["10.0.1.0/24"]);
-        expect(m.hosts.doolittle.connection).toMatchObject({ port: 22, user: "root", agent: true, dialErrorLimit: 10, perDialTimeout: 10 });
+        expect(m.hosts.doolittle.connection).toMatchObject({ port: 22, user: "root", agent: true, dialErrorLimit: 10, perDialTimeout: 10, jumpSessions: 8 });
     });
 
     it("defaults the interface to tunl1 and the firewall to owned", () => {

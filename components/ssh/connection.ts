@@ -25,7 +25,8 @@ export interface SshConnection extends SshTarget {
 /**
  * The fields of a hop, in the provider's order. `agent` is not one: the provider (and ssh)
  * fall back to the deployer's agent (SSH_AUTH_SOCK) by themselves when no key or password is
- * given; `proxyName` is the model's, not the client's.
+ * given; `proxyName` and `jumpSessions` (the bound of the lanes through a jump host,
+ * lanes.ts) are the model's, not the client's.
  */
 export const sshTargetFields = [
     "host",
