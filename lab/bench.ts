@@ -1,6 +1,7 @@
 // The lab's benchmarks (`npm run bench`): figures printed, nothing asserted.
 // (b) Man2 with 1, 8, 32 and 64 compute nodes: replayed up and destroy wall time, SSH sessions
-//     and redials, in one lab; then 32 nodes by an Ansible playbook in the same lab (the anchor).
+//     and redials, in one lab (lanes of 8 through rfe, the default; then 64 nodes without lanes);
+//     then 32 nodes by an Ansible playbook in the same lab (the anchor).
 // (c) iperf3 through the product's tunnel, a tunnel made by hand with `ip tunnel`, and the
 //     underlay, on the toy's two hosts, interleaved rounds, with TCP retransmits.
 // (d) the toy's replayed apply against the floor (one hand-written script per host, one SSH
@@ -31,13 +32,14 @@ async function must(lab: Lab, host: string, script: string): Promise<string> {
 }
 
 /** Man2's world and stack with `nodes` compute nodes (comp000 and its copies) behind rfe. */
-function man2With(nodes: number, sf: StackFile, world: World): { world: World; sf: StackFile } {
+function man2With(nodes: number, sf: StackFile, world: World, jumpSessions?: number): { world: World; sf: StackFile } {
     const w = JSON.parse(JSON.stringify(world)) as World;
     const config = JSON.parse(JSON.stringify(sf.config)) as Record<string, unknown>;
     const hosts = config[configKeys.hosts] as Record<string, unknown>;
     const a = (config[configKeys.pairs] as { man2: { a: { computeNodes?: unknown[] } } }).man2.a;
     const computeNodes: unknown[] = [];
     a.computeNodes = computeNodes;
+    if (jumpSessions !== undefined) (hosts.rfe as { connection: Record<string, unknown> }).connection.jumpSessions = jumpSessions;
     for (let i = 0; i < nodes; i++) {
         const name = `comp${String(i).padStart(3, "0")}`;
         const address = `192.168.104.${100 + i}`;
@@ -124,8 +126,10 @@ export async function benchScale(log: (l: string) => void): Promise<void> {
         log(`scale: lab with ${Object.keys(lab.hosts).length} hosts booted in ${s(lab.bootMs)}`);
         const rows: string[] = [];
         let first: { ms: number; sessions: number } | undefined;
-        for (const n of counts) {
-            const variant = man2With(n, sf, base).sf;
+        // the default lanes (jumpSessions 8) at each count; then, at the largest, every node at once
+        const runs = [...counts.map((n) => ({ n, lanes: undefined as number | undefined })), { n: Math.max(...counts), lanes: 100 }];
+        for (const { n, lanes } of runs) {
+            const variant = man2With(n, sf, base, lanes).sf;
             const recording = await recordInLab(variant, lab);
             const commands = recording.resources.filter((r) => r.type === "command:remote:Command");
             // a compute node's session goes through rfe: one session to the node, one hop on rfe
@@ -139,10 +143,10 @@ export async function benchScale(log: (l: string) => void): Promise<void> {
             const state = new StackState();
             const u = await up(recording, state, counting("up"));
             const d = await destroy(state, counting("destroy"));
-            product.set(n, u.ms);
+            if (lanes === undefined) product.set(n, u.ms);
             first ??= { ms: u.ms, sessions };
             rows.push(
-                `nodes ${n}: up ${s(u.ms)}, destroy ${s(d.ms)} (x${(d.ms / u.ms).toFixed(2)} of up), ${commands.length} commands, ${sessions} SSH sessions, redials up ${redials.up} destroy ${redials.destroy} (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`,
+                `nodes ${n}${lanes ? ` (jumpSessions ${lanes}: no lanes)` : ""}: up ${s(u.ms)}, destroy ${s(d.ms)} (x${(d.ms / u.ms).toFixed(2)} of up), ${commands.length} commands, ${sessions} SSH sessions, redials up ${redials.up} destroy ${redials.destroy} (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`,
             );
             log(`scale man2 ${rows[rows.length - 1]}`);
         }

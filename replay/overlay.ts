@@ -14,7 +14,12 @@ export function overlayConnections(sf: StackFile, lab: LabTarget): ConfigSource 
     for (const [name, h] of Object.entries(hosts)) {
         const target = lab.hosts[name];
         if (!target) throw new Error(`stack ${sf.stack}: host ${name} is not in the lab world`);
+        // what is not about where the host is stays as written: the lanes and the dial loop
+        const kept = Object.fromEntries(
+            Object.entries(h.connection ?? {}).filter(([k]) => ["jumpSessions", "dialErrorLimit", "perDialTimeout"].includes(k)),
+        );
         h.connection = {
+            ...kept,
             host: target.address,
             port: target.port,
             user: "root",
