@@ -91,7 +91,8 @@ function man2Scripts(nodes: number): Record<string, string> {
         ].join("\n"),
         calculon: "ip route add 192.168.104.0/24 via 130.88.198.58",
     };
-    for (let i = 0; i < nodes; i++) out[`comp${String(i).padStart(3, "0")}`] = "set -e\nip route replace default via 192.168.1.253\nip route del 169.254.0.0/16 dev eth0";
+    for (let i = 0; i < nodes; i++)
+        out[`comp${String(i).padStart(3, "0")}`] = "set -e\nip route replace default via 192.168.1.253\nip route del 169.254.0.0/16 dev eth0";
     return out;
 }
 

@@ -15,9 +15,7 @@ export function overlayConnections(sf: StackFile, lab: LabTarget): ConfigSource 
         const target = lab.hosts[name];
         if (!target) throw new Error(`stack ${sf.stack}: host ${name} is not in the lab world`);
         // what is not about where the host is stays as written: the lanes and the dial loop
-        const kept = Object.fromEntries(
-            Object.entries(h.connection ?? {}).filter(([k]) => ["jumpSessions", "dialErrorLimit", "perDialTimeout"].includes(k)),
-        );
+        const kept = Object.fromEntries(Object.entries(h.connection ?? {}).filter(([k]) => ["jumpSessions", "dialErrorLimit", "perDialTimeout"].includes(k)));
         h.connection = {
             ...kept,
             host: target.address,
