@@ -1,7 +1,7 @@
 // The lab's benchmarks (`npm run bench`): figures printed, nothing asserted.
 // (b) Man2 with 1, 8, 32 and 64 compute nodes: replayed up and destroy wall time, SSH sessions
-//     and redials, in one lab (lanes of 8 through rfe, the default; then 64 nodes without lanes);
-//     then 32 nodes by an Ansible playbook in the same lab (the anchor).
+//     and redials, in one lab (lanes of 8 through rfe, the default); then 32 nodes by an Ansible
+//     playbook in the same lab (the anchor); last, 64 nodes without lanes.
 // (c) iperf3 through the product's tunnel, a tunnel made by hand with `ip tunnel`, and the
 //     underlay, on the toy's two hosts, interleaved rounds, with TCP retransmits.
 // (d) the toy's replayed apply against the floor (one hand-written script per host, one SSH
@@ -127,28 +127,31 @@ export async function benchScale(log: (l: string) => void): Promise<void> {
         log(`scale: lab with ${Object.keys(lab.hosts).length} hosts booted in ${s(lab.bootMs)}`);
         const rows: string[] = [];
         let first: { ms: number; sessions: number } | undefined;
-        // the default lanes (jumpSessions 8) at each count; then, at the largest, every node at once
-        const runs = [...counts.map((n) => ({ n, lanes: undefined as number | undefined })), { n: Math.max(...counts), lanes: 100 }];
-        for (const { n, lanes } of runs) {
-            const variant = man2With(n, sf, base, lanes).sf;
-            const recording = await recordInLab(variant, lab);
+        // one up and destroy of `n` nodes, redials counted; `lanes`: rfe's jumpSessions (default 8)
+        const measure = async (n: number, lanes?: number) => {
+            const recording = await recordInLab(man2With(n, sf, base, lanes).sf, lab);
             const commands = recording.resources.filter((r) => r.type === "command:remote:Command");
             // a compute node's session goes through rfe: one session to the node, one hop on rfe
             const sessions = commands.length + commands.filter((c) => (c.inputs.connection as { proxy?: unknown }).proxy).length;
-            // every dial that failed before its command ran (sshd's MaxStartups resetting it) and was dialled again
+            // every dial that failed before its command ran (sshd's MaxStartups resetting it)
             const redials = { up: 0, destroy: 0 };
             const counting =
                 (k: keyof typeof redials): Executor =>
                 (conn, command, stdin) =>
                     labExec(conn, command, stdin, { onDialFailed: () => redials[k]++ });
             const state = new StackState();
-            const u = await up(recording, state, counting("up"));
+            const t0 = Date.now();
+            const u = await up(recording, state, counting("up")).catch((e: Error) => e);
+            if (u instanceof Error) {
+                return `nodes ${n}, jumpSessions ${lanes}: up FAILED after ${s(Date.now() - t0)} and ${redials.up} failed dials: ${u.message.split("\n")[0]}`;
+            }
             const d = await destroy(state, counting("destroy"));
             if (lanes === undefined) product.set(n, u.ms);
             first ??= { ms: u.ms, sessions };
-            rows.push(
-                `nodes ${n}${lanes ? ` (jumpSessions ${lanes}: no lanes)` : ""}: up ${s(u.ms)}, destroy ${s(d.ms)} (x${(d.ms / u.ms).toFixed(2)} of up), ${commands.length} commands, ${sessions} SSH sessions, redials up ${redials.up} destroy ${redials.destroy} (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`,
-            );
+            return `nodes ${n}${lanes ? `, jumpSessions ${lanes}` : ""}: up ${s(u.ms)}, destroy ${s(d.ms)} (x${(d.ms / u.ms).toFixed(2)} of up), ${commands.length} commands, ${sessions} SSH sessions, redials up ${redials.up} destroy ${redials.destroy} (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`;
+        };
+        for (const n of counts) {
+            rows.push(await measure(n));
             log(`scale man2 ${rows[rows.length - 1]}`);
         }
         log(`scale man2: ${rows.join("; ")}. The lab kernel has one CPU: parallel sessions share it.`);
@@ -156,19 +159,23 @@ export async function benchScale(log: (l: string) => void): Promise<void> {
         // the anchor: the same Man2 by an Ansible playbook, in the same lab
         if (!fs.existsSync("/usr/bin/ansible-playbook")) {
             log("scale: the Ansible anchor skipped (ansible-playbook not installed: ./setup --bench)");
-            return;
+        } else {
+            const book = man2Playbook(anchorNodes);
+            fs.writeFileSync(path.join(lab.dir, "man2.yml"), book.playbook);
+            fs.writeFileSync(path.join(lab.dir, "man2.inventory"), book.inventory(lab.sshConfigFile));
+            const a = await run("ansible-playbook", ["-i", path.join(lab.dir, "man2.inventory"), path.join(lab.dir, "man2.yml")], ansibleEnv(lab));
+            if (a.code !== 0) throw new Error(`ansible-playbook failed: ${a.out.slice(-2000)}`);
+            // the playbook's deployment carries the how-to's flow 2, as the product's does
+            const flow = await lab.exec("doolittle", probeScript("192.168.104.100", 22));
+            const p = product.get(anchorNodes)!;
+            log(
+                `scale man2 ${anchorNodes} nodes: ansible-playbook ${s(a.ms)} (forks and ssh at Ansible's defaults, ProxyJump through rfe; doolittle -> comp000:22 ${flow.code === 0 && flow.stdout.startsWith("SSH-") ? "answers" : "DOES NOT answer"}), product up ${s(p)}: ansible/product ${(a.ms / p).toFixed(1)}`,
+            );
         }
-        const book = man2Playbook(anchorNodes);
-        fs.writeFileSync(path.join(lab.dir, "man2.yml"), book.playbook);
-        fs.writeFileSync(path.join(lab.dir, "man2.inventory"), book.inventory(lab.sshConfigFile));
-        const a = await run("ansible-playbook", ["-i", path.join(lab.dir, "man2.inventory"), path.join(lab.dir, "man2.yml")], ansibleEnv(lab));
-        if (a.code !== 0) throw new Error(`ansible-playbook failed: ${a.out.slice(-2000)}`);
-        // the playbook's deployment carries the how-to's flow 2, as the product's does
-        const flow = await lab.exec("doolittle", probeScript("192.168.104.100", 22));
-        const p = product.get(anchorNodes)!;
-        log(
-            `scale man2 ${anchorNodes} nodes: ansible-playbook ${s(a.ms)} (forks and ssh at Ansible's defaults, ProxyJump through rfe; doolittle -> comp000:22 ${flow.code === 0 && flow.stdout.startsWith("SSH-") ? "answers" : "DOES NOT answer"}), product up ${s(p)}: ansible/product ${(a.ms / p).toFixed(1)}`,
-        );
+
+        // last (what it leaves behind needs no cleaning: the lab stops): every node at once
+        const max = Math.max(...counts);
+        log(`scale man2 without lanes: ${await measure(max, max)}`);
     } finally {
         await lab.stop();
     }
