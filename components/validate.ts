@@ -92,7 +92,7 @@ const fallbackDevices = ["tunl0", "gre0", "gretap0", "erspan0", "sit0", "ip6tnl0
  * The modes whose scripts are rendered so far (issue #15 goes mode by mode); the others are
  * validated in full, then refused at preview rather than rendered half right.
  */
-export const renderedModes: readonly TunnelMode[] = ["ipip"];
+export const renderedModes: readonly TunnelMode[] = ["ipip", "gre"];
 
 /**
  * The family a field must be in, and why: the pair's mode, and whether the field is of what
