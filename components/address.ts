@@ -93,6 +93,24 @@ export function bounds(network: Network): { first: string; last: string } {
     return { first: a.startAddress().correctForm(), last: a.endAddress().correctForm() };
 }
 
+/** The addresses no host has as its own, per family, and why. */
+const special: Readonly<Record<Family, readonly [string, string][]>> = {
+    4: [
+        ["0.0.0.0/8", 'in 0.0.0.0/8 ("this network"), not a host\'s address'],
+        ["127.0.0.0/8", "a loopback address (127.0.0.0/8): it never leaves the host"],
+        ["224.0.0.0/4", "a multicast address (224.0.0.0/4)"],
+        ["255.255.255.255/32", "the limited broadcast address"],
+        ["240.0.0.0/4", "in the reserved 240.0.0.0/4 (class E), which hosts do not use"],
+    ],
+    6: [
+        ["::/128", "the unspecified address (::), not a host's address"],
+        ["::1/128", "the loopback address (::1): it never leaves the host"],
+        ["ff00::/8", "a multicast address (ff00::/8)"],
+        ["::ffff:0:0/96", "an IPv4-mapped address (::ffff:0:0/96): write the IPv4 address itself where IPv4 is meant"],
+        ["fe80::/10", "a link-local address (fe80::/10), which means nothing without an interface"],
+    ],
+};
+
 /**
  * Why an address cannot be a host's own unicast address (a tunnel endpoint, a tunnel or
  * local address, a gateway), or undefined when it can: "this network" (0.0.0.0/8, which a
@@ -101,41 +119,15 @@ export function bounds(network: Network): { first: string; last: string } {
  * also the segment's network and broadcast addresses (a /31 and a /32 have neither).
  * IPv6: the unspecified address, loopback, multicast, IPv4-mapped addresses, link-local ones
  * (they need an interface to mean anything), and with a prefix the subnet-router anycast
- * address (a /127 and a /128 have none).
+ * address (a /127 and a /128 have none; there is no broadcast).
  */
 export function notUnicast(address: string, prefix?: number): string | undefined {
-    if (familyOf(address) === 6) return notUnicast6(address, prefix);
-    const special: [string, string][] = [
-        ["0.0.0.0/8", 'in 0.0.0.0/8 ("this network"), not a host\'s address'],
-        ["127.0.0.0/8", "a loopback address (127.0.0.0/8): it never leaves the host"],
-        ["224.0.0.0/4", "a multicast address (224.0.0.0/4)"],
-        ["255.255.255.255/32", "the limited broadcast address"],
-        ["240.0.0.0/4", "in the reserved 240.0.0.0/4 (class E), which hosts do not use"],
-    ];
-    const a = new Address4(address);
-    for (const [cidr, why] of special) if (a.isInSubnet(new Address4(cidr))) return why;
-    if (prefix !== undefined && prefix < 31) {
-        const { first, last } = bounds(networkOf(address, prefix));
-        if (address === first) return `the network address of ${first}/${prefix}`;
-        if (address === last) return `the broadcast address of ${first}/${prefix}`;
-    }
-    return undefined;
-}
-
-function notUnicast6(address: string, prefix?: number): string | undefined {
-    const special: [string, string][] = [
-        ["::/128", "the unspecified address (::), not a host's address"],
-        ["::1/128", "the loopback address (::1): it never leaves the host"],
-        ["ff00::/8", "a multicast address (ff00::/8)"],
-        ["::ffff:0:0/96", "an IPv4-mapped address (::ffff:0:0/96): write the IPv4 address itself where IPv4 is meant"],
-        ["fe80::/10", "a link-local address (fe80::/10), which means nothing without an interface"],
-    ];
-    const a = new Address6(address);
-    for (const [cidr, why] of special) if (a.isInSubnet(new Address6(cidr))) return why;
-    if (prefix !== undefined && prefix < 127) {
-        const { first } = bounds(networkOf(address, prefix));
-        if (address === first) return `the subnet-router anycast address of ${first}/${prefix}`;
-    }
+    const family = familyOf(address);
+    for (const [cidr, why] of special[family]) if (contains(parseNetwork(cidr, family) as Network, address)) return why;
+    if (prefix === undefined || prefix >= (family === 4 ? 31 : 127)) return undefined;
+    const { first, last } = bounds(networkOf(address, prefix));
+    if (address === first) return family === 4 ? `the network address of ${first}/${prefix}` : `the subnet-router anycast address of ${first}/${prefix}`;
+    if (address === last && family === 4) return `the broadcast address of ${first}/${prefix}`;
     return undefined;
 }
 

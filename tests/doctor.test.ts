@@ -136,14 +136,20 @@ own link tunl1 130.88.198.58 130.88.196.129 inherit
 rtt min/avg/max/mdev = 0.9/1.1/1.4/0.2 ms
 `;
 
-describe("the diagnosis of a host from its facts", () => {
-    const model = stackModel("toy");
+/** The diagnosis of doolittle in a committed stack, from facts as text: every finding, or the failing ones as "item: detail". */
+function diagnosis(stack: string) {
+    const model = stackModel(stack);
     const duties = dutiesByHost(model).get("doolittle")!;
     const run = (facts: string) => diagnose(model, "doolittle", duties, parseFacts(facts));
     const failing = (facts: string) =>
         run(facts)
             .filter((f) => f.status === "fail")
             .map((f) => `${f.item}: ${f.detail}`);
+    return { model, duties, run, failing };
+}
+
+describe("the diagnosis of a host from its facts", () => {
+    const { model, duties, run, failing } = diagnosis("toy");
 
     it("asks the host for its device, the peer's route, the manifest and a probe, in a script that only reads", () => {
         const req = factRequest(model, duties);
@@ -288,13 +294,7 @@ describe("the diagnosis understands each mode (issue 15)", () => {
         .replace("own link gre1 130.88.198.58 130.88.196.129 inherit", "own tunnel gre1 gre 130.88.198.58 130.88.196.129 inherit 42")
         .split("TP-9c9dbaac")
         .join("TP-77f2ed9d");
-    const model = stackModel("toy-gre");
-    const duties = dutiesByHost(model).get("doolittle")!;
-    const run = (facts: string) => diagnose(model, "doolittle", duties, parseFacts(facts));
-    const failing = (facts: string) =>
-        run(facts)
-            .filter((f) => f.status === "fail")
-            .map((f) => `${f.item}: ${f.detail}`);
+    const { model, duties, run, failing } = diagnosis("toy-gre");
 
     it("asks for the module of the mode, and finds a healthy GRE host healthy", () => {
         expect(factRequest(model, duties).modules).toEqual(["ip_gre"]);
