@@ -230,7 +230,6 @@ interface ToyTunnel {
     readonly name: string;
     readonly checks?: (ctx: Context) => Promise<void>;
 }
-const ipipTunnel: ToyTunnel = { dev: "tunl1", protocol: 4, name: "IPIP" };
 
 /**
  * The toy stack (or one of its re-addressed variants) in both firewall modes. `reach` is what
@@ -238,7 +237,7 @@ const ipipTunnel: ToyTunnel = { dev: "tunl1", protocol: 4, name: "IPIP" };
  * the kernel's route that reaches calculon's tunnel address, which must come back by itself
  * when the device comes up again. `tunnel`: a variant in another mode (ipip's tunl1 otherwise).
  */
-function toyScenario(stack: string, reach?: { address: string; route: string }, tunnel: ToyTunnel = ipipTunnel): Scenario {
+function toyScenario(stack: string, reach?: { address: string; route: string }, tunnel: ToyTunnel = { dev: "tunl1", protocol: 4, name: "IPIP" }): Scenario {
     const { dev, protocol } = tunnel;
     const flow: Flow = { name: "doolittle -> 10.0.2.1:22 (calculon's alias)", from: "doolittle", to: "10.0.2.1", port: 22, through: dev };
     return {
