@@ -23,6 +23,21 @@ export const Firewall = {
 } as const;
 export type Firewall = (typeof Firewall)[keyof typeof Firewall];
 
+/** What the tunnel carries, over what. */
+export const Mode = {
+    /** IPv4 over IPv4 (IP-in-IP, protocol 4): the how-to's tunnel. */
+    Ipip: "ipip",
+    /** IPv4 over IPv4 in GRE (protocol 47), with an optional key; interoperates with routers. */
+    Gre: "gre",
+    /** IPv6 over IPv4 (protocol 41, a sit device). */
+    Sit: "sit",
+    /** IPv4 over IPv6 (next header 4, an ip6tnl device). */
+    Ipip6: "ipip6",
+    /** IPv6 over IPv6 (next header 41, an ip6tnl device). */
+    Ip6ip6: "ip6ip6",
+} as const;
+export type Mode = (typeof Mode)[keyof typeof Mode];
+
 /** A protocol of a rule. */
 export const Protocol = { Tcp: "tcp", Udp: "udp", Icmp: "icmp", All: "all" } as const;
 export type Protocol = (typeof Protocol)[keyof typeof Protocol];
@@ -188,11 +203,11 @@ export interface ComputeNode {
 export interface Endpoint {
     /** The endpoint's host. */
     host: Host;
-    /** The tunnel device. Default: tunl1 (tunl0, the kernel's fallback device, is refused). */
+    /** The tunnel device. Default: tunl1 for ipip, gre1 for gre, sit1 for sit, ip6tnl1 for ipip6 and ip6ip6 (the kernel's fallback devices, tunl0, gre0, sit0, ip6tnl0..., are refused). */
     interface?: pulumi.Input<string>;
-    /** The endpoint's tunnel network, e.g. 10.0.1.0/24, or one network both ends share (a /30, a /31). Required unless peerAddress. */
+    /** The endpoint's tunnel network, e.g. 10.0.1.0/24 (IPv6, e.g. 2001:db8:1::/64, where the mode carries IPv6), or one network both ends share (a /30, a /31). Required unless peerAddress. */
     network?: pulumi.Input<string>;
-    /** The device's address, inside network, e.g. 10.0.1.2. */
+    /** The device's address, inside network, e.g. 10.0.1.2: in the family the mode carries, as are routes, localAddresses and the rules' networks. */
     tunnelAddress: pulumi.Input<string>;
     /** Point-to-point addressing instead of network: the peer's tunnelAddress (`ip addr add A peer B`). Default: none. */
     peerAddress?: pulumi.Input<string>;
@@ -202,11 +217,11 @@ export interface Endpoint {
     localAddresses?: pulumi.Input<pulumi.Input<LocalAddress>[]>;
     /** Networks sent through the tunnel to the peer. Default: none (the probe then needs a shared network or peerAddress). */
     routes?: pulumi.Input<pulumi.Input<string>[]>;
-    /** net.ipv4.ip_forward=1 while the pair exists (restored on destroy). Default: false. */
+    /** net.ipv4.ip_forward=1 while the pair exists (restored on destroy); net.ipv6.conf.all.forwarding=1 where the mode carries IPv6. Default: false. */
     forwarding?: pulumi.Input<boolean>;
-    /** The tunnel MTU. Default: the MTU of the route to the peer less 20, read on the host at each apply. */
+    /** The tunnel MTU (at least 1280 where the mode carries IPv6). Default: the MTU of the route to the peer less the mode's overhead (ipip 20, gre 24 or 28 with a key, sit 20, ipip6 and ip6ip6 40), read on the host at each apply. */
     mtu?: pulumi.Input<number>;
-    /** The outer TTL, 1-255. Default: inherit. */
+    /** The outer TTL (IPv6 underlays: hop limit), 1-255. Default: inherit. */
     ttl?: pulumi.Input<number>;
     /** Forwarded traffic admitted. Default: none. */
     forward?: pulumi.Input<pulumi.Input<ForwardRule>[]>;
@@ -224,12 +239,21 @@ export interface Endpoint {
     computeNodes?: ComputeNode[];
 }
 
-/** An IPIP tunnel between two Linux hosts. */
+/** An IP tunnel (IPIP, GRE, SIT or ip6tnl) between two Linux hosts. */
 export interface TunnelPairArgs {
     /** The first endpoint; the verification probe runs on its host. */
     a: Endpoint;
     /** The second endpoint. */
     b: Endpoint;
+    /**
+     * What the tunnel carries over what: its addresses' and the underlay addresses' families,
+     * its device type, the protocol the owned rules admit. Default: ipip. Modes that
+     * involve IPv6 do not combine (yet) with firewall open, clients, computeNodes and, where
+     * the tunnel carries IPv6, peerAddress, masquerade and reversePathFilter loose.
+     */
+    mode?: pulumi.Input<Mode>;
+    /** GRE's key, 0 to 4294967295, the same at both ends; only with mode gre. Not a secret: every packet carries it in clear. Default: none. */
+    key?: pulumi.Input<number>;
     /** How the pair treats the hosts' firewalls. Default: owned. */
     firewall?: pulumi.Input<Firewall>;
     /** End each update with a probe through the tunnel from a's tunnel address to b's. Plain (it adds a Command). Default: true. */

@@ -15,7 +15,7 @@ export type {
     ForwardRuleArgs,
     MasqueradeArgs,
 } from "./args";
-export { Converge, Firewall, Persist, Protocol, ReversePathFilter } from "./args";
+export { Converge, Firewall, Mode, Persist, Protocol, ReversePathFilter } from "./args";
 export { validateConfig, ConfigError, StackConfig, ValidateOptions } from "./validate";
 export { planEndpoint, planPair, PlannedHost, HostPlan, HostObject, objectLine, ownerTag, stateRoot } from "./plan";
 export { renderApply, renderRemove, commandString, shellQuote } from "./render";

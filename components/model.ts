@@ -1,6 +1,6 @@
 // The validated model: what the rest of the program works from. Every value here has been
 // checked by validate.ts; defaults are filled in; addresses are in canonical form.
-import { contains, Network } from "./address";
+import { contains, Family, Network } from "./address";
 
 /**
  * How a pair treats the hosts' firewalls.
@@ -12,6 +12,51 @@ import { contains, Network } from "./address";
  */
 export type FirewallMode = "owned" | "open" | "none";
 export const firewallModes: readonly FirewallMode[] = ["owned", "open", "none"];
+
+/**
+ * What the pair's tunnel carries, and over what (overlay over underlay):
+ * - `ipip`: IPv4 over IPv4 (the how-to's, and the default);
+ * - `gre`: IPv4 over IPv4 in GRE, with an optional key that tells tunnels between the same
+ *   two addresses apart;
+ * - `sit`: IPv6 over IPv4;
+ * - `ipip6`: IPv4 over IPv6 (an ip6tnl device);
+ * - `ip6ip6`: IPv6 over IPv6 (an ip6tnl device).
+ */
+export type TunnelMode = "ipip" | "gre" | "sit" | "ipip6" | "ip6ip6";
+export const tunnelModes: readonly TunnelMode[] = ["ipip", "gre", "sit", "ipip6", "ip6ip6"];
+
+/** What a mode means on the wire and on the host. */
+export interface ModeInfo {
+    /** The family the tunnel carries: its addresses, networks, routes, local addresses, rules. */
+    readonly overlay: Family;
+    /** The family of the hosts' underlay addresses, the tunnel's local and remote. */
+    readonly underlay: Family;
+    /** The protocol (IPv6: next header) of the tunnel's packets on the underlay, as the owned rules match it. */
+    readonly protocol: number;
+    /** The bytes each packet gains on the underlay, without a GRE key (4 more). */
+    readonly overhead: number;
+    /** The device type `ip link add ... type` takes. */
+    readonly linkType: "ipip" | "gre" | "sit" | "ip6tnl";
+    /** The kernel module that makes such devices. */
+    readonly module: string;
+    /** The device name when the endpoint names none. */
+    readonly defaultInterface: string;
+}
+
+export const modeInfo: Readonly<Record<TunnelMode, ModeInfo>> = {
+    ipip: { overlay: 4, underlay: 4, protocol: 4, overhead: 20, linkType: "ipip", module: "ipip", defaultInterface: "tunl1" },
+    gre: { overlay: 4, underlay: 4, protocol: 47, overhead: 24, linkType: "gre", module: "ip_gre", defaultInterface: "gre1" },
+    sit: { overlay: 6, underlay: 4, protocol: 41, overhead: 20, linkType: "sit", module: "sit", defaultInterface: "sit1" },
+    // (ip6tnl devices get "encaplimit none": without it each packet carries an 8-byte
+    // destination options header too, and the overhead would be 48)
+    ipip6: { overlay: 4, underlay: 6, protocol: 4, overhead: 40, linkType: "ip6tnl", module: "ip6_tunnel", defaultInterface: "ip6tnl1" },
+    ip6ip6: { overlay: 6, underlay: 6, protocol: 41, overhead: 40, linkType: "ip6tnl", module: "ip6_tunnel", defaultInterface: "ip6tnl1" },
+};
+
+/** The bytes the pair's tunnel adds to each packet: the mode's, and 4 for a GRE key. */
+export function overheadOf(pair: Pick<Pair, "mode" | "key">): number {
+    return modeInfo[pair.mode].overhead + (pair.key === undefined ? 0 : 4);
+}
 
 export interface Connection {
     readonly host: string;
@@ -125,7 +170,7 @@ export interface Endpoint {
     /** Networks sent through the tunnel to the peer. */
     readonly routes: readonly Network[];
     readonly forwarding: boolean;
-    /** "auto": the MTU of the route to the peer minus 20, read on the host at apply time. */
+    /** "auto": the MTU of the route to the peer less the mode's overhead (overheadOf), read on the host at apply time. */
     readonly mtu: number | "auto";
     readonly ttl: number | "inherit";
     readonly forward: readonly ForwardRule[];
@@ -150,6 +195,10 @@ export interface Pair {
     readonly name: string;
     readonly a: Endpoint;
     readonly b: Endpoint;
+    /** What the tunnel carries over what (modeInfo). */
+    readonly mode: TunnelMode;
+    /** GRE's key (0 to 2^32-1), the same at both ends; only with mode gre. Not a secret: it travels in clear in every packet. */
+    readonly key?: number;
     readonly firewall: FirewallMode;
     /** End `pulumi up` with a probe from a's tunnel address to b's through the tunnel. */
     readonly verify: boolean;

@@ -116,6 +116,8 @@ export function pairConfig(
             [pair]: defined({
                 a: endpoint(args.a),
                 b: endpoint(args.b),
+                mode: args.mode,
+                key: args.key,
                 firewall: args.firewall,
                 verify: args.verify,
                 persist: args.persist,
@@ -220,6 +222,8 @@ export function pairArgs(config: StackConfig, pair: string, stack: string): Tunn
     return defined({
         a: endpoint(p.a),
         b: endpoint(p.b),
+        mode: p.mode,
+        key: p.key,
         firewall: p.firewall,
         verify: p.verify,
         persist: p.persist,

@@ -2,7 +2,7 @@
 // the order they are made (they are removed in the reverse order). Pure.
 import { createHash } from "crypto";
 import { contains, Network, parseNetwork } from "./address";
-import { AdmitRule, Endpoint, FirewallMode, ForwardRule, Host, Model, Pair, peerOf, Protocol } from "./model";
+import { AdmitRule, Endpoint, FirewallMode, ForwardRule, Host, modeInfo, Model, overheadOf, Pair, peerOf, Protocol, TunnelMode } from "./model";
 import { unitName } from "./systemd";
 import { tunnelCidr } from "./validate";
 
@@ -12,7 +12,14 @@ export const stateRoot = "/var/lib/tunnelpair";
 export type HostObject =
     /** The ipip device, marked ours by its ifalias. */
     | { kind: "link"; dev: string; local: string; remote: string; ttl: string }
+    /**
+     * A tunnel device of another mode (gre, sit, ip6tnl), marked ours by its ifalias; its
+     * kind and its runtime section (runtime/modes.sh) are in the scripts of such pairs only.
+     */
+    | { kind: "tunnel"; dev: string; mode: Exclude<TunnelMode, "ipip">; local: string; remote: string; ttl: string; key?: number }
     | { kind: "mtu"; dev: string; value: number | "auto"; peer: string }
+    /** The MTU of a `tunnel` device: auto takes the mode's overhead (ipip's `mtu` takes 20). */
+    | { kind: "tunmtu"; dev: string; value: number | "auto"; peer: string; overhead: number }
     | { kind: "state"; dev: string }
     /** An address; with `peer`, point-to-point (`ip addr add 10.0.0.1/32 peer 10.0.0.2/32`). */
     | { kind: "addr"; cidr: string; dev: string; label?: string; prefixRoute: boolean; peer?: string }
@@ -55,8 +62,12 @@ export function objectLine(o: HostObject): string {
     switch (o.kind) {
         case "link":
             return `link ${o.dev} ${o.local} ${o.remote} ${o.ttl}`;
+        case "tunnel":
+            return `tunnel ${o.dev} ${o.mode} ${o.local} ${o.remote} ${o.ttl} ${o.key ?? "-"}`;
         case "mtu":
             return `mtu ${o.dev} ${o.value} ${o.peer}`;
+        case "tunmtu":
+            return `tunmtu ${o.dev} ${o.value} ${o.peer} ${o.overhead}`;
         case "state":
             return `state ${o.dev} up`;
         case "addr":
@@ -134,6 +145,7 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
             const p = chainPrefix(stack, pair.name);
             const local = `${host.underlay.address}/32`;
             const remote = `${peerHost.underlay.address}/32`;
+            const proto = modeInfo[pair.mode].protocol;
             const peer = peerOf(pair, ep.side);
             // Inner sources that may arrive through the tunnel: what lies behind the peer (what
             // we route into the tunnel), the peer's tunnel address, and the sources of the
@@ -146,9 +158,10 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
                     kind: "chain",
                     table: "filter",
                     name: `${p}-IN`,
-                    // IPIP is protocol 4 ("ipip" in /etc/protocols is 94): only from the peer, only to us.
+                    // The tunnel's protocol by number (IPIP is 4; "ipip" in /etc/protocols is 94; GRE 47):
+                    // only from the peer, only to us.
                     rules: [
-                        `-A ${p}-IN -s ${remote} -d ${local} -p 4 -j ACCEPT`,
+                        `-A ${p}-IN -s ${remote} -d ${local} -p ${proto} -j ACCEPT`,
                         `-A ${p}-IN -i ${ep.interface} -j ${p}-SRC`,
                         ...probeRules(`${p}-IN`, "-i", ep, peer, pair),
                         ...admitRules(`${p}-IN`, ep.admit),
@@ -158,7 +171,7 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
                     kind: "chain",
                     table: "filter",
                     name: `${p}-OUT`,
-                    rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p 4 -j ACCEPT`, ...probeRules(`${p}-OUT`, "-o", ep, peer, pair)],
+                    rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p ${proto} -j ACCEPT`, ...probeRules(`${p}-OUT`, "-o", ep, peer, pair)],
                 },
             ];
             const jumps: HostObject[] = [
@@ -245,8 +258,7 @@ export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPla
         ...firewallObjects(pair.firewall, model.stack, pair, ep, host, peerHost),
         ...(ep.clampMss ? mssObjects(model.stack, pair, ep) : []),
         ...(ep.forwarding ? [{ kind: "sysctl", key: "net/ipv4/ip_forward", value: "1" } as const] : []),
-        { kind: "link", dev, local: host.underlay.address, remote: peerHost.underlay.address, ttl: String(ep.ttl) },
-        { kind: "mtu", dev, value: ep.mtu, peer: peerHost.underlay.address },
+        ...deviceObjects(pair, dev, host.underlay.address, peerHost.underlay.address, String(ep.ttl), ep.mtu),
         { kind: "state", dev },
         // rp_filter's effective value is the larger of "all" and the device's: 2 (loose) wins over 1
         ...(ep.reversePathFilter === "loose" ? [{ kind: "devsysctl", dev, key: "rp_filter", value: "2" } as const] : []),
@@ -260,6 +272,23 @@ export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPla
         })),
         ...ep.routes.map((r): HostObject => ({ kind: "route", dest: r.cidr, dev })),
     ]);
+}
+
+/**
+ * The pair's device on one endpoint and its MTU: ipip's `link` and `mtu`, or the other modes'
+ * `tunnel` and `tunmtu` (kinds of their own, so that an ipip pair's scripts stay as they were).
+ */
+function deviceObjects(pair: Pair, dev: string, local: string, remote: string, ttl: string, value: number | "auto"): HostObject[] {
+    const { mode } = pair;
+    if (mode === "ipip")
+        return [
+            { kind: "link", dev, local, remote, ttl },
+            { kind: "mtu", dev, value, peer: remote },
+        ];
+    return [
+        { kind: "tunnel", dev, mode, local, remote, ttl, ...(pair.key === undefined ? {} : { key: pair.key }) },
+        { kind: "tunmtu", dev, value, peer: remote, overhead: overheadOf(pair) },
+    ];
 }
 
 /** Every host a pair touches: its two endpoints, the desktop clients and compute nodes behind them. */
@@ -311,6 +340,9 @@ export interface VerifyPlan {
     /** The underlay addresses of this host and the peer. */
     readonly local: string;
     readonly remote: string;
+    /** The pair's mode, and the bytes its tunnel adds to each packet. */
+    readonly mode: TunnelMode;
+    readonly overhead: number;
 }
 
 export function planVerify(model: Model, pair: Pair): VerifyPlan | undefined {
@@ -327,6 +359,8 @@ export function planVerify(model: Model, pair: Pair): VerifyPlan | undefined {
         peer: b.host,
         local: model.hosts[a.host].underlay.address,
         remote: model.hosts[b.host].underlay.address,
+        mode: pair.mode,
+        overhead: overheadOf(pair),
     };
 }
 

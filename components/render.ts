@@ -4,17 +4,54 @@
 import * as fs from "fs";
 import * as path from "path";
 import { createHash } from "crypto";
+import { modeInfo } from "./model";
 import { HostPlan, objectLine, stateRoot, VerifyPlan } from "./plan";
 import { renderUnits, unitName } from "./systemd";
 
 /**
  * The constant runtime, read once from its parts beside this file, in this order (functions
- * may call any part; the top-level lines of a part set only the variables of later parts):
- * see runtime/base.sh for how apply and remove work.
+ * may call any part; the top-level lines of a part set only the variables of later parts; a
+ * later part may redefine a function of an earlier one): see runtime/base.sh for how apply
+ * and remove work.
  */
-export const runtimeParts = ["base", "state", "objects", "hostwide", "units", "main"] as const;
-const runtime = runtimeParts.map((p) => fs.readFileSync(path.join(__dirname, "runtime", `${p}.sh`), "utf8")).join("\n");
+export const runtimeParts = ["base", "state", "objects", "hostwide", "units", "modes", "main"] as const;
+/**
+ * The parts only some plans need, and which: `modes` (the tunnel modes beyond ipip) for a pair
+ * with a `tunnel` device. Without them a script is what it was before they existed, so that a
+ * new version does not update every deployed pair.
+ */
+const optionalParts: Partial<Record<(typeof runtimeParts)[number], (plan: HostPlan) => boolean>> = {
+    modes: (plan) => plan.objects.some((o) => o.kind === "tunnel" || o.kind === "tunmtu"),
+};
+const partText = Object.fromEntries(runtimeParts.map((p) => [p, fs.readFileSync(path.join(__dirname, "runtime", `${p}.sh`), "utf8")]));
+function runtimeFor(plan: HostPlan): string {
+    return runtimeParts
+        .filter((p) => optionalParts[p]?.(plan) ?? true)
+        .map((p) => partText[p])
+        .join("\n");
+}
 const verifyRuntime = fs.readFileSync(path.join(__dirname, "verify.sh"), "utf8");
+
+/**
+ * verify.sh is written for ipip, and an ipip pair's probe stays exactly that text. Another
+ * mode's probe is derived from it by these replacements, each of which must match exactly
+ * once (an edit of verify.sh that moves one fails the tests, not a host): what the tunnel
+ * adds to each packet, and the protocol its packets are.
+ */
+function verifyText(v: VerifyPlan): string {
+    if (v.mode === "ipip") return verifyRuntime;
+    const protocol = modeInfo[v.mode].protocol;
+    const name = v.mode === "gre" ? "GRE" : v.mode;
+    const replacements: [string, string][] = [
+        ["$((mtu + 20))-byte packets (the MTU and IPIP's 20 bytes)", `$((mtu + ${v.overhead}))-byte packets (the MTU and ${name}'s ${v.overhead} bytes)`],
+        ["its firewall admitting protocol 4 from $LOCAL", `its firewall admitting protocol ${protocol} from $LOCAL`],
+        ["drops protocol 4 $hint", `drops protocol ${protocol} $hint`],
+    ];
+    return replacements.reduce((text, [from, to]) => {
+        if (text.split(from).length !== 2) throw new Error(`verify.sh: ${JSON.stringify(from)} is not there exactly once`);
+        return text.replace(from, () => to);
+    }, verifyRuntime);
+}
 
 /** Quotes a value for POSIX sh: 'it'\''s'. */
 export function shellQuote(value: string): string {
@@ -83,7 +120,7 @@ export function renderApply(plan: HostPlan): string {
 
 /** The script as the units run it from $STATE/converge (and, without persistence, the apply itself). */
 export function renderConverge(plan: HostPlan): string {
-    return `${header(plan)}\n${runtime}\nmain "$@"\n`;
+    return `${header(plan)}\n${runtimeFor(plan)}\nmain "$@"\n`;
 }
 
 /**
@@ -91,7 +128,8 @@ export function renderConverge(plan: HostPlan): string {
  * not the plan, so it stays right whatever the configuration has become since.
  */
 export function renderRemove(plan: HostPlan): string {
-    return `${header({ ...plan, objects: [], persistence: undefined })}\n${runtime}\nremove\n`;
+    // (the parts of the plan's own mode: the manifest it reads holds that mode's objects)
+    return `${header({ ...plan, objects: [], persistence: undefined })}\n${runtimeFor(plan)}\nremove\n`;
 }
 
 /**
@@ -119,7 +157,7 @@ export function renderVerify(v: VerifyPlan, endpoints: readonly string[]): strin
         `# tunnelpair ${v.tag}: verification on ${v.host} after the endpoints' apply ${digest}`,
         "set -u",
         ...vars.map(([k, val]) => `${k}=${shellQuote(val)}`),
-        verifyRuntime,
+        verifyText(v),
     ].join("\n");
 }
 

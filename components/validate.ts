@@ -1,7 +1,7 @@
 // Stack configuration -> validated model. Pure: no Pulumi, no I/O. Every problem is
 // collected (not just the first) and names the field path and the offending value, so
 // `pulumi preview` and `npm run check-config` can print them all before any host is touched.
-import { bounds, contains, Network, networkOf, notUnicast, overlaps, parseAddress, parseInterfaceAddress, parseNetwork } from "./address";
+import { bounds, contains, Family, familyOf, Network, networkOf, notUnicast, overlaps, parseAddress, parseInterfaceAddress, parseNetwork } from "./address";
 import {
     addressingOf,
     AdmitRule,
@@ -18,7 +18,9 @@ import {
     jumpSessionsRange,
     LocalAddress,
     Masquerade,
+    modeInfo,
     Model,
+    overheadOf,
     Pair,
     peerOf,
     PersistMode,
@@ -26,6 +28,8 @@ import {
     Protocol,
     protocols,
     repairRange,
+    TunnelMode,
+    tunnelModes,
 } from "./model";
 
 /** The raw configuration, as `pulumi config` holds it (keys tunnelpair:hosts, tunnelpair:pairs). */
@@ -75,6 +79,38 @@ const labelPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$/;
 const userPattern = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
 /** ipip: the kernel's minimum IPv4 MTU up to the largest IP packet minus the outer header. */
 export const mtuRange = { min: 68, max: 65515 } as const;
+/** IPv6's minimum link MTU (RFC 8200): below it the kernel takes IPv6 off the device. */
+export const ipv6MinMtu = 1280;
+/** The largest IP packet: a tunnel's MTU is at most this less the mode's overhead. */
+const maxPacket = 65535;
+/**
+ * The fallback devices the kernel makes in every namespace once a tunnel module is loaded
+ * (tunl0 for ipip, gre0, gretap0 and erspan0 for ip_gre, sit0, ip6tnl0...): shared by
+ * every user of the module, never a pair's own.
+ */
+const fallbackDevices = ["tunl0", "gre0", "gretap0", "erspan0", "sit0", "ip6tnl0", "ip6gre0", "ip_vti0", "ip6_vti0"];
+/**
+ * The modes whose scripts are rendered so far (issue #15 goes mode by mode); the others are
+ * validated in full, then refused at preview rather than rendered half right.
+ */
+export const renderedModes: readonly TunnelMode[] = ["ipip", "gre"];
+
+/**
+ * The family a field must be in, and why: the pair's mode, and whether the field is of what
+ * the tunnel carries (overlay) or of what carries it (underlay).
+ */
+interface Fam {
+    readonly family: Family;
+    readonly mode: TunnelMode;
+    readonly layer: "overlay" | "underlay";
+}
+const ipv4: Fam = { family: 4, mode: "ipip", layer: "overlay" };
+const otherFamily = (f: Family): Family => (f === 4 ? 6 : 4);
+
+/** "10.0.1.2 is IPv4; mode sit carries IPv6" */
+function familyMismatch(value: string, fam: Fam): string {
+    return `${value} is IPv${otherFamily(fam.family)}; mode ${fam.mode} ${fam.layer === "overlay" ? "carries" : "runs over"} IPv${fam.family}`;
+}
 
 type Obj = Record<string, unknown>;
 
@@ -165,10 +201,13 @@ class Checker {
         return v;
     }
 
-    address(o: Obj, key: string, path: string): string | undefined {
+    address(o: Obj, key: string, path: string, fam: Fam = ipv4): string | undefined {
         const v = this.string(o, key, path);
         if (v === undefined) return undefined;
-        return parseAddress(v) ?? this.fail(`${path}.${key}`, `${v} is not an IPv4 address`);
+        const a = parseAddress(v, fam.family);
+        if (a !== undefined) return a;
+        if (parseAddress(v, otherFamily(fam.family)) !== undefined) return this.fail(`${path}.${key}`, familyMismatch(v, fam));
+        return this.fail(`${path}.${key}`, `${v} is not an IPv${fam.family} address`);
     }
 
     /** A host's own address: unicast, and with its segment's prefix not the segment's network or broadcast address. */
@@ -178,10 +217,13 @@ class Checker {
         return why === undefined ? address : this.fail(path, `${address}${prefix === undefined ? "" : `/${prefix}`} is ${why}`);
     }
 
-    network(value: unknown, path: string): Network | undefined {
-        if (typeof value !== "string") return this.fail(path, `${show(value)} is not an IPv4 network (a.b.c.d/n)`);
-        const n = parseNetwork(value);
-        return "error" in n ? this.fail(path, n.error) : n;
+    network(value: unknown, path: string, fam: Fam = ipv4): Network | undefined {
+        if (typeof value !== "string")
+            return this.fail(path, `${show(value)} is not an IPv${fam.family} network (${fam.family === 4 ? "a.b.c.d/n" : "x:x::/n"})`);
+        const n = parseNetwork(value, fam.family);
+        if (!("error" in n)) return n;
+        if (!("error" in parseNetwork(value, otherFamily(fam.family)))) return this.fail(path, familyMismatch(value, fam));
+        return this.fail(path, n.error);
     }
 }
 
@@ -222,10 +264,14 @@ function checkHost(c: Checker, name: string, raw: unknown, opts: ValidateOptions
     if (sudo && connection.user === "root") c.fail(`${path}.sudo`, "true needs a connection.user other than root");
     const iface = c.interfaceName(under, "interface", `${path}.underlay`);
     const text = c.string(under, "address", `${path}.underlay`);
-    const withPrefix = text?.includes("/") ? parseInterfaceAddress(text) : undefined;
-    const address = text === undefined ? undefined : text.includes("/") ? withPrefix?.address : parseAddress(text);
+    // either family: the modes of the host's pairs say which it must be (checkPair)
+    const withPrefix = text?.includes("/") ? (parseInterfaceAddress(text, 4) ?? parseInterfaceAddress(text, 6)) : undefined;
+    const address = text === undefined ? undefined : text.includes("/") ? withPrefix?.address : (parseAddress(text, 4) ?? parseAddress(text, 6));
     if (text !== undefined && address === undefined)
-        c.fail(`${path}.underlay.address`, `${text} is not an IPv4 address (a.b.c.d, or a.b.c.d/n with its segment's prefix)`);
+        c.fail(
+            `${path}.underlay.address`,
+            `${text} is not an IPv4 address (a.b.c.d, or a.b.c.d/n with its segment's prefix), nor an IPv6 one (x:x::x, or x:x::x/n)`,
+        );
     const unicast = c.unicast(address, `${path}.underlay.address`, withPrefix?.prefix);
     const interfaces = c.array(h, "interfaces", path).flatMap((v, i) => c.interfaceValue(v, `${path}.interfaces[${i}]`) ?? []);
     if (!connection.host || iface === undefined || unicast === undefined) return undefined;
@@ -311,7 +357,7 @@ const endpointKeys = [
     "computeNodes",
 ] as const;
 
-function networks(c: Checker, o: Obj, key: string, path: string, required: boolean): Network[] {
+function networks(c: Checker, o: Obj, key: string, path: string, required: boolean, fam: Fam = ipv4): Network[] {
     if (o[key] === undefined && required) {
         c.fail(`${path}.${key}`, "is required");
         return [];
@@ -319,7 +365,7 @@ function networks(c: Checker, o: Obj, key: string, path: string, required: boole
     const items = typeof o[key] === "string" ? [o[key]] : c.array(o, key, path);
     const out: Network[] = [];
     items.forEach((v, i) => {
-        const n = c.network(v, typeof o[key] === "string" ? `${path}.${key}` : `${path}.${key}[${i}]`);
+        const n = c.network(v, typeof o[key] === "string" ? `${path}.${key}` : `${path}.${key}[${i}]`, fam);
         if (n) out.push(n);
     });
     return out;
@@ -330,13 +376,13 @@ function protocol(c: Checker, v: unknown, path: string): Protocol | undefined {
     return c.fail(path, `${show(v)} is not one of ${protocols.join(", ")}`);
 }
 
-function checkForward(c: Checker, raw: unknown, path: string): ForwardRule | undefined {
+function checkForward(c: Checker, raw: unknown, path: string, fam: Fam): ForwardRule | undefined {
     const f = c.object(raw, path, ["from", "to", "in", "out", "protocols"]);
     if (!f) return undefined;
     const protos = f.protocols === undefined ? ["all"] : c.array(f, "protocols", path);
     const rule: ForwardRule = {
-        from: networks(c, f, "from", path, true),
-        to: networks(c, f, "to", path, true),
+        from: networks(c, f, "from", path, true, fam),
+        to: networks(c, f, "to", path, true, fam),
         in: f.in === undefined ? undefined : c.interfaceName(f, "in", path),
         out: f.out === undefined ? undefined : c.interfaceName(f, "out", path),
         protocols: protos.map((p, i) => protocol(c, p, `${path}.protocols[${i}]`)).filter((p): p is Protocol => p !== undefined),
@@ -344,7 +390,7 @@ function checkForward(c: Checker, raw: unknown, path: string): ForwardRule | und
     return rule;
 }
 
-function checkAdmit(c: Checker, raw: unknown, path: string): AdmitRule | undefined {
+function checkAdmit(c: Checker, raw: unknown, path: string, fam: Fam): AdmitRule | undefined {
     const a = c.object(raw, path, ["from", "protocol", "ports"]);
     if (!a) return undefined;
     const proto = a.protocol === undefined ? "all" : protocol(c, a.protocol, `${path}.protocol`);
@@ -354,22 +400,35 @@ function checkAdmit(c: Checker, raw: unknown, path: string): AdmitRule | undefin
         else ports.push(p);
     });
     if (ports.length > 0 && proto !== "tcp" && proto !== "udp") c.fail(`${path}.ports`, `ports need protocol tcp or udp, not ${show(proto)}`);
-    return proto === undefined ? undefined : { from: networks(c, a, "from", path, true), protocol: proto, ports };
+    return proto === undefined ? undefined : { from: networks(c, a, "from", path, true, fam), protocol: proto, ports };
 }
 
-function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, hosts: Record<string, Host>): Endpoint | undefined {
+function checkEndpoint(
+    c: Checker,
+    path: string,
+    side: "a" | "b",
+    raw: unknown,
+    hosts: Record<string, Host>,
+    tunnel: Pick<Pair, "mode" | "key">,
+): Endpoint | undefined {
     const e = c.object(raw, path, endpointKeys);
     if (!e) return undefined;
+    const { mode } = tunnel;
+    const info = modeInfo[mode];
+    // the tunnel's own addresses, networks, routes and rules are of what it carries
+    const fam: Fam = { family: info.overlay, mode, layer: "overlay" };
     const hostName = c.string(e, "host", path);
     const host = hostName === undefined ? undefined : hosts[hostName];
     if (hostName !== undefined && !c.declared.has(hostName)) c.fail(`${path}.host`, `${show(hostName)} is not a declared host`);
-    const iface = c.interfaceName(e, "interface", path, "tunl1");
+    const iface = c.interfaceName(e, "interface", path, info.defaultInterface);
     if (iface === "tunl0") c.fail(`${path}.interface`, `"tunl0" is the kernel's shared fallback device; use tunl1 or another name`);
+    else if (iface !== undefined && fallbackDevices.includes(iface))
+        c.fail(`${path}.interface`, `${show(iface)} is a fallback device the kernel shares in every namespace; use ${info.defaultInterface} or another name`);
     if (iface !== undefined && host && iface === host.underlay.interface) c.fail(`${path}.interface`, `${show(iface)} is the host's underlay interface`);
 
     // Addressed by a network (its own, or one both ends share) or by the peer's address.
-    let tunnelAddress = c.unicast(c.address(e, "tunnelAddress", path), `${path}.tunnelAddress`);
-    const peerAddress = e.peerAddress === undefined ? undefined : c.unicast(c.address(e, "peerAddress", path), `${path}.peerAddress`);
+    let tunnelAddress = c.unicast(c.address(e, "tunnelAddress", path, fam), `${path}.tunnelAddress`);
+    const peerAddress = e.peerAddress === undefined ? undefined : c.unicast(c.address(e, "peerAddress", path, fam), `${path}.peerAddress`);
     if (e.network !== undefined && e.peerAddress !== undefined) {
         c.fail(
             `${path}.peerAddress`,
@@ -380,16 +439,18 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         e.peerAddress !== undefined
             ? tunnelAddress === undefined
                 ? undefined
-                : (parseNetwork(tunnelAddress) as Network)
+                : (parseNetwork(tunnelAddress, fam.family) as Network)
             : e.network === undefined
               ? c.fail(`${path}.network`, "is required (or peerAddress, for point-to-point addressing)")
-              : c.network(e.network, `${path}.network`);
+              : c.network(e.network, `${path}.network`, fam);
     if (tunnelAddress !== undefined && network && e.peerAddress === undefined) {
         const { first, last } = bounds(network);
         if (!contains(network, tunnelAddress)) {
             tunnelAddress = c.fail(`${path}.tunnelAddress`, `${tunnelAddress} is not inside ${network.cidr}`);
-        } else if (network.prefix < 31 && (tunnelAddress === first || tunnelAddress === last)) {
+        } else if (fam.family === 4 && network.prefix < 31 && (tunnelAddress === first || tunnelAddress === last)) {
             tunnelAddress = c.fail(`${path}.tunnelAddress`, `${tunnelAddress} is the network or broadcast address of ${network.cidr}`);
+        } else if (fam.family === 6 && network.prefix < 127 && tunnelAddress === first) {
+            tunnelAddress = c.fail(`${path}.tunnelAddress`, `${tunnelAddress} is the subnet-router anycast address of ${network.cidr}`);
         }
     }
 
@@ -399,8 +460,11 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         const la = c.object(item, lp, ["address", "interface", "label", "keepConnectedRoute"]);
         if (!la) return;
         const text = c.string(la, "address", lp);
-        let parsed = text === undefined ? undefined : parseInterfaceAddress(text);
-        if (text !== undefined && !parsed) c.fail(`${lp}.address`, `${text} is not an IPv4 address with a prefix (a.b.c.d/n)`);
+        let parsed = text === undefined ? undefined : parseInterfaceAddress(text, fam.family);
+        if (text !== undefined && !parsed) {
+            if (parseInterfaceAddress(text, otherFamily(fam.family))) c.fail(`${lp}.address`, familyMismatch(text, fam));
+            else c.fail(`${lp}.address`, `${text} is not an IPv${fam.family} address with a prefix (${fam.family === 4 ? "a.b.c.d/n" : "x:x::x/n"})`);
+        }
         if (parsed && c.unicast(parsed.address, `${lp}.address`, parsed.prefix) === undefined) parsed = undefined;
         if (parsed && parsed.address === tunnelAddress) parsed = c.fail(`${lp}.address`, `${parsed.address} is the endpoint's tunnel address (tunnelAddress)`);
         const dev = c.interfaceName(la, "interface", lp, host?.underlay.interface ?? "eth0");
@@ -415,28 +479,29 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
 
     const routes: Network[] = [];
     c.array(e, "routes", path).forEach((r, i) => {
-        const n = c.network(r, `${path}.routes[${i}]`);
+        const n = c.network(r, `${path}.routes[${i}]`, fam);
         if (n) routes.push(n);
     });
 
-    const mtu = e.mtu === "auto" ? undefined : c.integer(e, "mtu", path, mtuRange.min, mtuRange.max);
+    // the kernel's smallest MTU of the family carried, the largest packet less what the tunnel adds
+    const mtu = e.mtu === "auto" ? undefined : c.integer(e, "mtu", path, info.overlay === 6 ? ipv6MinMtu : mtuRange.min, maxPacket - overheadOf(tunnel));
     let ttl: number | "inherit" = "inherit";
     if (e.ttl !== undefined && e.ttl !== "inherit") ttl = c.integer(e, "ttl", path, 1, 255) ?? "inherit";
 
     const forward = c
         .array(e, "forward", path)
-        .map((f, i) => checkForward(c, f, `${path}.forward[${i}]`))
+        .map((f, i) => checkForward(c, f, `${path}.forward[${i}]`, fam))
         .filter((f): f is ForwardRule => f !== undefined);
     const admit = c
         .array(e, "admit", path)
-        .map((a, i) => checkAdmit(c, a, `${path}.admit[${i}]`))
+        .map((a, i) => checkAdmit(c, a, `${path}.admit[${i}]`, fam))
         .filter((a): a is AdmitRule => a !== undefined);
     const masquerade: Masquerade[] = [];
     c.array(e, "masquerade", path).forEach((m, i) => {
         const mp = `${path}.masquerade[${i}]`;
         const o = c.object(m, mp, ["source", "out"]);
         if (!o) return;
-        const source = o.source === undefined ? c.fail(`${mp}.source`, "is required") : c.network(o.source, `${mp}.source`);
+        const source = o.source === undefined ? c.fail(`${mp}.source`, "is required") : c.network(o.source, `${mp}.source`, fam);
         const out = c.interfaceName(o, "out", mp);
         if (source && out) masquerade.push({ source, out });
     });
@@ -452,7 +517,7 @@ function checkEndpoint(c: Checker, path: string, side: "a" | "b", raw: unknown, 
         const name = o && c.string(o, "host", cp);
         if (!o || name === undefined) return;
         if (!c.declared.has(name)) c.fail(`${cp}.host`, `${show(name)} is not a declared host`);
-        clients.push({ host: name, networks: o.networks === undefined ? routes : networks(c, o, "networks", cp, false) });
+        clients.push({ host: name, networks: o.networks === undefined ? routes : networks(c, o, "networks", cp, false, fam) });
     });
     const computeNodes: ComputeNode[] = [];
     c.array(e, "computeNodes", path).forEach((raw, i) => {
@@ -527,10 +592,11 @@ function checkAddressing(c: Checker, pair: Pair, ep: Endpoint, keepSet: unknown)
 
 function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string, Host>): Pair | undefined {
     const path = `pairs.${name}`;
-    const p = c.object(raw, path, ["a", "b", "firewall", "verify", "persist", "repair", "converge"]);
+    const p = c.object(raw, path, ["a", "b", "mode", "key", "firewall", "verify", "persist", "repair", "converge"]);
     if (!p) return undefined;
-    const a0 = checkEndpoint(c, `${path}.a`, "a", p.a, hosts);
-    const b0 = checkEndpoint(c, `${path}.b`, "b", p.b, hosts);
+    const tunnel = checkMode(c, path, p);
+    const a0 = checkEndpoint(c, `${path}.a`, "a", p.a, hosts, tunnel);
+    const b0 = checkEndpoint(c, `${path}.b`, "b", p.b, hosts, tunnel);
     let firewall: FirewallMode = "owned";
     if (p.firewall !== undefined) {
         if (firewallModes.includes(p.firewall as FirewallMode)) firewall = p.firewall as FirewallMode;
@@ -544,7 +610,8 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
         else c.fail(`${path}.converge`, `${show(p.converge)} is not one of ${convergeModes.join(", ")}`);
     }
     if (!a0 || !b0) return undefined;
-    const pair0: Pair = { name, a: a0, b: b0, firewall, verify, persist, repair, converge };
+    const pair0: Pair = { name, a: a0, b: b0, ...tunnel, firewall, verify, persist, repair, converge };
+    checkModeFits(c, pair0, hosts);
     const [a, b] = [a0, b0].map((ep) => checkAddressing(c, pair0, ep, (p[ep.side] as Obj).keepConnectedRoute));
     if (verify) {
         // the probe goes from one tunnel address to the other and back: each end reaches the other's
@@ -639,7 +706,58 @@ function checkPair(c: Checker, name: string, raw: unknown, hosts: Record<string,
         });
     }
     checkRoles(c, path, a, b);
-    return { name, a, b, firewall, verify, persist, repair, converge };
+    return { name, a, b, ...tunnel, firewall, verify, persist, repair, converge };
+}
+
+/** `mode` (default ipip) and GRE's `key`, read before the endpoints: the mode decides the families of their fields. */
+function checkMode(c: Checker, path: string, p: Obj): Pick<Pair, "mode" | "key"> {
+    let mode: TunnelMode = "ipip";
+    if (p.mode !== undefined) {
+        if (tunnelModes.includes(p.mode as TunnelMode)) mode = p.mode as TunnelMode;
+        else c.fail(`${path}.mode`, `${show(p.mode)} is not one of ${tunnelModes.join(", ")}`);
+    }
+    if (p.key === undefined) return { mode };
+    if (mode !== "gre") {
+        c.fail(`${path}.key`, `${show(p.key)}: only mode gre has a key, not mode ${mode}`);
+        return { mode };
+    }
+    const key = c.integer(p, "key", path, 0, 2 ** 32 - 1);
+    return key === undefined ? { mode } : { mode, key };
+}
+
+/**
+ * What the mode asks of the rest of the pair: the hosts' underlay addresses in the family the
+ * tunnel runs over, and, where IPv6 is involved, none of the features that are IPv4-only so
+ * far (refused here rather than rendered wrong): the firewall's open mode (it saves and
+ * opens iptables only), desktop clients and compute nodes (IPv4 routes via IPv4 gateways),
+ * and where the tunnel carries IPv6, point-to-point addressing, source NAT and rp_filter.
+ */
+function checkModeFits(c: Checker, pair: Pair, hosts: Record<string, Host>): void {
+    const path = `pairs.${pair.name}`;
+    const { mode } = pair;
+    const info = modeInfo[mode];
+    if (!renderedModes.includes(mode))
+        c.fail(
+            `${path}.mode`,
+            `${mode} is not rendered yet (issue #15; rendered so far: ${renderedModes.join(", ")}): its configuration is checked, nothing is deployed`,
+        );
+    for (const ep of [pair.a, pair.b]) {
+        const address = hosts[ep.host].underlay.address;
+        if (familyOf(address) !== info.underlay)
+            c.fail(`hosts.${ep.host}.underlay.address`, `${familyMismatch(address, { family: info.underlay, mode, layer: "underlay" })} (${path})`);
+    }
+    if (info.overlay === 4 && info.underlay === 4) return;
+    const why = `not supported with mode ${mode} yet (IPv4 only)`;
+    if (pair.firewall === "open") c.fail(`${path}.firewall`, `open ${why}: it saves and opens iptables, not ip6tables; use owned or none`);
+    for (const ep of [pair.a, pair.b]) {
+        const at = `${path}.${ep.side}`;
+        if (ep.clients.length > 0) c.fail(`${at}.clients`, `${why}: a desktop client routes via its gateway's IPv4 address`);
+        if (ep.computeNodes.length > 0) c.fail(`${at}.computeNodes`, `${why}: a compute node's IPv4 default route goes via its router`);
+        if (info.overlay === 4) continue;
+        if (ep.peerAddress !== undefined) c.fail(`${at}.peerAddress`, `${why}: give the endpoint a network (its own, or one both ends share)`);
+        if (ep.masquerade.length > 0) c.fail(`${at}.masquerade`, `${why}: source NAT is IPv4's`);
+        if (ep.reversePathFilter === "loose") c.fail(`${at}.reversePathFilter`, `loose ${why}: IPv6 has no rp_filter`);
+    }
 }
 
 /** `persist: boot|none` (default boot) and `repair: <seconds>|off` (default 60). */

@@ -2,7 +2,7 @@
 // like for its pairs to work, compared with what the host reports (facts.ts). Pure: the
 // model and the facts in, one finding per item out.
 import { representative } from "../components/address";
-import { Endpoint, Host, Model, Pair, peerOf } from "../components/model";
+import { Endpoint, Host, modeInfo, Model, overheadOf, Pair, peerOf } from "../components/model";
 import { ownerTag } from "../components/plan";
 import { FactRequest, Facts } from "./facts";
 import { Packet, parseFilterTable, Table, verdict } from "./firewall";
@@ -10,7 +10,7 @@ import { Packet, parseFilterTable, Table, verdict } from "./firewall";
 export type Status = "ok" | "fail" | "unknown";
 
 export interface Finding {
-    /** ipip, device, mtu, ownership, forwarding, rp_filter, firewall, routes, probe, gateway */
+    /** ipip (module, for the other modes), device, mtu, ownership, forwarding, rp_filter, firewall, routes, probe, gateway */
     readonly item: string;
     readonly pair: string;
     readonly status: Status;
@@ -46,7 +46,9 @@ function tunnelSources(pair: Pair, ep: Endpoint): string[] {
 
 export function factRequest(model: Model, duties: readonly Duty[]): FactRequest {
     const eps = duties.flatMap((d) => (d.kind === "endpoint" ? [d] : []));
+    const modules = eps.filter((d) => d.pair.mode !== "ipip").map((d) => modeInfo[d.pair.mode].module);
     return {
+        ...(modules.length ? { modules } : {}),
         devices: eps.map((d) => d.ep.interface),
         lookups: eps.flatMap((d) => [model.hosts[peerOf(d.pair, d.ep.side).host].underlay.address, ...tunnelSources(d.pair, d.ep)]),
         states: [...new Set(duties.map((d) => `${model.stack}/${d.pair.name}`))],
@@ -122,21 +124,41 @@ function endpointFindings(
     const local = host.underlay.address;
     const remote = peerHost.underlay.address;
 
-    const ipip = facts.get("ipip")?.[0];
-    note("ipip", ipip === "missing" ? "fail" : "ok", ipip === "missing" ? "this kernel has no ipip (no ipip device, no module to load)" : `ipip ${ipip}`);
+    const { mode } = pair;
+    const info = modeInfo[mode];
+    if (mode === "ipip") {
+        const ipip = facts.get("ipip")?.[0];
+        note("ipip", ipip === "missing" ? "fail" : "ok", ipip === "missing" ? "this kernel has no ipip (no ipip device, no module to load)" : `ipip ${ipip}`);
+    } else {
+        const m = facts.get(`module ${info.module}`)?.[0];
+        note(
+            "module",
+            m === "missing" ? "fail" : "ok",
+            m === "missing" ? `this kernel has no ${info.module} (no module to load) for mode ${mode}` : `${info.module} ${m ?? "not read"}`,
+        );
+    }
 
     const link = (facts.get(`link ${dev}`) ?? []).join(" ");
     if (link === "" || link === "missing") {
         note("device", "fail", `${dev} does not exist (not deployed, or removed by hand)`);
         return;
     }
-    if (!link.includes(" link/ipip ")) {
-        note("device", "fail", `${dev} is not an ipip device: ${link}`);
+    // the device's type as `ip -d link` prints it: link/ipip, link/gre, link/sit, link/tunnel6
+    const linkType = { ipip: "ipip", gre: "gre", sit: "sit", ip6tnl: "tunnel6" }[info.linkType];
+    if (!link.includes(` link/${linkType} `)) {
+        note("device", "fail", `${dev} is not ${mode === "ipip" ? "an ipip" : `a ${info.linkType}`} device: ${link}`);
         return;
     }
-    const seen = { local: after(link, "local"), remote: after(link, "remote"), ttl: after(link, "ttl") };
-    const want = { local, remote, ttl: String(ep.ttl) };
-    const wrong = (["local", "remote", "ttl"] as const)
+    // (GRE's key as ip prints it, a.b.c.d; none: no ikey word)
+    const key = pair.key === undefined ? undefined : [24, 16, 8, 0].map((s) => (pair.key! >>> s) & 255).join(".");
+    const seen = {
+        local: after(link, "local"),
+        remote: after(link, "remote"),
+        ttl: after(link, info.underlay === 6 ? "hoplimit" : "ttl"),
+        key: mode === "gre" ? after(link, "ikey") : undefined,
+    };
+    const want = { local, remote, ttl: String(ep.ttl), key };
+    const wrong = (["local", "remote", "ttl", "key"] as const)
         .filter((k) => seen[k] !== want[k])
         .map((k) => `${k} is ${seen[k] ?? "unset"}, the pair needs ${want[k]}`);
     const flags = /<([^>]*)>/.exec(link)?.[1].split(",") ?? [];
@@ -148,25 +170,26 @@ function endpointFindings(
         wrong.length ? "fail" : "ok",
         wrong.length
             ? `${dev}: ${wrong.join("; ")}`
-            : `${dev}: ipip local ${local} remote ${remote} ttl ${ep.ttl}, up${errors ? `; ${errors} transmit errors/collisions (packets with no way out: a wrong remote or route)` : ""}`,
+            : `${dev}: ${mode} local ${local} remote ${remote} ttl ${ep.ttl}${key === undefined ? "" : ` key ${pair.key}`}, up${errors ? `; ${errors} transmit errors/collisions (packets with no way out: a wrong remote or route)` : ""}`,
     );
 
     const mtu = Number(after(link, "mtu"));
     const lookup = facts.get(`route-get ${remote}`) ?? [];
     const routeMtu = after(lookup[0] ?? "", "mtu") ?? pairsOf(lookup.slice(1)).get("devmtu");
-    const wantMtu = ep.mtu === "auto" ? (routeMtu === undefined ? undefined : Number(routeMtu) - 20) : ep.mtu;
+    const overhead = overheadOf(pair);
+    const wantMtu = ep.mtu === "auto" ? (routeMtu === undefined ? undefined : Number(routeMtu) - overhead) : ep.mtu;
     note(
         "mtu",
         wantMtu === undefined ? "unknown" : mtu === wantMtu ? "ok" : "fail",
         wantMtu === undefined
             ? `${dev} mtu ${mtu}; no route to ${remote} to compare with (${lookup.join(" ")})`
-            : `${dev} mtu ${mtu}${mtu === wantMtu ? "" : `, the pair needs ${wantMtu}`} (${ep.mtu === "auto" ? `auto: the route to ${remote} has ${routeMtu}, less 20` : "configured"})`,
+            : `${dev} mtu ${mtu}${mtu === wantMtu ? "" : `, the pair needs ${wantMtu}`} (${ep.mtu === "auto" ? `auto: the route to ${remote} has ${routeMtu}, less ${overhead}` : "configured"})`,
     );
 
     const alias = (facts.get(`alias ${dev}`) ?? [])[0] ?? "";
     const tag = ownerTag(model.stack, pair.name);
     const manifest = facts.get(`manifest ${model.stack}/${pair.name}`) ?? [];
-    const owned = manifest.some((l) => l.startsWith(`own link ${dev} `));
+    const owned = manifest.some((l) => l.startsWith(`own ${mode === "ipip" ? "link" : "tunnel"} ${dev} `));
     note(
         "ownership",
         alias === tag && owned ? "ok" : "fail",
@@ -229,8 +252,9 @@ function endpointFindings(
         );
     };
     const uif = host.underlay.interface;
-    judge("INPUT", { src: remote, dst: local, proto: 4, in: uif, state: "NEW" }, `protocol 4 from the peer ${remote}`);
-    judge("OUTPUT", { src: local, dst: remote, proto: 4, out: uif, state: "NEW" }, `protocol 4 to the peer ${remote}`);
+    const proto = info.protocol;
+    judge("INPUT", { src: remote, dst: local, proto, in: uif, state: "NEW" }, `protocol ${proto} from the peer ${remote}`);
+    judge("OUTPUT", { src: local, dst: remote, proto, out: uif, state: "NEW" }, `protocol ${proto} to the peer ${remote}`);
     if (pair.verify)
         judge(
             "INPUT",

@@ -1,11 +1,17 @@
 # tunnelpair doctor: what it reads on a host, printed in sections "@@ name args".
 # It only reads; the pings are bounded (3 x 1 s). facts.ts puts DEVS SYSCTLS LOOKUPS STATES
-# PROBES ("from>to" pairs) in front of it.
+# PROBES ("from>to" pairs) MODULES (those of the modes beyond ipip) in front of it.
 sec() { printf '@@ %s\n' "$*"; }
 sec ipip
 if ip -o link show type ipip 2>/dev/null | grep -q .; then echo loaded
 elif modinfo ipip >/dev/null 2>&1; then echo available
 else echo missing; fi
+for m in $MODULES; do
+    sec module "$m"
+    if [ -d "/sys/module/$m" ]; then echo loaded
+    elif modinfo "$m" >/dev/null 2>&1; then echo available
+    else echo missing; fi
+done
 sec sysctl
 for k in net/ipv4/ip_forward net/ipv4/conf/all/rp_filter $SYSCTLS; do
     v=; read -r v <"/proc/sys/$k" 2>/dev/null || [ -n "$v" ] || v=-

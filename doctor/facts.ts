@@ -14,6 +14,8 @@ export interface FactRequest {
     readonly states: readonly string[];
     /** Pings from a local address to another: [from, to]. */
     readonly probes: readonly (readonly [string, string])[];
+    /** The kernel modules of the host's tunnels beyond ipip (ip_gre...), whose presence is read. */
+    readonly modules?: readonly string[];
 }
 
 const script = fs.readFileSync(path.join(__dirname, "facts.sh"), "utf8");
@@ -27,6 +29,7 @@ export function factScript(r: FactRequest): string {
         ["LOOKUPS", [...new Set(r.lookups)].join(" ")],
         ["STATES", r.states.join(" ")],
         ["PROBES", r.probes.map(([f, t]) => `${f}>${t}`).join(" ")],
+        ["MODULES", [...new Set(r.modules ?? [])].join(" ")],
     ];
     return ["#!/bin/sh", "# tunnelpair doctor: reads the host, changes nothing", "set -u", ...vars.map(([k, v]) => `${k}=${shellQuote(v)}`), script].join("\n");
 }

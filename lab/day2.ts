@@ -17,7 +17,7 @@ import { readStackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
 import { ExecResult, Lab, startLab } from "./lab";
 import { CheckResult, labExec, probeScript, recordInLab, snapshotAll } from "./scenario";
-import { diffSnapshots, Snapshot, snapshotSysctlFiles, unitDir } from "./snapshot";
+import { diffSnapshots, fallbackDevices, Snapshot, snapshotSysctlFiles, unitDir } from "./snapshot";
 import { parseUnitFile, planService } from "./unitfile";
 import { loadWorld, World } from "./world";
 
@@ -135,9 +135,6 @@ export async function systemctlCalls(lab: Lab, host: string, opts: { clear?: boo
 }
 
 // --- a reboot ---------------------------------------------------------------------------
-
-/** Devices the kernel makes by itself when a tunnel module loads; they cannot be deleted while it is loaded. */
-const fallbackDevices = ["tunl0", "gre0", "gretap0", "erspan0", "ip_vti0", "ip6_vti0", "sit0", "ip6tnl0", "ip6gre0"];
 
 const bootValues = new WeakMap<Lab, Map<string, [string, string][]>>();
 

@@ -2,11 +2,12 @@
 // semantics, check what must work, replay up again and destroy, and compare every host's
 // state with the state before up.
 import * as path from "path";
-import { configKeys } from "../components/config";
+import { configKeys, loadConfig } from "../components/config";
 import { FirewallMode } from "../components/model";
 import { chainPrefix } from "../components/plan";
 import { deployStack } from "../components/program";
 import { readStackFile, StackFile } from "../components/stackFile";
+import { DoctorReport, runDoctor } from "../doctor/doctor";
 import { destroy, Executor, StackState, up } from "../replay/engine";
 import { overlayConnections } from "../replay/overlay";
 import { recordProgram, Recording } from "../replay/record";
@@ -136,28 +137,122 @@ export const scenarios: Record<string, Scenario> = {
     "toy-30": toyScenario("toy-30", { address: "inet 10.0.0.1/30 ", route: "10.0.0.0/30 proto kernel scope link src 10.0.0.1" }),
     "toy-31": toyScenario("toy-31", { address: "inet 10.0.0.0/31 ", route: "10.0.0.0/31 proto kernel scope link src 10.0.0.0" }),
     "toy-peer": toyScenario("toy-peer", { address: "inet 10.0.0.1 peer 10.0.0.2/32 ", route: "10.0.0.2 proto kernel scope link src 10.0.0.1" }),
+    // the toy as a GRE tunnel with key 42 (issue #15, stacks/Pulumi.toy-gre.yaml)
+    "toy-gre": toyScenario("toy-gre", undefined, { dev: "gre1", protocol: 47, name: "GRE", checks: greChecks }),
 };
 
 /**
- * The toy stack (or one of its re-addressed variants) in both firewall modes. `reach` is what
- * a variant's addressing puts on doolittle's tunl1: its address as `ip -o addr` prints it and
- * the kernel's route that reaches calculon's tunnel address, which must come back by itself
- * when the device comes up again.
+ * What the toy-gre stack makes of GRE on both ends: gre1 is a gre device between the two
+ * underlay addresses with key 42 both ways, its MTU (auto) the underlay's less 28 (GRE's 24,
+ * the key's 4), and, with the owned firewall, the pair's INPUT chain admits protocol 47 (which
+ * iptables prints as "gre") from the peer's underlay address only, to this end's only.
  */
-function toyScenario(stack: string, reach?: { address: string; route: string }): Scenario {
-    const flow: Flow = { name: "doolittle -> 10.0.2.1:22 (calculon's alias)", from: "doolittle", to: "10.0.2.1", port: 22, through: "tunl1" };
+async function greChecks(ctx: Context): Promise<void> {
+    const ends = [
+        { host: "doolittle", local: "130.88.198.58", remote: "130.88.196.129" },
+        { host: "calculon", local: "130.88.196.129", remote: "130.88.198.58" },
+    ];
+    const owned = (await ctx.sh("doolittle", "grep -c '^own fwopen$' /var/lib/tunnelpair/toy-gre/toy/manifest || true")).trim() === "0";
+    const prefix = chainPrefix("toy-gre", "toy");
+    for (const e of ends) {
+        const link = (await ctx.sh(e.host, "ip -d -o link show dev gre1")).trim();
+        ctx.check(
+            `${e.host}'s gre1 is a gre device from ${e.local} to ${e.remote} with key 42 both ways (ip -d link)`,
+            / link\/gre /.test(link) &&
+                new RegExp(`\\sgre remote ${e.remote} local ${e.local} ttl inherit `).test(link) &&
+                / ikey 0\.0\.0\.42 okey 0\.0\.0\.42 /.test(link),
+            link,
+        );
+        const [under, mtu] = (await ctx.sh(e.host, "cat /sys/class/net/eth0/mtu /sys/class/net/gre1/mtu")).trim().split("\n").map(Number);
+        ctx.check(`${e.host}'s gre1 MTU is auto: its ${under}-byte underlay - 28 (${mtu})`, mtu === under - 28);
+        if (!owned) continue;
+        const filter = (await ctx.sh(e.host, "iptables -S")).split("\n");
+        const gre = filter.filter((l) => /^-A .* -p (gre|47) /.test(l));
+        ctx.check(
+            `${e.host}: the only rules naming protocol 47 are the pair's: in from ${e.remote} to ${e.local}, out the other way`,
+            gre.length === 2 &&
+                gre.includes(`-A ${prefix}-IN -s ${e.remote}/32 -d ${e.local}/32 -p gre -j ACCEPT`) &&
+                gre.includes(`-A ${prefix}-OUT -s ${e.local}/32 -d ${e.remote}/32 -p gre -j ACCEPT`),
+            gre.join("\n"),
+        );
+    }
+    if (owned) await greDoctorChecks(ctx);
+}
+
+/**
+ * The doctor on the toy-gre pair (owned firewall, as the stack file has it): nothing wrong
+ * after up; GRE's own items broken on doolittle one at a time (the key, protocol 47 dropped),
+ * each named, and mended as they were.
+ */
+async function greDoctorChecks(ctx: Context): Promise<void> {
+    const sf = readStackFile(path.join(root, "stacks/Pulumi.toy-gre.yaml"));
+    const { model } = loadConfig(overlayConnections(sf, ctx.lab), { credentials: "supplied" });
+    const doctor = () => runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
+    const failing = (r: DoctorReport) => r.hosts.flatMap((h) => h.findings.filter((f) => f.status === "fail").map((f) => ({ host: h.host, ...f })));
+    const healthy = await doctor();
+    ctx.check("the doctor finds nothing wrong with the GRE pair", healthy.ok, JSON.stringify(failing(healthy)));
+    const breakages = [
+        {
+            what: "gre1's key changed to 43",
+            item: "device",
+            says: "key is 0.0.0.43, the pair needs 0.0.0.42",
+            breakIt: "ip link set dev gre1 type gre key 43",
+            mend: "ip link set dev gre1 type gre key 42",
+        },
+        {
+            what: "GRE dropped",
+            item: "firewall",
+            says: "INPUT drops protocol 47 from the peer 130.88.196.129",
+            breakIt: "iptables -I INPUT -p 47 -j DROP",
+            mend: "iptables -D INPUT -p 47 -j DROP",
+        },
+    ];
+    for (const b of breakages) {
+        await ctx.sh("doolittle", b.breakIt);
+        const r = await doctor();
+        await ctx.sh("doolittle", b.mend);
+        const named = failing(r).filter((f) => f.host === "doolittle" && f.item === b.item);
+        ctx.check(
+            `${b.what} on doolittle: the doctor names ${b.item} ("${b.says}")`,
+            named.some((f) => f.detail.includes(b.says)),
+            JSON.stringify(failing(r), null, 1),
+        );
+    }
+    const mended = await doctor();
+    ctx.check("GRE's items mended: the doctor finds nothing wrong", mended.ok, JSON.stringify(failing(mended)));
+}
+
+/** A toy variant's tunnel: its device on both hosts, its protocol, and checks of the mode's own. */
+interface ToyTunnel {
+    readonly dev: string;
+    /** The tunnel's IP protocol number, and the name the messages give the mode. */
+    readonly protocol: number;
+    readonly name: string;
+    readonly checks?: (ctx: Context) => Promise<void>;
+}
+
+/**
+ * The toy stack (or one of its re-addressed variants) in both firewall modes. `reach` is what
+ * a variant's addressing puts on doolittle's device: its address as `ip -o addr` prints it and
+ * the kernel's route that reaches calculon's tunnel address, which must come back by itself
+ * when the device comes up again. `tunnel`: a variant in another mode (ipip's tunl1 otherwise).
+ */
+function toyScenario(stack: string, reach?: { address: string; route: string }, tunnel: ToyTunnel = { dev: "tunl1", protocol: 4, name: "IPIP" }): Scenario {
+    const { dev, protocol } = tunnel;
+    const flow: Flow = { name: "doolittle -> 10.0.2.1:22 (calculon's alias)", from: "doolittle", to: "10.0.2.1", port: 22, through: dev };
     return {
         world: path.join(root, "lab/worlds/toy.yaml"),
         stackFile: path.join(root, `stacks/Pulumi.${stack}.yaml`),
         flows: [flow],
         firewallModes: ["owned", "open"],
         extra: async (ctx) => {
+            if (tunnel.checks) await tunnel.checks(ctx);
             // (ip ends each route with a blank)
-            const routes = async () => (await ctx.sh("doolittle", "ip -4 route show dev tunl1")).split("\n").map((l) => l.trim());
+            const routes = async () => (await ctx.sh("doolittle", `ip -4 route show dev ${dev}`)).split("\n").map((l) => l.trim());
             if (reach) {
-                const addrs = await ctx.sh("doolittle", "ip -4 -o addr show dev tunl1");
+                const addrs = await ctx.sh("doolittle", `ip -4 -o addr show dev ${dev}`);
                 ctx.check(
-                    `doolittle's tunl1 has ${reach.address.trim()} and no other address`,
+                    `doolittle's ${dev} has ${reach.address.trim()} and no other address`,
                     addrs.includes(reach.address) && addrs.trim().split("\n").length === 1,
                     addrs,
                 );
@@ -172,35 +267,35 @@ function toyScenario(stack: string, reach?: { address: string; route: string }):
             const verify = [...ctx.state.resources.values()].find((r) => r.name === "toy-verify")!;
             const probe = () => labExec(verify.inputs.connection as never, verify.inputs.create as string);
             const tag = `\\[tunnelpair:${stack}\\/toy@doolittle\\]`;
-            await ctx.sh("calculon", "iptables -I INPUT -p 4 -j DROP");
+            await ctx.sh("calculon", `iptables -I INPUT -p ${protocol} -j DROP`);
             const dropped = await probe();
-            await ctx.sh("calculon", "iptables -D INPUT -p 4 -j DROP");
+            await ctx.sh("calculon", `iptables -D INPUT -p ${protocol} -j DROP`);
             ctx.check(
-                "verify with IPIP dropped on calculon: fails, names doolittle, calculon and protocol 4",
+                `verify with ${tunnel.name} dropped on calculon: fails, names doolittle, calculon and protocol ${protocol}`,
                 dropped.code !== 0 &&
                     new RegExp(
-                        `${tag}: error: verification failed: 5 probes left tunl1 on doolittle .* none came back: calculon does not answer .*protocol 4`,
+                        `${tag}: error: verification failed: 5 probes left ${dev} on doolittle .* none came back: calculon does not answer .*protocol ${protocol} `,
                     ).test(dropped.stderr),
                 dropped.stderr,
             );
-            // how-to §4.7: with tunl1 down the connection times out; up again, with its route, it answers
-            await ctx.sh("doolittle", "ip link set dev tunl1 down");
-            ctx.check("§4.7: tunl1 down on doolittle: the flow times out", !(await ctx.probe(flow)).ok);
+            // how-to §4.7: with the device down the connection times out; up again, with its route, it answers
+            await ctx.sh("doolittle", `ip link set dev ${dev} down`);
+            ctx.check(`§4.7: ${dev} down on doolittle: the flow times out`, !(await ctx.probe(flow)).ok);
             const down = await probe();
             ctx.check(
-                "verify with tunl1 down: fails with 'tunl1 is down on doolittle'",
-                down.code !== 0 && down.stderr.includes("verification failed: tunl1 is down on doolittle"),
+                `verify with ${dev} down: fails with '${dev} is down on doolittle'`,
+                down.code !== 0 && down.stderr.includes(`verification failed: ${dev} is down on doolittle`),
                 down.stderr,
             );
-            await ctx.sh("doolittle", "ip link set dev tunl1 up");
+            await ctx.sh("doolittle", `ip link set dev ${dev} up`);
             if (reach) {
                 const back = await routes();
-                ctx.check(`tunl1 up again: the kernel's route to the peer is back by itself ("${reach.route}")`, back.includes(reach.route), back.join("\n"));
+                ctx.check(`${dev} up again: the kernel's route to the peer is back by itself ("${reach.route}")`, back.includes(reach.route), back.join("\n"));
             }
-            await ctx.sh("doolittle", "ip route add 10.0.2.0/24 dev tunl1");
-            ctx.check("§4.7: tunl1 up again with its route: the flow answers", (await ctx.probe(flow)).ok);
+            await ctx.sh("doolittle", `ip route add 10.0.2.0/24 dev ${dev}`);
+            ctx.check(`§4.7: ${dev} up again with its route: the flow answers`, (await ctx.probe(flow)).ok);
             const again = await probe();
-            ctx.check("verify after tunl1 came back: verified", again.code === 0 && /: verified: /.test(again.stdout), again.stdout + again.stderr);
+            ctx.check(`verify after ${dev} came back: verified`, again.code === 0 && /: verified: /.test(again.stdout), again.stdout + again.stderr);
             // firewall open: a policy closed again (a loader, the admin) is opened by the next
             // run, which keeps the firewall from before up for destroy to put back (the
             // scenario's restore check)

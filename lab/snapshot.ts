@@ -4,8 +4,9 @@
 // Compared line for line before up and after destroy.
 //
 // Excluded, by name, because a teardown cannot put them back (README, "What destroy
-// restores"): the kernel's fallback device tunl0 and the ipip module, which stay once ipip
-// is loaded; and empty built-in iptables tables, which stay once read.
+// restores"): the kernel's fallback devices (fallbackDevices: tunl0 with ipip; gre0, gretap0
+// and erspan0 with ip_gre; in every namespace), which stay once their module is loaded; the
+// ipip module; and empty built-in iptables tables, which stay once read.
 
 /** The sysctls compared (globs under /proc/sys); lab/day2.ts reads the same at boot and puts them back at a reboot. */
 export const snapshotSysctlFiles =
@@ -42,6 +43,13 @@ fi
 
 export type Snapshot = Record<string, string[]>;
 
+/**
+ * The devices the kernel makes by itself in every namespace when a tunnel module loads (tunl0
+ * with ipip; gre0, gretap0, erspan0 with ip_gre; sit0, ip6tnl0, ...): they cannot be deleted
+ * while it is loaded, so no teardown removes them.
+ */
+export const fallbackDevices: readonly string[] = ["tunl0", "gre0", "gretap0", "erspan0", "ip_vti0", "ip6_vti0", "sit0", "ip6tnl0", "ip6gre0"];
+
 /** Sections of the snapshot, each a list of lines, normalized and with the exclusions applied. */
 export function parseSnapshot(text: string): Snapshot {
     const sections: Snapshot = {};
@@ -54,8 +62,8 @@ export function parseSnapshot(text: string): Snapshot {
         } else if (current && line !== "") sections[current].push(line);
     }
     // A device made anew gets a new ifindex: compare devices by name, not by number.
-    for (const s of ["link", "addr"]) sections[s] = withoutBlocksOf(sections[s] ?? [], "tunl0").map((l) => l.replace(/^\d+: /, "N: "));
-    sections.sysctl = (sections.sysctl ?? []).filter((l) => !l.includes("/conf/tunl0/"));
+    for (const s of ["link", "addr"]) sections[s] = withoutBlocksOf(sections[s] ?? [], fallbackDevices).map((l) => l.replace(/^\d+: /, "N: "));
+    sections.sysctl = (sections.sysctl ?? []).filter((l) => !fallbackDevices.some((d) => l.includes(`/conf/${d}/`)));
     sections.modules = (sections.modules ?? []).filter((l) => l !== "ipip");
     sections.iptables = normalizeIptables(sections.iptables ?? []);
     sections.units = normalizeUnits(sections.units ?? []);
@@ -85,13 +93,13 @@ function normalizeUnits(lines: string[]): string[] {
         .map(({ path, line }) => (line.startsWith("-") ? `${line} sha256:${hashes.get(path) ?? "(unread)"}` : line));
 }
 
-/** Drops an interface's block from `ip link`/`ip addr` output ("N: name[@x]: ..." and its continuation lines). */
-function withoutBlocksOf(lines: string[], dev: string): string[] {
+/** Drops interfaces' blocks from `ip link`/`ip addr` output ("N: name[@x]: ..." and its continuation lines). */
+function withoutBlocksOf(lines: string[], devs: readonly string[]): string[] {
     const out: string[] = [];
     let skipping = false;
     for (const l of lines) {
         const head = /^\d+: ([^:@]+)[@:]/.exec(l);
-        if (head) skipping = head[1] === dev;
+        if (head) skipping = devs.includes(head[1]);
         if (!skipping) out.push(l);
     }
     return out;

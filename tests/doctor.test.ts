@@ -136,14 +136,20 @@ own link tunl1 130.88.198.58 130.88.196.129 inherit
 rtt min/avg/max/mdev = 0.9/1.1/1.4/0.2 ms
 `;
 
-describe("the diagnosis of a host from its facts", () => {
-    const model = stackModel("toy");
+/** The diagnosis of doolittle in a committed stack, from facts as text: every finding, or the failing ones as "item: detail". */
+function diagnosis(stack: string) {
+    const model = stackModel(stack);
     const duties = dutiesByHost(model).get("doolittle")!;
     const run = (facts: string) => diagnose(model, "doolittle", duties, parseFacts(facts));
     const failing = (facts: string) =>
         run(facts)
             .filter((f) => f.status === "fail")
             .map((f) => `${f.item}: ${f.detail}`);
+    return { model, duties, run, failing };
+}
+
+describe("the diagnosis of a host from its facts", () => {
+    const { model, duties, run, failing } = diagnosis("toy");
 
     it("asks the host for its device, the peer's route, the manifest and a probe, in a script that only reads", () => {
         const req = factRequest(model, duties);
@@ -267,5 +273,53 @@ describe("the diagnosis understands each addressing (issue 13)", () => {
         expect(failing(peerFacts.replace("inet 10.0.0.1 peer 10.0.0.2/32 ", "inet 10.0.0.1/32 "))).toEqual([
             expect.stringContaining("routes: 10.0.0.1 peer 10.0.0.2/32 is not on tunl1"),
         ]);
+    });
+});
+
+describe("the diagnosis understands each mode (issue 15)", () => {
+    // the healthy toy host as GRE with key 42 (stacks/Pulumi.toy-gre.yaml): gre1, protocol 47, MTU 1500 less 28
+    const greFacts = healthy
+        .replace("@@ ipip\nloaded", "@@ module ip_gre\nloaded")
+        .split("toy/toy")
+        .join("toy-gre/toy")
+        .split("tunl1")
+        .join("gre1")
+        .replace("mtu 1480 qdisc", "mtu 1472 qdisc")
+        .replace("link/ipip 130.88.198.58 peer", "link/gre 130.88.198.58 peer")
+        .replace(
+            "ipip ipip remote 130.88.196.129 local 130.88.198.58 ttl inherit pmtudisc",
+            "gre remote 130.88.196.129 local 130.88.198.58 ttl inherit ikey 0.0.0.42 okey 0.0.0.42",
+        )
+        .replace("-p ipencap -j ACCEPT", "-p gre -j ACCEPT")
+        .replace("own link gre1 130.88.198.58 130.88.196.129 inherit", "own tunnel gre1 gre 130.88.198.58 130.88.196.129 inherit 42")
+        .split("TP-9c9dbaac")
+        .join("TP-77f2ed9d");
+    const { model, duties, run, failing } = diagnosis("toy-gre");
+
+    it("asks for the module of the mode, and finds a healthy GRE host healthy", () => {
+        expect(factRequest(model, duties).modules).toEqual(["ip_gre"]);
+        expect(factScript(factRequest(model, duties))).toContain("MODULES='ip_gre'");
+        expect(factRequest(stackModel("toy"), dutiesByHost(stackModel("toy")).get("doolittle")!)).not.toHaveProperty("modules");
+        expect(failing(greFacts)).toEqual([]);
+        const found = run(greFacts);
+        expect(found.find((f) => f.item === "device")!.detail).toBe("gre1: gre local 130.88.198.58 remote 130.88.196.129 ttl inherit key 42, up");
+        expect(found.find((f) => f.item === "mtu")!.detail).toBe("gre1 mtu 1472 (auto: the route to 130.88.196.129 has 1500, less 28)");
+        expect(found.find((f) => f.item === "firewall")!.detail).toMatch(/^INPUT accepts protocol 47 from the peer 130.88.196.129 /);
+    });
+    it.each([
+        [
+            "a kernel without ip_gre",
+            ["@@ module ip_gre\nloaded", "@@ module ip_gre\nmissing"],
+            "module: this kernel has no ip_gre (no module to load) for mode gre",
+        ],
+        ["another key", ["ikey 0.0.0.42 okey 0.0.0.42", "ikey 0.0.0.43 okey 0.0.0.43"], "device: gre1: key is 0.0.0.43, the pair needs 0.0.0.42"],
+        ["no key", [" ikey 0.0.0.42 okey 0.0.0.42", ""], "device: gre1: key is unset, the pair needs 0.0.0.42"],
+        ["an ipip device of that name", ["link/gre 130.88.198.58", "link/ipip 130.88.198.58"], "device: gre1 is not a gre device"],
+        ["GRE dropped", ["-p gre -j ACCEPT", "-p gre -j DROP"], "firewall: INPUT drops protocol 47 from the peer 130.88.196.129"],
+        ["an IPIP rule instead", ["-p gre -j ACCEPT", "-p ipencap -j ACCEPT"], "firewall: INPUT rejects protocol 47 from the peer 130.88.196.129"],
+        ["the MTU of a keyless tunnel", ["mtu 1472 qdisc", "mtu 1476 qdisc"], "mtu: gre1 mtu 1476, the pair needs 1472"],
+    ])("%s", (_what, [from, to], expected) => {
+        expect(greFacts).toContain(from);
+        expect(failing(greFacts.replace(from, to))).toEqual([expect.stringContaining(expected)]);
     });
 });

@@ -199,3 +199,32 @@ describe("persistence (issue 11)", () => {
         }
     });
 });
+
+describe("the toy as GRE (issue 15, stacks/Pulumi.toy-gre.yaml)", () => {
+    const ps = plans("toy-gre");
+    it("doolittle: a gre1 with the pair's key, its MTU less 28, GRE (47) admitted from calculon only, IPv4 forwarding", () => {
+        const d = on(ps, "doolittle");
+        expect(d.lines).toEqual(
+            expect.arrayContaining([
+                "tunnel gre1 gre 130.88.198.58 130.88.196.129 inherit 42",
+                "tunmtu gre1 auto 130.88.196.129 28",
+                "addr 10.0.1.2/24 gre1 - noprefixroute",
+                "route 10.0.2.0/24 dev gre1",
+                "sysctl net/ipv4/ip_forward 1",
+            ]),
+        );
+        expect(d.lines.some((l) => l.startsWith("link ") || l.startsWith("mtu "))).toBe(false);
+        expect(d.rules).toEqual(
+            expect.arrayContaining([
+                "-A TP-77f2ed9d-IN -s 130.88.196.129/32 -d 130.88.198.58/32 -p 47 -j ACCEPT",
+                "-A TP-77f2ed9d-OUT -s 130.88.198.58/32 -d 130.88.196.129/32 -p 47 -j ACCEPT",
+                "-A TP-77f2ed9d-IN -i gre1 -j TP-77f2ed9d-SRC",
+            ]),
+        );
+    });
+    it("without a key: no key in the line, 24 bytes", () => {
+        const model = stackModel("toy-gre", (c) => delete c.pairs.toy.key);
+        const lines = planPair(model, model.pairs[0])[0].plan.objects.map(objectLine);
+        expect(lines).toEqual(expect.arrayContaining(["tunnel gre1 gre 130.88.198.58 130.88.196.129 inherit -", "tunmtu gre1 auto 130.88.196.129 24"]));
+    });
+});

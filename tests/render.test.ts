@@ -8,7 +8,7 @@ import { FirewallMode } from "../components/model";
 import { planEndpoint, planVerify } from "../components/plan";
 import { commandString, renderApply, renderConverge, renderRemove, renderVerify, shellQuote } from "../components/render";
 import { validateConfig } from "../components/validate";
-import { toyConfig } from "./support/toy";
+import { stackModel, toyConfig } from "./support/toy";
 
 function toyModel(firewall: FirewallMode = "owned") {
     const c = toyConfig();
@@ -27,8 +27,19 @@ function scripts(): [string, string][] {
         }
     }
     out.push(["verify", verifyScript()]);
+    for (const stack of modeStacks) {
+        const m = stackModel(stack);
+        for (const side of ["a", "b"] as const) {
+            const plan = planEndpoint(m, m.pairs[0], side);
+            out.push([`${stack} apply ${side}`, renderConverge(plan)], [`${stack} remove ${side}`, renderRemove(plan)]);
+        }
+        out.push([`${stack} verify`, renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"])]);
+    }
     return out;
 }
+
+/** The example stacks of the modes beyond ipip (issue #15), one per mode rendered so far. */
+const modeStacks = ["toy-gre"];
 
 function verifyScript(): string {
     const m = toyModel();
@@ -60,7 +71,7 @@ describe("rendered scripts", () => {
     it("starts with set -eu (the probe: set -u) and uses ip, never ifconfig or route", () => {
         for (const [name, s] of scripts()) {
             // the first command, after the shebang and the header's comments
-            expect(s.split("\n").find((l) => !l.startsWith("#"))).toBe(name === "verify" ? "set -u" : "set -eu");
+            expect(s.split("\n").find((l) => !l.startsWith("#"))).toBe(name.endsWith("verify") ? "set -u" : "set -eu");
             expect(s).not.toMatch(/\bifconfig\b|^\s*route (add|del)/m);
         }
     });
@@ -131,5 +142,43 @@ describe("shell quoting", () => {
     it("wraps the script for sudo without a prompt", () => {
         expect(commandString("echo 'hi'", true)).toBe(`sudo -n /bin/sh -c 'echo '\\''hi'\\'''`);
         expect(commandString("true", false)).toBe("/bin/sh -c 'true'");
+    });
+});
+
+// Issue 15: the modes beyond ipip. An ipip pair's scripts hold none of their runtime (the
+// snapshots above are those of the version before them); a pair of another mode has its own.
+describe("the scripts of the other modes", () => {
+    it.each(modeStacks)("%s: match the snapshots", (stack) => {
+        const m = stackModel(stack);
+        for (const side of ["a", "b"] as const) {
+            const plan = planEndpoint(m, m.pairs[0], side);
+            expect(renderApply(plan)).toMatchSnapshot(`${stack} apply ${side}`);
+            expect(renderRemove(plan)).toMatchSnapshot(`${stack} remove ${side}`);
+        }
+        expect(renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"])).toMatchSnapshot(`${stack} verify`);
+    });
+
+    it("an ipip pair's scripts hold no part of the other modes' runtime; a gre pair's apply and remove do", () => {
+        const part = "# --- the tunnel modes beyond ipip (issue #15)";
+        const toy = toyModel();
+        const gre = stackModel("toy-gre");
+        for (const m of [toy, gre]) {
+            const plan = planEndpoint(m, m.pairs[0], "a");
+            for (const s of [renderConverge(plan), renderRemove(plan)]) expect(s.includes(part)).toBe(m === gre);
+        }
+    });
+
+    it("GRE: the device with its key, the MTU less 28, protocol 47 admitted from the peer only", () => {
+        const m = stackModel("toy-gre");
+        const plan = planEndpoint(m, m.pairs[0], "a");
+        const s = renderConverge(plan);
+        expect(s).toContain("tunnel gre1 gre 130.88.198.58 130.88.196.129 inherit 42\n");
+        expect(s).toContain("tunmtu gre1 auto 130.88.196.129 28\n");
+        expect(s).toContain("-A TP-77f2ed9d-IN -s 130.88.196.129/32 -d 130.88.198.58/32 -p 47 -j ACCEPT");
+        expect(s).not.toMatch(/-p 4 /);
+        const v = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+        expect(v).toContain("$((mtu + 28))-byte packets (the MTU and GRE's 28 bytes)");
+        expect(v).toContain("its firewall admitting protocol 47 from $LOCAL");
+        expect(v).not.toContain("protocol 4 ");
     });
 });

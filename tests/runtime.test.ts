@@ -11,9 +11,17 @@ import { renderApply, runtimeParts } from "../components/render";
 // HostObject without an entry here does not compile), and each variant of a kind's line.
 const samples: { [K in HostObject["kind"]]: Extract<HostObject, { kind: K }>[] } = {
     link: [{ kind: "link", dev: "tunl1", local: "130.88.198.58", remote: "130.88.196.129", ttl: "inherit" }],
+    tunnel: [
+        { kind: "tunnel", dev: "gre1", mode: "gre", local: "130.88.198.58", remote: "130.88.196.129", ttl: "inherit", key: 42 },
+        { kind: "tunnel", dev: "gre2", mode: "gre", local: "130.88.198.58", remote: "130.88.196.130", ttl: "64" },
+    ],
     mtu: [
         { kind: "mtu", dev: "tunl1", value: "auto", peer: "130.88.196.129" },
         { kind: "mtu", dev: "tunl1", value: 1380, peer: "130.88.196.129" },
+    ],
+    tunmtu: [
+        { kind: "tunmtu", dev: "gre1", value: "auto", peer: "130.88.196.129", overhead: 28 },
+        { kind: "tunmtu", dev: "gre2", value: 1400, peer: "130.88.196.130", overhead: 24 },
     ],
     state: [{ kind: "state", dev: "tunl1" }],
     addr: [

@@ -32,10 +32,12 @@ const type = (name: string) => schema.types[`tunnelpair:index:${name}`];
 describe("the component schema the SDK's analyzer infers", () => {
     it("has TunnelPair with its args and outputs", () => {
         const r = schema.resources["tunnelpair:index:TunnelPair"];
-        expect(Object.keys(r.inputProperties).sort()).toEqual(["a", "b", "converge", "firewall", "persist", "repair", "stack", "verify"]);
+        expect(Object.keys(r.inputProperties).sort()).toEqual(["a", "b", "converge", "firewall", "key", "mode", "persist", "repair", "stack", "verify"]);
         expect(r.requiredInputs).toEqual(["a", "b"]);
         expect(Object.keys(r.properties).sort()).toEqual(["a", "b", "tag", "verified"]);
         expect(r.inputProperties.firewall).toMatchObject({ $ref: "#/types/tunnelpair:index:Firewall", optional: true });
+        expect(r.inputProperties.mode).toMatchObject({ $ref: "#/types/tunnelpair:index:Mode", optional: true });
+        expect(r.inputProperties.key).toMatchObject({ type: "number", optional: true }); // (the schema has no integer; validation takes whole numbers only)
     });
     it("keeps graph-shaping fields plain and every other value an input", () => {
         const ep = type("Endpoint").properties!;
@@ -67,6 +69,7 @@ describe("the component schema the SDK's analyzer infers", () => {
         ).toEqual(["always", "onchange"]);
         expect(type("Protocol").enum!.map((e) => e.value)).toEqual(["tcp", "udp", "icmp", "all"]);
         expect(type("ReversePathFilter").enum!.map((e) => e.value)).toEqual(["keep", "loose"]);
+        expect(type("Mode").enum!.map((e) => e.value)).toEqual(["ipip", "gre", "sit", "ipip6", "ip6ip6"]);
     });
     it("documents every field, and says of each credential that it is held as a secret (the analyzer cannot mark one)", () => {
         const undocumented = Object.entries(schema.types).flatMap(([t, d]) =>

@@ -9,7 +9,7 @@ import * as path from "path";
 import { planVerify } from "../components/plan";
 import { renderVerify } from "../components/render";
 import { validateConfig } from "../components/validate";
-import { toyConfig } from "./support/toy";
+import { stackModel, toyConfig } from "./support/toy";
 
 /**
  * A ping that answers every echo without DF (reachability) and, with DF, those of at most
@@ -74,18 +74,19 @@ interface Run {
 
 let runs = 0;
 /** The toy's probe on doolittle, its tunl1 of `mtu`, over a path that carries `pathMtu`. */
-function probe(mtu: number, pathMtu: number, env: Record<string, string> = {}): Run {
+function probe(mtu: number, pathMtu: number, env: Record<string, string> = {}, stack?: string): Run {
     const run = path.join(dir, `run${++runs}`);
     const net = path.join(run, "net");
-    fs.mkdirSync(path.join(net, "tunl1", "statistics"), { recursive: true });
+    const m = stack === undefined ? validateConfig(toyConfig(), { stack: "toy" }) : stackModel(stack);
+    const dev = m.pairs[0].a.interface;
+    fs.mkdirSync(path.join(net, dev, "statistics"), { recursive: true });
     for (const [f, v] of [
         ["mtu", mtu],
         ["flags", "0x91"],
         ["statistics/tx_packets", 7],
         ["statistics/rx_packets", 7],
     ])
-        fs.writeFileSync(path.join(net, "tunl1", String(f)), `${v}\n`);
-    const m = validateConfig(toyConfig(), { stack: "toy" });
+        fs.writeFileSync(path.join(net, dev, String(f)), `${v}\n`);
     const script = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
     expect(script).toContain("\nNET=/sys/class/net ");
     const file = path.join(run, "verify.sh");
@@ -201,5 +202,17 @@ describe("the verification probe's full-MTU check", () => {
             `${tag}: verified: calculon answers at 10.0.2.2 through tunl1 (probe 1 of 5); tunl1's MTU 1480 not probed: doolittle's ping is not iputils' and cannot set DF (install iputils-ping to probe it)\n`,
         );
         expect(dfPings(r)).toEqual([]);
+    });
+});
+
+describe("the probe of the other modes (issue 15)", () => {
+    it("GRE with a key: the same echoes, and the failure counts GRE's 28 bytes and protocol 47", () => {
+        const ok = probe(1472, 1472, {}, "toy-gre");
+        expect(ok.code).toBe(0);
+        expect(ok.stdout).toContain("verified: calculon answers at 10.0.2.2 through gre1 (probe 1 of 5); 1472-byte packets pass (gre1's MTU, DF)");
+        const narrow = probe(1472, 1372, { STUB_SAYS: "1372" }, "toy-gre");
+        expect(narrow.code).toBe(1);
+        expect(narrow.stderr).toContain("does not carry 1500-byte packets (the MTU and GRE's 28 bytes)");
+        expect(narrow.stderr).toContain("Set mtu: 1372 on endpoint a of pair toy");
     });
 });

@@ -1,0 +1,25 @@
+// The tunnel modes beyond ipip on real kernels (issue #15): the toy stack as a GRE tunnel with
+// key 42 (stacks/Pulumi.toy-gre.yaml) through the toy's checks in both firewall modes, with
+// GRE's own (device, key, MTU less 28, protocol 47 admitted from the peer only), then its
+// fault injection. Two lab boots, a few minutes of the suite's wall time.
+import { runFaults } from "../lab/faults";
+import { runScenario, scenarios } from "../lab/scenario";
+import { expectAllPassed, labDescribe } from "./support/lab";
+
+labDescribe("the tunnel modes in the lab", () => {
+    it("GRE: the toy-gre stack deploys, carries traffic, is idempotent and is undone exactly", async () => {
+        const lines: string[] = [];
+        const report = await runScenario("toy-gre", scenarios["toy-gre"], (l) => lines.push(l));
+        expectAllPassed("lab toy-gre", lines, report.checks);
+        expect(report.checks.filter((c) => c.name.includes("destroy restored"))).toHaveLength(4);
+        // GRE's own checks ran: the device and its MTU on both ends in both modes, the rules in owned
+        expect(report.checks.filter((c) => /gre1 is a gre device .* with key 42|gre1 MTU is auto|naming protocol 47/.test(c.name))).toHaveLength(10);
+    });
+
+    it("GRE: every failing step of the toy-gre scripts leaves the host as it was", async () => {
+        const lines: string[] = [];
+        const r = await runFaults("toy-gre", scenarios["toy-gre"], (l) => lines.push(l));
+        expectAllPassed(`faults toy-gre: ${r.cases} cases; checks`, lines, r.checks);
+        expect(r.cases).toBeGreaterThanOrEqual(15);
+    }, 1800_000);
+});

@@ -1,0 +1,113 @@
+// Issue 15: the runtime of the modes beyond ipip (components/runtime/modes.sh), its functions
+// run by dash against an `ip` and a `modprobe` that are shell functions printing what a real
+// host would print (the formats of iproute2's link_gre.c and link_ip6tnl.c) or recording what
+// they are asked: nothing reaches this machine's network stack. The lab proves the rest.
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { planEndpoint } from "../components/plan";
+import { renderConverge } from "../components/render";
+import { stackModel } from "./support/toy";
+
+const m = stackModel("toy-gre");
+const script = renderConverge(planEndpoint(m, m.pairs[0], "a"));
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tunnelpair-modes-"));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Runs the script's definitions, then `probe`, with `ip -d -o link show` printing `link`; prints its output. */
+function run(probe: string, link = ""): string {
+    const state = fs.mkdtempSync(path.join(dir, "state-"));
+    const stubs = [
+        `ip() { case "$*" in "-d -o link show dev "*) printf '%s\\n' ${JSON.stringify(link)} ;; *) echo "ip $*" ;; esac; }`,
+        `modprobe() { echo "modprobe $*"; }`,
+        `STATE=${state}`,
+    ].join("\n");
+    return execFileSync("sh", ["-c", `${script.replace(/\nmain "\$@"\n$/, "\n")}${stubs}\n${probe}`], { encoding: "utf8", stdio: "pipe" });
+}
+
+const gre =
+    "9: gre1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1472 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/gre 130.88.198.58 peer 130.88.196.129 promiscuity 0 minmtu 0 maxmtu 0 \\    gre remote 130.88.196.129 local 130.88.198.58 ttl inherit ikey 0.0.0.42 okey 0.0.0.42 addrgenmode eui64 numtxqueues 1 numrxqueues 1";
+const ip6tnl = (extra: string) =>
+    `10: ip6tnl1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1460 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/tunnel6 2001:db8:ffff::58 peer 2001:db8:ffff::129 promiscuity 0 minmtu 68 maxmtu 65407 \\    ip6tnl ipip6 remote 2001:db8:ffff::129 local 2001:db8:ffff::58 hoplimit inherit ${extra} tclass 0x00 flowlabel 0x00000 (flowinfo 0x00000000) addrgenmode eui64`;
+
+describe("the tunnel kind reads a device as ip -d link prints it", () => {
+    it.each([
+        ["a GRE device with its key", gre, "gre 130.88.198.58 130.88.196.129 inherit 42|none"],
+        ["a GRE device whose keys differ", gre.replace("okey 0.0.0.42", "okey 1.0.0.0"), "gre 130.88.198.58 130.88.196.129 inherit 42/16777216|none"],
+        [
+            "a GRE device without a key, a TTL of 64",
+            gre.replace(" ikey 0.0.0.42 okey 0.0.0.42", "").replace("ttl inherit", "ttl 64"),
+            "gre 130.88.198.58 130.88.196.129 64 -|none",
+        ],
+        ["an ipip6 device without the encapsulation limit", ip6tnl("encaplimit none"), "ipip6 2001:db8:ffff::58 2001:db8:ffff::129 inherit -|none"],
+        ["an ipip6 device with the kernel's default limit", ip6tnl("encaplimit 4"), "ipip6 2001:db8:ffff::58 2001:db8:ffff::129 inherit -|4"],
+        ["a sit device", gre.replace("link/gre", "link/sit").replace(" gre remote", " sit remote"), "sit 130.88.198.58 130.88.196.129 inherit 42|none"],
+    ])("%s", (_name, link, want) => {
+        expect(run('tunnel_desc gre1; printf "%s|%s" "$_tp" "$_enc"', link)).toBe(want);
+    });
+
+    it("the largest key reads back as itself", () => {
+        expect(run('quad_int 255.255.255.255; printf %s "$_v"')).toBe("4294967295");
+    });
+});
+
+describe("the tunnel kind's commands", () => {
+    it("makes a GRE device with its key and alias, loading ip_gre first", () => {
+        const out = run('dev_exists() { false; }; add_tunnel gre1 gre 130.88.198.58 130.88.196.129 inherit 42; printf "%s" "$IPQ_CMDS"; cat "$STATE/journal"');
+        // (modprobe runs where this machine has no ip_gre loaded: the stub's line)
+        expect(out.split("\n").filter((l) => l !== "modprobe ip_gre")).toEqual([
+            "link add name gre1 type gre local 130.88.198.58 remote 130.88.196.129 ttl inherit key 42",
+            `link set dev gre1 alias tunnelpair:toy-gre/toy`,
+            "del newlink gre1",
+            "",
+        ]);
+    });
+
+    it("makes an ip6tnl device without the encapsulation limit, so that its overhead is 40", () => {
+        expect(run('tunnel_args ipip6 2001:db8:ffff::58 2001:db8:ffff::129 inherit -; printf %s "$_ta"')).toBe(
+            "ip6tnl mode ipip6 local 2001:db8:ffff::58 remote 2001:db8:ffff::129 ttl inherit encaplimit none",
+        );
+    });
+
+    it("is present only as desired: mode, local, remote, ttl and key", () => {
+        const present = (args: string, link = gre) =>
+            run(`dev_exists() { true; }; dev_alias() { _v=$TAG; }; if present_tunnel gre1 ${args}; then echo yes; else echo no; fi`, link).trim();
+        expect(present("gre 130.88.198.58 130.88.196.129 inherit 42")).toBe("yes");
+        expect(present("gre 130.88.198.58 130.88.196.129 inherit 43")).toBe("no");
+        expect(present("gre 130.88.198.58 130.88.196.129 inherit -")).toBe("no");
+        expect(present("gre 130.88.198.58 130.88.196.130 inherit 42")).toBe("no");
+        expect(present("gre 130.88.198.58 130.88.196.129 64 42")).toBe("no");
+        expect(present("sit 130.88.198.58 130.88.196.129 inherit 42")).toBe("no");
+        expect(present("ipip6 2001:db8:ffff::58 2001:db8:ffff::129 inherit -", ip6tnl("encaplimit none"))).toBe("yes");
+        expect(present("ipip6 2001:db8:ffff::58 2001:db8:ffff::129 inherit -", ip6tnl("encaplimit 4"))).toBe("no");
+    });
+
+    it("changes a device of ours in place, the old parameters journaled; refuses to drop a key ip cannot drop", () => {
+        const change = (args: string) =>
+            run(`dev_exists() { true; }; add_tunnel gre1 ${args}; printf "%s" "$IPQ_CMDS"; cat "$STATE/journal"`, gre.replace("ttl inherit", "ttl 64"));
+        expect(change("gre 130.88.198.58 130.88.196.129 inherit 42").split("\n")).toEqual([
+            "link set dev gre1 type gre local 130.88.198.58 remote 130.88.196.129 ttl inherit key 42",
+            "add tunnel gre1 gre 130.88.198.58 130.88.196.129 64 42",
+            "",
+        ]);
+        expect(() => change("gre 130.88.198.58 130.88.196.129 inherit -")).toThrow(/gre1 has GRE key 42, which ip link set cannot remove/);
+    });
+
+    it("tunmtu: auto is the route's MTU less the mode's overhead", () => {
+        const probe = (overhead: number) =>
+            run(
+                `IP_READ=1; PEER_ROUTES="130.88.196.129 dev eth0 src 130.88.198.58 uid 0 cache mtu 1400$NL"; resolve_tunmtu auto 130.88.196.129 ${overhead}; printf %s "$_mtu_v"`,
+            );
+        expect([probe(28), probe(24), probe(20)]).toEqual(["1372", "1376", "1380"]);
+        expect(run('resolve_tunmtu 1400 130.88.196.129 28; printf %s "$_mtu_v"')).toBe("1400");
+    });
+
+    it("tunmtu's preflight adds its peer to the first read of ip's routes", () => {
+        expect(
+            run(
+                'IP_READ=1; preflight_tunmtu gre1 auto 130.88.196.129 28; preflight_tunmtu gre1 auto 130.88.196.129 28; printf "%s|%s" "$AUTO_PEERS" "$IP_READ"',
+            ),
+        ).toBe("130.88.196.129|0");
+    });
+});
