@@ -14,7 +14,8 @@ labDescribe("the tunnel modes in the lab", () => {
         expect(report.checks.filter((c) => c.name.includes("destroy restored"))).toHaveLength(4);
         // GRE's own checks ran: the device and its MTU on both ends in both modes, the rules in owned
         expect(report.checks.filter((c) => /gre1 is a gre device .* with key 42|gre1 MTU is auto|naming protocol 47/.test(c.name))).toHaveLength(10);
-    });
+        // (startLab may first wait up to 600 s for another process's lab)
+    }, 1200_000);
 
     it("GRE: every failing step of the toy-gre scripts leaves the host as it was", async () => {
         const lines: string[] = [];
