@@ -96,16 +96,23 @@ function man2Scripts(nodes: number): Record<string, string> {
     return out;
 }
 
+/** Ansible tasks, as its users write them: a `shell` task per command of a script (its `set -e` aside), run only on `host` if given. */
+function shellTasks(script: string, indent: string, host?: string): string {
+    const q = JSON.stringify;
+    return script
+        .split("\n")
+        .filter((l) => l !== "set -e")
+        .map(
+            (cmd) =>
+                `${indent}- name: ${q(cmd)}\n${indent}  ansible.builtin.shell: ${q(cmd)}${host ? `\n${indent}  when: inventory_hostname == ${q(host)}` : ""}`,
+        )
+        .join("\n");
+}
+
 /** The same by Ansible, as its users write it: a play per kind of host, a task per step; forks and the rest at their defaults. */
 function man2Playbook(nodes: number): { playbook: string; inventory: (sshConfig: string) => string } {
     const scripts = man2Scripts(nodes);
-    const tasks = (script: string) =>
-        script
-            .split("\n")
-            .filter((l) => l !== "set -e")
-            .map((cmd) => `    - name: ${JSON.stringify(cmd)}\n      ansible.builtin.shell: ${JSON.stringify(cmd)}`)
-            .join("\n");
-    const play = (hosts: string, script: string) => `- hosts: ${hosts}\n  gather_facts: false\n  tasks:\n${tasks(script)}\n`;
+    const play = (hosts: string, script: string) => `- hosts: ${hosts}\n  gather_facts: false\n  tasks:\n${shellTasks(script, "    ")}\n`;
     const names = Object.keys(scripts).filter((h) => h.startsWith("comp"));
     return {
         playbook: [play("rfe", scripts.rfe), play("doolittle", scripts.doolittle), play("calculon", scripts.calculon), play("nodes", scripts.comp000)].join(""),
@@ -288,15 +295,7 @@ function floorScripts(): Record<string, { apply: string; undo: string }> {
 /** The same by Ansible: one play, a task per step, on both hosts at once. */
 function playbook(): string {
     const scripts = floorScripts();
-    const tasks = (h: string) =>
-        scripts[h].apply
-            .split("\n")
-            .slice(1)
-            .map(
-                (cmd) =>
-                    `      - name: ${JSON.stringify(cmd)}\n        ansible.builtin.shell: ${JSON.stringify(cmd)}\n        when: inventory_hostname == ${JSON.stringify(h)}`,
-            )
-            .join("\n");
+    const tasks = (h: string) => shellTasks(scripts[h].apply, "      ", h);
     return `- hosts: all\n  gather_facts: false\n  tasks:\n${tasks("doolittle")}\n${tasks("calculon")}\n`;
 }
 
