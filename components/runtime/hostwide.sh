@@ -41,7 +41,7 @@ hold() {   # kind args: this pair holds the value (add_K)
     : >"$dir/holders/$HOLDER"
     "set_$k" "$@"
 }
-HELD_N=0
+HELD_N=0; REMOVING=0
 reheld() {   # kind dir: the undo of hold on a value the pair already held: the value as it was
     _bad=
     "restore_$1" "$2"
@@ -60,7 +60,8 @@ release() {   # kind args: this pair lets go of the value (del_K)
     _bad=
     if [ -e "$dir/orig" ]; then "restore_$k" "$dir"; fi
     rm -rf "$dir"
-    prune "${dir%/*}"
+    # (remove prunes every value's parents with its own state's, in one go)
+    [ "$REMOVING" = 1 ] || prune "${dir%/*}"
     [ -z "$_bad" ] || die "could not put back${_bad#;}"
 }
 

@@ -148,7 +148,8 @@ remove() {
     lock
     if [ ! -d "$STATE" ]; then say "nothing to remove"; prune "${STATE%/*}"; return 0; fi
     rollback
-    local entry='' own='' line='' batch='' e=''
+    local entry='' own='' line='' batch='' e='' k='' parents=''
+    REMOVING=1
     manifest_read
     IFS=$NL
     for entry in $_rev; do
@@ -183,15 +184,23 @@ remove() {
         fi
         # the del ran in a subshell: forget here what it may have changed
         ip_changed; tables_changed
+        # a host-wide value's directory, whose parents go at the end (release leaves them)
+        # shellcheck disable=SC2086 # kind args...
+        if command -v "dir_${line%% *}" >/dev/null; then set -- $line; k=$1; shift; "dir_$k" "$@"; parents="$parents${_sd%/*}$NL"; fi
     done
     IFS=$WS
     remove_queued_ip
     remove_queued
+    IFS=$NL
+    # shellcheck disable=SC2086 # a path a line
+    set -- $parents
+    IFS=$WS
     if [ "$RM_FAILED" -gt 0 ]; then
         printf '%s' "$RM_LEFT" >"$STATE/manifest"
+        prune "$@"
         die "$RM_FAILED objects could not be removed; they stay listed in $STATE/manifest for the next destroy"
     fi
     rm -rf "$STATE"
-    prune "${STATE%/*}"
+    prune "$@" "${STATE%/*}"
     say "removed"
 }

@@ -62,13 +62,25 @@ manifest_read() {   # -> $_c: the manifest, "own|had LINE" a line, oldest first;
     IFS=$WS
 }
 
-prune() {   # removes empty state directories from $1 up to and including $ROOT
-    local d="$1"
-    while [ "${d#"$ROOT"}" != "$d" ]; do
-        rmdir "$d" 2>/dev/null || return 0
-        [ "$d" = "$ROOT" ] && return 0
-        d=${d%/*}
+# Removes the empty state directories from each DIR up to and including $ROOT, with one
+# rmdir (a program costs more than all its calls): each DIR's chain up to $ROOT in turn, so
+# that the last chain through a shared parent tries it after everything below it (rmdir goes
+# on past a directory that is not empty; the parents of that one then fail too, and stay).
+prune() {   # dir...
+    local d='' c=''
+    for d in "$@"; do
+        while [ "${d#"$ROOT"}" != "$d" ]; do
+            c="$c$d$NL"
+            [ "$d" = "$ROOT" ] && break
+            d=${d%/*}
+        done
     done
+    [ -n "$c" ] || return 0
+    IFS=$NL
+    # shellcheck disable=SC2086 # a path a line
+    set -- $c
+    IFS=$WS
+    rmdir "$@" 2>/dev/null || true
 }
 tidy() {   # the journal is emptied (without a process), the undo copies of chains go
     : >"$STATE/journal"
@@ -85,7 +97,11 @@ make_dirs() {
     for d in $MADE; do set -- "$@" "$d/holders"; done
     if [ $# -gt 1 ] || [ ! -d "$STATE/chains" ]; then mkdir -p "$@"; fi
 }
-prune_made() { local d=''; for d in $MADE; do [ -e "$d/orig" ] || prune "$d/holders"; done; }
+prune_made() {   # [dir...]: the directories of host-wide values this run made and left empty, and dirs, pruned
+    local d=''
+    for d in $MADE; do [ -e "$d/orig" ] || set -- "$@" "$d/holders"; done
+    prune "$@"
+}
 
 # The undo steps go newest first, in groups that share a batch: a run of ip steps is queued
 # and sent with every command tried, a run of iptables steps is one iptables-restore, any
@@ -162,8 +178,7 @@ finish() {
     if [ "$rc" -ne 0 ] && [ "$COMMITTED" = 0 ] && [ -d "$STATE" ]; then
         STEP=
         rollback
-        prune_made
-        [ "$FRESH" = 1 ] && { rm -rf "$STATE"; prune "${STATE%/*}"; }
+        if [ "$FRESH" = 1 ]; then rm -rf "$STATE"; prune_made "${STATE%/*}"; else prune_made; fi
         warn "nothing was changed: the host is as it was before this run"
     fi
     exit "$rc"
