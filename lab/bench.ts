@@ -96,6 +96,33 @@ function man2Scripts(nodes: number): Record<string, string> {
     return out;
 }
 
+/**
+ * What man2Scripts did, undone on each host (the world's own routes back on the nodes), so that
+ * the lab's next run starts clean: each `iptables -I`/`-A` deleted with its own rule, the tunnel
+ * (its addresses, routes and sysctls go with it), the routes, ip_forward (off in the world).
+ */
+function man2Undo(nodes: number): Record<string, string> {
+    const scripts = man2Scripts(nodes);
+    const undo = (script: string) =>
+        script
+            .split("\n")
+            .reverse()
+            .flatMap((l) => {
+                if (/^iptables .* -[IA] /.test(l)) return [l.replace(/ -[IA] /, " -D ")];
+                const tunnel = /^ip tunnel add (\S+) /.exec(l);
+                if (tunnel) return [`ip tunnel del ${tunnel[1]}`];
+                const route = /^ip route add (\S+) via /.exec(l);
+                if (route) return [`ip route del ${route[1]}`];
+                if (l === "echo 1 >/proc/sys/net/ipv4/ip_forward") return ["echo 0 >/proc/sys/net/ipv4/ip_forward"];
+                return [];
+            })
+            .join("\n");
+    const out: Record<string, string> = {};
+    for (const [h, script] of Object.entries(scripts))
+        out[h] = h.startsWith("comp") ? "ip route replace default via 192.168.1.254\nip route add 169.254.0.0/16 dev eth0" : undo(script);
+    return out;
+}
+
 /** Ansible tasks, as its users write them: a `shell` task per command of a script (its `set -e` aside), run only on `host` if given. */
 function shellTasks(script: string, indent: string, host?: string): string {
     const q = JSON.stringify;
@@ -155,7 +182,9 @@ export async function benchScale(log: (l: string) => void): Promise<void> {
             const d = await destroy(state, counting("destroy"));
             if (lanes === undefined) product.set(n, u.ms);
             first ??= { ms: u.ms, sessions };
-            return `nodes ${n}${lanes ? `, jumpSessions ${lanes}` : ""}: up ${s(u.ms)}, destroy ${s(d.ms)} (x${(d.ms / u.ms).toFixed(2)} of up), ${commands.length} commands, ${sessions} SSH sessions, redials up ${redials.up} destroy ${redials.destroy} (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)})`;
+            // one compute node's Command, as its session and script took it (median)
+            const node = (steps: typeof u.steps) => s(median(steps.filter((x) => x.name.includes("-node-")).map((x) => x.ms)));
+            return `nodes ${n}${lanes ? `, jumpSessions ${lanes}` : ""}: up ${s(u.ms)}, destroy ${s(d.ms)} (x${(d.ms / u.ms).toFixed(2)} of up), ${commands.length} commands, ${sessions} SSH sessions, redials up ${redials.up} destroy ${redials.destroy} (up time x${(u.ms / first.ms).toFixed(1)} for sessions x${(sessions / first.sessions).toFixed(1)}); a node's Command up ${node(u.steps)}, destroy ${node(d.steps)} (median)`;
         };
         for (const n of counts) {
             rows.push(await measure(n));
@@ -174,13 +203,16 @@ export async function benchScale(log: (l: string) => void): Promise<void> {
             if (a.code !== 0) throw new Error(`ansible-playbook failed: ${a.out.slice(-2000)}`);
             // the playbook's deployment carries the how-to's flow 2, as the product's does
             const flow = await lab.exec("doolittle", probeScript("192.168.104.100", 22));
+            // undone, 8 hosts at a time (rfe's MaxStartups): the run without lanes below deploys the same devices and routes
+            const undo = Object.entries(man2Undo(anchorNodes));
+            for (let i = 0; i < undo.length; i += 8) await Promise.all(undo.slice(i, i + 8).map(([h, script]) => must(lab, h, `set -e\n${script}`)));
             const p = product.get(anchorNodes)!;
             log(
                 `scale man2 ${anchorNodes} nodes: ansible-playbook ${s(a.ms)} (forks and ssh at Ansible's defaults, ProxyJump through rfe; doolittle -> comp000:22 ${flow.code === 0 && flow.stdout.startsWith("SSH-") ? "answers" : "DOES NOT answer"}), product up ${s(p)}: ansible/product ${(a.ms / p).toFixed(1)}`,
             );
         }
 
-        // last (what it leaves behind needs no cleaning: the lab stops): every node at once
+        // last (what a failed up leaves behind needs no cleaning: the lab stops): every node at once
         const max = Math.max(...counts);
         log(`scale man2 without lanes: ${await measure(max, max)}`);
     } finally {
