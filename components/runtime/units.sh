@@ -115,16 +115,16 @@ unit_timer_off() {   # name: with repair off, a former period's timer goes
 }
 unit_mkdir() {   # dir: a missing .wants directory, made as systemctl enable makes it, listed
     run mkdir -m 755 "$1"
+    unit_dirs_add "$1$NL"
+}
+unit_dirs_add() {   # lines: directories made for units, added to the host's list
     [ -d "$HOSTSTATE" ] || mkdir -p "$HOSTSTATE"
-    printf '%s\n' "$1" >>"$HOSTSTATE/unit.dirs"
+    printf '%s' "$1" >>"$HOSTSTATE/unit.dirs"
 }
 unit_prune_dirs() {   # the .wants directories made for any pair's units, where empty now
     local d='' left=''
     # (a former version listed them in the pair's own state, lost with it on destroy)
-    if slurp "$STATE/unit.dirs"; then
-        [ -d "$HOSTSTATE" ] || mkdir -p "$HOSTSTATE"
-        printf '%s' "$_c" >>"$HOSTSTATE/unit.dirs" && rm -f "$STATE/unit.dirs"
-    fi
+    if slurp "$STATE/unit.dirs"; then unit_dirs_add "$_c" && rm -f "$STATE/unit.dirs"; fi
     slurp "$HOSTSTATE/unit.dirs" || return 0
     IFS=$NL
     for d in $_c; do
