@@ -124,7 +124,8 @@ function forwardRules(chain: string, rules: readonly ForwardRule[], family: 4 | 
     const flows = rules.flatMap((r) => r.protocols.flatMap((p) => r.from.flatMap((from) => r.to.map((to) => ({ r, p, from: from.cidr, to: to.cidr })))));
     return unique([
         ...flows.map(
-            ({ r, p, from, to }) => `-A ${chain}${r.in ? ` -i ${r.in}` : ""}${r.out ? ` -o ${r.out}` : ""} -s ${from} -d ${to}${protoArgs(p, family)} -j ACCEPT`,
+            ({ r, p, from, to }) =>
+                `-A ${chain}${r.in ? ` -i ${r.in}` : ""}${r.out ? ` -o ${r.out}` : ""} -s ${from} -d ${to}${protoArgs(p, family)} -j ACCEPT`,
         ),
         ...flows.map(({ p, from, to }) => `-A ${chain} -s ${to} -d ${from}${protoArgs(p, family)} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`),
     ]);

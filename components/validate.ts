@@ -759,7 +759,8 @@ function checkModeFits(c: Checker, pair: Pair, hosts: Record<string, Host>): voi
         if (ep.reversePathFilter === "loose") c.fail(`${at}.reversePathFilter`, `loose ${why}: IPv6 has no rp_filter`);
         // (the kernel keeps no label on an IPv6 address: ip addr add would be refused or the label lost)
         ep.localAddresses.forEach((la, i) => {
-            if (la.label !== undefined) c.fail(`${at}.localAddresses[${i}].label`, `${show(la.label)}: labels are IPv4's, an IPv6 address has none (mode ${mode})`);
+            if (la.label !== undefined)
+                c.fail(`${at}.localAddresses[${i}].label`, `${show(la.label)}: labels are IPv4's, an IPv6 address has none (mode ${mode})`);
         });
     }
 }
