@@ -9,6 +9,7 @@
 #     programs (each table name's "6" dropped before it reaches them).
 #   sysctl net/ipv6/conf/all/forwarding: writing it writes every conf.*.forwarding of IPv6
 #     (default and each device): they are saved with it and restored after it, as ip_forward's.
+#   tunnel: a sit device of mode ip6ip, never "any" (ip's default, which takes IPIP too).
 
 # --- addresses and routes of both families --------------------------------------------------
 IP6_READ=0; ADDRS6=; ROUTES6=
@@ -56,6 +57,55 @@ has_addr() {    # cidr dev [peer] (IPv4 or IPv6; point to point: IPv4's only)
         elif [ "$5" != peer ]; then return 0; fi
     done
     IFS=$WS; return 1
+}
+
+# --- tunnel: a sit device carries IPv6 and nothing else ---------------------------------------
+# `ip link add type sit` makes a device of mode "any", which decapsulates IPv4 in IPv4
+# (protocol 4) from its remote as well: a pair's sit device is made "mode ip6ip" (protocol 41
+# only). modes.sh's tunnel_args and tunnel_desc, with that: a sit device of another mode
+# reads as not present ($_enc holds its mode), and the next run sets it in place.
+tunnel_desc() {   # -> $_tp, $_enc (as modes.sh's; a sit device's mode other than ip6ip in $_enc)
+    local d='' m='' l='' r='' t='' ik=- ok=- v='' sp=''
+    _tp=; _enc=none
+    d=$(ip -d -o link show dev "$1") || return 1
+    case "$d" in
+        *" link/gre "*) m=gre ;;
+        *" link/sit "*) m=sit ;;
+        *" link/tunnel6 "*) m=ip6tnl ;;
+        *" link/ipip "*) m=ipip ;;
+        *) m=other ;;
+    esac
+    # shellcheck disable=SC2086 # split into words on purpose
+    set -- $d
+    while [ $# -gt 1 ]; do
+        case "$1" in
+            local) l=$2 ;;
+            remote) r=$2 ;;
+            ttl | hoplimit) t=$2 ;;
+            ikey) quad_int "$2"; ik=$_v ;;
+            okey) quad_int "$2"; ok=$_v ;;
+            encaplimit) v=$2 ;;
+            ipip6 | ip6ip6) if [ "$m" = ip6tnl ]; then m=$1; fi ;;
+            sit) if [ "$m" = sit ]; then sp=$2; fi ;;   # "sit ip6ip remote ...": its mode
+        esac
+        shift
+    done
+    if [ "$ik" != "$ok" ]; then ik=$ik/$ok; fi
+    case "$m" in
+        ipip6 | ip6ip6) _enc=${v:-default} ;;
+        sit) [ "$sp" = ip6ip ] || _enc=mode-${sp:-unknown} ;;
+    esac
+    _tp="$m $l $r $t $ik"
+}
+tunnel_args() {   # mode local remote ttl key -> $_ta (as modes.sh's; sit: mode ip6ip)
+    _ta=
+    case "$1" in
+        gre) _ta="gre local $2 remote $3 ttl $4" ;;
+        sit) _ta="sit mode ip6ip local $2 remote $3 ttl $4" ;;
+        ipip6 | ip6ip6) _ta="ip6tnl mode $1 local $2 remote $3 ttl $4 encaplimit none" ;;
+        *) die "unknown tunnel mode '$1'" ;;
+    esac
+    [ "$5" = - ] || _ta="$_ta key $5"
 }
 
 # --- ip6tables: the tables filter6 and mangle6 ----------------------------------------------
