@@ -170,7 +170,6 @@ $in4
 EOF
     fi
     if [ -n "$in6" ]; then
-        tables_changed
         run ip6tables-restore -w "$IPT_WAIT" --noflush <<EOF
 $in6
 EOF
