@@ -221,6 +221,13 @@ async function sitChecks(ctx: Context, flow: Flow): Promise<void> {
             )
         ).trim();
         ctx.check(`${e.host}: IPv6 forwarding 1 (all, and eth0 by the kernel's rewrite); IPv6 still off on mgmt0`, fwd === "1\n1\n1", fwd);
+        const mss = (await ctx.sh(e.host, "ip6tables -t mangle -S")).split("\n");
+        ctx.check(
+            `${e.host}: TCP's MSS leaving by sit1 clamped in ip6tables' mangle table (the pair's MSS6 chain, jumped to from FORWARD)`,
+            mss.includes(`-A FORWARD -m comment --comment "tunnelpair:toy-sit/toy" -j ${prefix}-MSS6`) &&
+                mss.includes(`-A ${prefix}-MSS6 -o sit1 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu`),
+            mss.join("\n"),
+        );
         const mgmt = (await ctx.sh(e.host, "ip -6 -o addr show dev mgmt0")).trim();
         ctx.check(`${e.host}: mgmt0 has no IPv6 address (nothing of IPv6 reaches the TAP)`, mgmt === "", mgmt);
         if (!owned) continue;

@@ -33,7 +33,9 @@ labDescribe("the tunnel modes in the lab", () => {
         expect(report.checks.filter((c) => c.name.includes("destroy restored"))).toHaveLength(4);
         expect(report.checks.filter((c) => /after up: .* ping -6 answers/.test(c.name))).toHaveLength(2);
         // SIT's own checks ran: device, MTU, addresses, forwarding on both ends in both modes; the rules and the doctor in owned
-        expect(report.checks.filter((c) => /sit1 is a sit device of mode ip6ip|sit1 MTU is auto|IPv6 forwarding 1/.test(c.name))).toHaveLength(12);
+        expect(
+            report.checks.filter((c) => /sit1 is a sit device of mode ip6ip|sit1 MTU is auto|IPv6 forwarding 1|MSS leaving by sit1 clamped/.test(c.name)),
+        ).toHaveLength(16);
         expect(report.checks.filter((c) => /naming protocol 41|ip6tables holds the pair's chains|the doctor/.test(c.name))).toHaveLength(8);
     }, 1200_000);
 });
