@@ -318,11 +318,16 @@ export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPla
     const host = model.hosts[ep.host];
     const peerHost = model.hosts[peer.host];
     const dev = ep.interface;
+    const overlay = modeInfo[pair.mode].overlay;
+    const forwarding: HostObject[] = ep.forwarding ? [{ kind: "sysctl", key: forwardingKey[overlay], value: "1" }] : [];
     return hostPlan(model, pair, ep.host, [
         ...firewallObjects(pair.firewall, model.stack, pair, ep, host, peerHost),
         ...(ep.clampMss ? mssObjects(model.stack, pair, ep) : []),
-        ...(ep.forwarding ? [{ kind: "sysctl", key: forwardingKey[modeInfo[pair.mode].overlay], value: "1" } as const] : []),
+        ...(overlay === 4 ? forwarding : []),
         ...deviceObjects(pair, dev, host.underlay.address, peerHost.underlay.address, String(ep.ttl), ep.mtu),
+        // IPv6's after the device: where ipv6 is a module not loaded yet, loading sit loads it,
+        // and its sysctls exist only then
+        ...(overlay === 6 ? forwarding : []),
         { kind: "state", dev },
         // rp_filter's effective value is the larger of "all" and the device's: 2 (loose) wins over 1
         ...(ep.reversePathFilter === "loose" ? [{ kind: "devsysctl", dev, key: "rp_filter", value: "2" } as const] : []),
