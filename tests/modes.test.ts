@@ -165,9 +165,11 @@ describe("the ipv6 part of a SIT pair's script", () => {
             probe("has_route fd00:0:0:2::/64 dev eth0"),
         ].join("; ");
         expect(runSit(`load_ip() { ADDRS=; ROUTES=; IP_READ=1; }; ${ask}`, "", v6).trim().split("\n")).toEqual(["yes", "yes", "no", "no", "yes", "no", "no"]);
-        expect(runSit('route_key ::/0; a=$_k; route_key fd00::1/128; b=$_k; route_key 10.0.0.1/32; printf "%s %s %s" "$a" "$b" "$_k"')).toBe(
-            "default fd00::1 10.0.0.1",
-        );
+        expect(
+            runSit(
+                'route_key ::/0; a=$_k; route_key fd00::1/128; b=$_k; route_key 2001:db8::/32; c=$_k; route_key 10.0.0.1/32; printf "%s %s %s %s" "$a" "$b" "$c" "$_k"',
+            ),
+        ).toBe("default fd00::1 2001:db8::/32 10.0.0.1");
     });
 
     it("sends filter6 and mangle6 to ip6tables, the others to iptables, each family's tables in one restore", () => {

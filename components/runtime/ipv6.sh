@@ -33,7 +33,8 @@ EOF
 }
 ip_changed() { IP_READ=0; IP6_READ=0; }
 route_key() {   # -> $_k: a route's destination as ip prints it
-    case "$1" in 0.0.0.0/0 | ::/0) _k=default ;; */32) _k=${1%/32} ;; *:*/128) _k=${1%/128} ;; *) _k=$1 ;; esac
+    # (IPv6's first: an IPv6 /32, a site's allocation, keeps its prefix; only /128 is a host's)
+    case "$1" in 0.0.0.0/0 | ::/0) _k=default ;; *:*/128) _k=${1%/128} ;; *:*) _k=$1 ;; */32) _k=${1%/32} ;; *) _k=$1 ;; esac
 }
 has_route() {   # dest dev|via X (either family)
     load_ip; load_ip6
