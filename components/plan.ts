@@ -33,8 +33,9 @@ export type HostObject =
     | { kind: "noroute"; dest: string }
     /** A host-wide sysctl, reference-counted across pairs; the key in /proc/sys form. */
     | { kind: "sysctl"; key: string; value: string }
-    | { kind: "chain"; table: "filter" | "nat" | "mangle"; name: string; rules: readonly string[] }
-    | { kind: "jump"; table: "filter" | "nat" | "mangle"; from: string; chain: string }
+    /** A chain of the pair's own; filter6 and mangle6 are ip6tables' filter and mangle (runtime/ipv6.sh). */
+    | { kind: "chain"; table: XtTable; name: string; rules: readonly string[] }
+    | { kind: "jump"; table: XtTable; from: string; chain: string }
     /** The how-to's "stop the firewall", reference-counted across pairs. */
     | { kind: "fwopen" }
     /**
@@ -43,6 +44,9 @@ export type HostObject =
      * and removes them before it undoes anything else.
      */
     | { kind: "unit"; name: string };
+
+/** iptables' tables, and ip6tables' as filter6 and mangle6 (the IPv6 overlay of mode sit). */
+export type XtTable = "filter" | "nat" | "mangle" | "filter6" | "mangle6";
 
 export interface HostPlan {
     /** The host's name in the configuration. */
@@ -110,27 +114,29 @@ export function chainPrefix(stack: string, pair: string): string {
     return `TP-${createHash("sha256").update(`${stack}/${pair}`).digest("hex").slice(0, 8)}`;
 }
 
-function protoArgs(p: Protocol): string {
-    return p === "all" ? "" : ` -p ${p}`;
+/** A rule's protocol; in ip6tables (family 6) icmp is ICMPv6, which it names ipv6-icmp. */
+function protoArgs(p: Protocol, family: 4 | 6 = 4): string {
+    return p === "all" ? "" : ` -p ${family === 6 && p === "icmp" ? "ipv6-icmp" : p}`;
 }
 
 /** FORWARD rules: each admitted flow, then its replies, by addresses: replies may come back by another path. */
-function forwardRules(chain: string, rules: readonly ForwardRule[]): string[] {
+function forwardRules(chain: string, rules: readonly ForwardRule[], family: 4 | 6 = 4): string[] {
     const flows = rules.flatMap((r) => r.protocols.flatMap((p) => r.from.flatMap((from) => r.to.map((to) => ({ r, p, from: from.cidr, to: to.cidr })))));
     return unique([
         ...flows.map(
-            ({ r, p, from, to }) => `-A ${chain}${r.in ? ` -i ${r.in}` : ""}${r.out ? ` -o ${r.out}` : ""} -s ${from} -d ${to}${protoArgs(p)} -j ACCEPT`,
+            ({ r, p, from, to }) =>
+                `-A ${chain}${r.in ? ` -i ${r.in}` : ""}${r.out ? ` -o ${r.out}` : ""} -s ${from} -d ${to}${protoArgs(p, family)} -j ACCEPT`,
         ),
-        ...flows.map(({ p, from, to }) => `-A ${chain} -s ${to} -d ${from}${protoArgs(p)} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`),
+        ...flows.map(({ p, from, to }) => `-A ${chain} -s ${to} -d ${from}${protoArgs(p, family)} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`),
     ]);
 }
 
-function admitRules(chain: string, rules: readonly AdmitRule[]): string[] {
+function admitRules(chain: string, rules: readonly AdmitRule[], family: 4 | 6 = 4): string[] {
     return unique(
         rules.flatMap((r) => {
             const ports =
                 r.ports.length === 0 ? "" : r.ports.length === 1 ? ` -m ${r.protocol} --dport ${r.ports[0]}` : ` -m multiport --dports ${r.ports.join(",")}`;
-            return r.from.map((f) => `-A ${chain} -s ${f.cidr}${protoArgs(r.protocol)}${ports} -j ACCEPT`);
+            return r.from.map((f) => `-A ${chain} -s ${f.cidr}${protoArgs(r.protocol, family)}${ports} -j ACCEPT`);
         }),
     );
 }
@@ -142,6 +148,7 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
         case "open":
             return [{ kind: "fwopen" }];
         case "owned": {
+            if (modeInfo[pair.mode].overlay === 6) return ownedObjects6(stack, pair, ep, host, peerHost);
             const p = chainPrefix(stack, pair.name);
             const local = `${host.underlay.address}/32`;
             const remote = `${peerHost.underlay.address}/32`;
@@ -205,10 +212,61 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
     }
 }
 
+/**
+ * The owned rules of a pair that carries IPv6 (mode sit): the underlay's, protocol 41 from and
+ * to the peer only, in iptables as every mode's; the rest is of what the tunnel carries, in
+ * ip6tables chains of the pair's own (names ending in 6, tables filter6 and mangle6: the
+ * runtime's ipv6.sh part), built and removed like the IPv4 ones. (No source NAT: refused for
+ * IPv6 overlays.)
+ */
+function ownedObjects6(stack: string, pair: Pair, ep: Endpoint, host: Host, peerHost: Host): HostObject[] {
+    const p = chainPrefix(stack, pair.name);
+    const local = `${host.underlay.address}/32`;
+    const remote = `${peerHost.underlay.address}/32`;
+    const proto = modeInfo[pair.mode].protocol;
+    const peer = peerOf(pair, ep.side);
+    const dev = ep.interface;
+    // the inner-source check, as IPv4's: what lies behind the peer, its tunnel address, the admitted forwarded sources
+    const fromTunnel = ep.forward.filter((f) => f.in === dev).flatMap((f) => f.from);
+    const sources = withoutCovered([...ep.routes, parseNetwork(`${peer.tunnelAddress}/128`, 6) as Network, ...fromTunnel]);
+    const chains: HostObject[] = [
+        { kind: "chain", table: "filter", name: `${p}-IN`, rules: [`-A ${p}-IN -s ${remote} -d ${local} -p ${proto} -j ACCEPT`] },
+        { kind: "chain", table: "filter", name: `${p}-OUT`, rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p ${proto} -j ACCEPT`] },
+        { kind: "chain", table: "filter6", name: `${p}-SRC6`, rules: [...sources.map((s) => `-A ${p}-SRC6 -s ${s} -j RETURN`), `-A ${p}-SRC6 -j DROP`] },
+        {
+            kind: "chain",
+            table: "filter6",
+            name: `${p}-IN6`,
+            rules: [`-A ${p}-IN6 -i ${dev} -j ${p}-SRC6`, ...probeRules(`${p}-IN6`, "-i", ep, peer, pair), ...admitRules(`${p}-IN6`, ep.admit, 6)],
+        },
+    ];
+    const jumps: HostObject[] = [
+        { kind: "jump", table: "filter", from: "INPUT", chain: `${p}-IN` },
+        { kind: "jump", table: "filter", from: "OUTPUT", chain: `${p}-OUT` },
+        { kind: "jump", table: "filter6", from: "INPUT", chain: `${p}-IN6` },
+    ];
+    // (OUTPUT: the probe's echo only; no chain without a rule)
+    if (pair.verify) {
+        chains.push({ kind: "chain", table: "filter6", name: `${p}-OUT6`, rules: probeRules(`${p}-OUT6`, "-o", ep, peer, pair) });
+        jumps.push({ kind: "jump", table: "filter6", from: "OUTPUT", chain: `${p}-OUT6` });
+    }
+    if (ep.forwarding) {
+        chains.push({
+            kind: "chain",
+            table: "filter6",
+            name: `${p}-FWD6`,
+            rules: [`-A ${p}-FWD6 -i ${dev} -j ${p}-SRC6`, ...forwardRules(`${p}-FWD6`, ep.forward, 6)],
+        });
+        jumps.push({ kind: "jump", table: "filter6", from: "FORWARD", chain: `${p}-FWD6` });
+    }
+    return [...chains, ...jumps];
+}
+
 /** ICMP between the two tunnel addresses, both ways: the verification probe and its answer. */
 function probeRules(chain: string, dir: "-i" | "-o", ep: Endpoint, peer: Endpoint, pair: Pair): string[] {
     if (!pair.verify) return [];
     const [src, dst] = dir === "-i" ? [peer.tunnelAddress, ep.tunnelAddress] : [ep.tunnelAddress, peer.tunnelAddress];
+    if (modeInfo[pair.mode].overlay === 6) return [`-A ${chain} ${dir} ${ep.interface} -s ${src}/128 -d ${dst}/128 -p ipv6-icmp -j ACCEPT`];
     return [`-A ${chain} ${dir} ${ep.interface} -s ${src}/32 -d ${dst}/32 -p icmp -j ACCEPT`];
 }
 
@@ -218,15 +276,18 @@ function probeRules(chain: string, dir: "-i" | "-o", ep: Endpoint, peer: Endpoin
  * to the sender (filtered ICMP is the classic MTU black hole).
  */
 function mssObjects(stack: string, pair: Pair, ep: Endpoint): HostObject[] {
-    const chain = `${chainPrefix(stack, pair.name)}-MSS`;
+    // (an IPv6 overlay's connections in ip6tables: a chain of its own name there)
+    const v6 = modeInfo[pair.mode].overlay === 6;
+    const chain = `${chainPrefix(stack, pair.name)}-MSS${v6 ? "6" : ""}`;
+    const table = v6 ? "mangle6" : "mangle";
     return [
         {
             kind: "chain",
-            table: "mangle",
+            table,
             name: chain,
             rules: [`-A ${chain} -o ${ep.interface} -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu`],
         },
-        { kind: "jump", table: "mangle", from: "FORWARD", chain },
+        { kind: "jump", table, from: "FORWARD", chain },
     ];
 }
 
@@ -247,6 +308,9 @@ function hostPlan(model: Model, pair: Pair, host: string, objects: HostObject[])
     };
 }
 
+/** The host-wide forwarding sysctl of the family the tunnel carries. */
+export const forwardingKey = { 4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding" } as const;
+
 /** The plan for one endpoint of a pair on its host. */
 export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPlan {
     const ep = side === "a" ? pair.a : pair.b;
@@ -254,11 +318,16 @@ export function planEndpoint(model: Model, pair: Pair, side: "a" | "b"): HostPla
     const host = model.hosts[ep.host];
     const peerHost = model.hosts[peer.host];
     const dev = ep.interface;
+    const overlay = modeInfo[pair.mode].overlay;
+    const forwarding: HostObject[] = ep.forwarding ? [{ kind: "sysctl", key: forwardingKey[overlay], value: "1" }] : [];
     return hostPlan(model, pair, ep.host, [
         ...firewallObjects(pair.firewall, model.stack, pair, ep, host, peerHost),
         ...(ep.clampMss ? mssObjects(model.stack, pair, ep) : []),
-        ...(ep.forwarding ? [{ kind: "sysctl", key: "net/ipv4/ip_forward", value: "1" } as const] : []),
+        ...(overlay === 4 ? forwarding : []),
         ...deviceObjects(pair, dev, host.underlay.address, peerHost.underlay.address, String(ep.ttl), ep.mtu),
+        // IPv6's after the device: where ipv6 is a module not loaded yet, loading sit loads it,
+        // and its sysctls exist only then
+        ...(overlay === 6 ? forwarding : []),
         { kind: "state", dev },
         // rp_filter's effective value is the larger of "all" and the device's: 2 (loose) wins over 1
         ...(ep.reversePathFilter === "loose" ? [{ kind: "devsysctl", dev, key: "rp_filter", value: "2" } as const] : []),

@@ -14,14 +14,16 @@ import { renderUnits, unitName } from "./systemd";
  * later part may redefine a function of an earlier one): see runtime/base.sh for how apply
  * and remove work.
  */
-export const runtimeParts = ["base", "state", "objects", "hostwide", "units", "modes", "main"] as const;
+export const runtimeParts = ["base", "state", "objects", "hostwide", "units", "modes", "ipv6", "main"] as const;
 /**
  * The parts only some plans need, and which: `modes` (the tunnel modes beyond ipip) for a pair
- * with a `tunnel` device. Without them a script is what it was before they existed, so that a
- * new version does not update every deployed pair.
+ * with a `tunnel` device; `ipv6` (IPv6 addresses, routes, ip6tables, IPv6's forwarding) for
+ * one whose tunnel carries IPv6. Without them a script is what it was before they existed, so
+ * that a new version does not update every deployed pair.
  */
 const optionalParts: Partial<Record<(typeof runtimeParts)[number], (plan: HostPlan) => boolean>> = {
     modes: (plan) => plan.objects.some((o) => o.kind === "tunnel" || o.kind === "tunmtu"),
+    ipv6: (plan) => plan.objects.some((o) => o.kind === "tunnel" && modeInfo[o.mode].overlay === 6),
 };
 const partText = Object.fromEntries(runtimeParts.map((p) => [p, fs.readFileSync(path.join(__dirname, "runtime", `${p}.sh`), "utf8")]));
 function runtimeFor(plan: HostPlan): string {
@@ -32,6 +34,15 @@ function runtimeFor(plan: HostPlan): string {
 }
 const verifyRuntime = fs.readFileSync(path.join(__dirname, "verify.sh"), "utf8");
 
+/** The replacements that make verify.sh's probe one of IPv6 through the tunnel. */
+const ipv6Probe: [string, string][] = [
+    ["FLOOR=68    # IPv4's smallest MTU (RFC 791)", "FLOOR=1280  # IPv6's smallest MTU (RFC 8200)"],
+    ["(IPv4 20 + ICMP 8 + payload)", "(IPv6 40 + ICMPv6 8 + payload)"],
+    ['ping -n -M "do" -c 1 -W 1 -s $(($1 - 28))', 'ping -6 -n -M "do" -c 1 -W 1 -s $(($1 - 48))'],
+    ['ping -n -q -c 1 -W 1 -I "$FROM" "$TO"', 'ping -6 -n -q -c 1 -W 1 -I "$FROM" "$TO"'],
+    ['_route=$(ip -4 -o route get "$TO"', '_route=$(ip -6 -o route get "$TO"'],
+];
+
 /**
  * verify.sh is written for ipip, and an ipip pair's probe stays exactly that text. Another
  * mode's probe is derived from it by these replacements, each of which must match exactly
@@ -41,11 +52,13 @@ const verifyRuntime = fs.readFileSync(path.join(__dirname, "verify.sh"), "utf8")
 function verifyText(v: VerifyPlan): string {
     if (v.mode === "ipip") return verifyRuntime;
     const protocol = modeInfo[v.mode].protocol;
-    const name = v.mode === "gre" ? "GRE" : v.mode;
+    const name = v.mode === "gre" ? "GRE" : v.mode === "sit" ? "SIT" : v.mode;
     const replacements: [string, string][] = [
         ["$((mtu + 20))-byte packets (the MTU and IPIP's 20 bytes)", `$((mtu + ${v.overhead}))-byte packets (the MTU and ${name}'s ${v.overhead} bytes)`],
         ["its firewall admitting protocol 4 from $LOCAL", `its firewall admitting protocol ${protocol} from $LOCAL`],
         ["drops protocol 4 $hint", `drops protocol ${protocol} $hint`],
+        // a tunnel that carries IPv6: ping -6, IPv6's 40-byte header, its 1280-byte minimum MTU
+        ...(modeInfo[v.mode].overlay === 6 ? ipv6Probe : []),
     ];
     return replacements.reduce((text, [from, to]) => {
         if (text.split(from).length !== 2) throw new Error(`verify.sh: ${JSON.stringify(from)} is not there exactly once`);
@@ -79,7 +92,8 @@ function unitVars(plan: HostPlan): [string, string][] {
     ];
 }
 
-function header(plan: HostPlan): string {
+/** `redefines`: the script holds the ipv6 part (whose functions replace some of the earlier parts'). */
+function header(plan: HostPlan, redefines = optionalParts.ipv6!(plan)): string {
     const vars: [string, string][] = [
         ["HOST", plan.host],
         ["STACK", plan.stack],
@@ -96,6 +110,8 @@ function header(plan: HostPlan): string {
         "#!/bin/sh",
         `# tunnelpair ${plan.tag} on ${plan.host}`,
         "# shellcheck disable=SC3043 # local: dash, bash and busybox ash have it",
+        // (only where the part is: every other script's header stays as it was)
+        ...(redefines ? ["# shellcheck disable=SC2317 # ipv6.sh redefines functions of earlier parts: theirs are never called"] : []),
         "set -eu",
         // (the units' texts are read through eval, by name: unit_files in runtime/units.sh)
         ...vars.map(([k, v]) => `${k.startsWith("UNIT_") ? "# shellcheck disable=SC2034\n" : ""}${k}=${shellQuote(v)}`),
@@ -129,7 +145,7 @@ export function renderConverge(plan: HostPlan): string {
  */
 export function renderRemove(plan: HostPlan): string {
     // (the parts of the plan's own mode: the manifest it reads holds that mode's objects)
-    return `${header({ ...plan, objects: [], persistence: undefined })}\n${runtimeFor(plan)}\nremove\n`;
+    return `${header({ ...plan, objects: [], persistence: undefined }, optionalParts.ipv6!(plan))}\n${runtimeFor(plan)}\nremove\n`;
 }
 
 /**

@@ -93,7 +93,7 @@ const fallbackDevices = ["tunl0", "gre0", "gretap0", "erspan0", "sit0", "ip6tnl0
  * The modes whose scripts are rendered so far (issue #15 goes mode by mode); the others are
  * validated in full, then refused at preview rather than rendered half right.
  */
-export const renderedModes: readonly TunnelMode[] = ["ipip", "gre"];
+export const renderedModes: readonly TunnelMode[] = ["ipip", "gre", "sit"];
 
 /**
  * The family a field must be in, and why: the pair's mode, and whether the field is of what
@@ -757,6 +757,11 @@ function checkModeFits(c: Checker, pair: Pair, hosts: Record<string, Host>): voi
         if (ep.peerAddress !== undefined) c.fail(`${at}.peerAddress`, `${why}: give the endpoint a network (its own, or one both ends share)`);
         if (ep.masquerade.length > 0) c.fail(`${at}.masquerade`, `${why}: source NAT is IPv4's`);
         if (ep.reversePathFilter === "loose") c.fail(`${at}.reversePathFilter`, `loose ${why}: IPv6 has no rp_filter`);
+        // (the kernel keeps no label on an IPv6 address: ip addr add would be refused or the label lost)
+        ep.localAddresses.forEach((la, i) => {
+            if (la.label !== undefined)
+                c.fail(`${at}.localAddresses[${i}].label`, `${show(la.label)}: labels are IPv4's, an IPv6 address has none (mode ${mode})`);
+        });
     }
 }
 

@@ -3,7 +3,7 @@
 // model and the facts in, one finding per item out.
 import { representative } from "../components/address";
 import { Endpoint, Host, modeInfo, Model, overheadOf, Pair, peerOf } from "../components/model";
-import { ownerTag } from "../components/plan";
+import { forwardingKey, ownerTag } from "../components/plan";
 import { FactRequest, Facts } from "./facts";
 import { Packet, parseFilterTable, Table, verdict } from "./firewall";
 
@@ -49,6 +49,7 @@ export function factRequest(model: Model, duties: readonly Duty[]): FactRequest 
     const modules = eps.filter((d) => d.pair.mode !== "ipip").map((d) => modeInfo[d.pair.mode].module);
     return {
         ...(modules.length ? { modules } : {}),
+        ...(eps.some((d) => modeInfo[d.pair.mode].overlay === 6) ? { ipv6: true } : {}),
         devices: eps.map((d) => d.ep.interface),
         lookups: eps.flatMap((d) => [model.hosts[peerOf(d.pair, d.ep.side).host].underlay.address, ...tunnelSources(d.pair, d.ep)]),
         states: [...new Set(duties.map((d) => `${model.stack}/${d.pair.name}`))],
@@ -123,6 +124,10 @@ function endpointFindings(
     const peerHost = model.hosts[peer.host];
     const local = host.underlay.address;
     const remote = peerHost.underlay.address;
+    // a tunnel that carries IPv6 (sit): its addresses, routes and inner rules are IPv6's (ip -6, ip6tables)
+    const v6 = modeInfo[pair.mode].overlay === 6;
+    const innerRoutes = v6 ? (facts.get("routes6") ?? []) : routes;
+    const innerTable = v6 ? parseFilterTable((facts.get("ip6tables") ?? []).join("\n")) : table;
 
     const { mode } = pair;
     const info = modeInfo[mode];
@@ -202,12 +207,12 @@ function endpointFindings(
 
     // the address as `ip -o addr` prints it, and the kernel's route that comes with it, when the pair keeps it
     const address = ep.peerAddress ? `${ep.tunnelAddress} peer ${ep.peerAddress}/32` : `${ep.tunnelAddress}/${ep.network.prefix}`;
-    const hasAddr = (facts.get(`addrs ${dev}`) ?? []).some((l) => l.includes(` inet ${address} `));
+    const hasAddr = (facts.get(`${v6 ? "addrs6" : "addrs"} ${dev}`) ?? []).some((l) => l.includes(` ${v6 ? "inet6" : "inet"} ${address} `));
     const connected = !ep.keepConnectedRoute
         ? []
         : [ep.peerAddress ? `${ep.peerAddress} dev ${dev} proto kernel` : `${ep.network.cidr} dev ${dev} proto kernel`];
-    const missingConnected = connected.filter((c) => !routes.some((l) => l.startsWith(`${c} `)));
-    const missingRoutes = ep.routes.filter((r) => !routes.some((l) => l.startsWith(`${r.cidr} dev ${dev} `) || l === `${r.cidr} dev ${dev}`));
+    const missingConnected = connected.filter((c) => !innerRoutes.some((l) => l.startsWith(`${c} `)));
+    const missingRoutes = ep.routes.filter((r) => !innerRoutes.some((l) => l.startsWith(`${r.cidr} dev ${dev} `) || l === `${r.cidr} dev ${dev}`));
     const routeIssues = [
         ...(hasAddr ? [] : [`${address} is not on ${dev}`]),
         ...missingConnected.map((c) => `no route ${c} (the connected route of the address)`),
@@ -221,8 +226,10 @@ function endpointFindings(
     );
 
     if (ep.forwarding) {
-        const f = sysctl.get("net/ipv4/ip_forward");
-        note("forwarding", f === "1" ? "ok" : "fail", f === "1" ? "net.ipv4.ip_forward = 1" : `net.ipv4.ip_forward = ${f}, the pair forwards and needs 1`);
+        const key = forwardingKey[v6 ? 6 : 4];
+        const f = sysctl.get(key);
+        const name = key.replace(/\//g, ".");
+        note("forwarding", f === "1" ? "ok" : "fail", f === "1" ? `${name} = 1` : `${name} = ${f}, the pair forwards and needs 1`);
     }
 
     // rp_filter: the larger of "all" and the device's applies; strict (1) drops a source whose route back is not the tunnel
@@ -230,7 +237,9 @@ function endpointFindings(
     const rpDev = Number(sysctl.get(`net/ipv4/conf/${dev}/rp_filter`) ?? 0);
     const rp = Math.max(rpAll, rpDev);
     const rpName = (v: number) => ["off", "strict", "loose"][v] ?? String(v);
-    if (ep.reversePathFilter === "loose" && rp !== 2) {
+    if (v6) {
+        // (IPv6 has no rp_filter: the owned firewall's inner-source check is its only one)
+    } else if (ep.reversePathFilter === "loose" && rp !== 2) {
         note("rp_filter", "fail", `${dev}'s rp_filter is ${rp} (${rpName(rp)}: all ${rpAll}, ${dev} ${rpDev}); the pair sets it loose (2)`);
     } else {
         const strays = rp === 1 ? tunnelSources(pair, ep).filter((s) => after((facts.get(`route-get ${s}`) ?? [])[0] ?? "", "dev") !== dev) : [];
@@ -243,8 +252,8 @@ function endpointFindings(
         );
     }
 
-    const judge = (chain: string, p: Packet, what: string) => {
-        const v = verdict(table, chain, p);
+    const judge = (chain: string, p: Packet, what: string, t: Table = table) => {
+        const v = verdict(t, chain, p);
         note(
             "firewall",
             v.verdict === "ACCEPT" ? "ok" : v.verdict === "unknown" ? "unknown" : "fail",
@@ -258,10 +267,11 @@ function endpointFindings(
     if (pair.verify)
         judge(
             "INPUT",
-            { src: peer.tunnelAddress, dst: ep.tunnelAddress, proto: 1, in: dev, state: "NEW" },
-            `the probe's ICMP from ${peer.tunnelAddress} on ${dev}`,
+            { src: peer.tunnelAddress, dst: ep.tunnelAddress, proto: v6 ? 58 : 1, in: dev, state: "NEW" },
+            `the probe's ${v6 ? "ICMPv6" : "ICMP"} from ${peer.tunnelAddress} on ${dev}`,
+            innerTable,
         );
-    const protoNumber = { tcp: 6, udp: 17, icmp: 1 } as const;
+    const protoNumber = { tcp: 6, udp: 17, icmp: v6 ? 58 : 1 } as const;
     // every flow a rule admits: each source to each destination, by each protocol; `all` by
     // each of tcp, udp and icmp (a firewall that admits only tcp would fail the rest)
     for (const r of ep.forward) {
@@ -272,6 +282,7 @@ function endpointFindings(
                         "FORWARD",
                         { src, dst, proto: protoNumber[proto], in: r.in, out: r.out, dport: proto === "tcp" ? 22 : undefined, state: "NEW" },
                         `${proto} ${src} -> ${dst}${r.in ? ` in ${r.in}` : ""}${r.out ? ` out ${r.out}` : ""}`,
+                        innerTable,
                     );
                 }
             }

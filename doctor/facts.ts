@@ -16,13 +16,18 @@ export interface FactRequest {
     readonly probes: readonly (readonly [string, string])[];
     /** The kernel modules of the host's tunnels beyond ipip (ip_gre...), whose presence is read. */
     readonly modules?: readonly string[];
+    /** Some tunnel of the host carries IPv6 (mode sit): IPv6's routes, addresses, ip6tables and forwarding are read too. */
+    readonly ipv6?: boolean;
 }
 
 const script = fs.readFileSync(path.join(__dirname, "facts.sh"), "utf8");
 
 /** The read-only script for one host. */
 export function factScript(r: FactRequest): string {
-    const sysctls = r.devices.flatMap((d) => [`net/ipv4/conf/${d}/rp_filter`, `net/ipv4/conf/${d}/forwarding`]);
+    const sysctls = [
+        ...r.devices.flatMap((d) => [`net/ipv4/conf/${d}/rp_filter`, `net/ipv4/conf/${d}/forwarding`]),
+        ...(r.ipv6 ? ["net/ipv6/conf/all/forwarding"] : []),
+    ];
     const vars: [string, string][] = [
         ["DEVS", r.devices.join(" ")],
         ["SYSCTLS", sysctls.join(" ")],
@@ -30,6 +35,7 @@ export function factScript(r: FactRequest): string {
         ["STATES", r.states.join(" ")],
         ["PROBES", r.probes.map(([f, t]) => `${f}>${t}`).join(" ")],
         ["MODULES", [...new Set(r.modules ?? [])].join(" ")],
+        ["IPV6", r.ipv6 ? "1" : "0"],
     ];
     return ["#!/bin/sh", "# tunnelpair doctor: reads the host, changes nothing", "set -u", ...vars.map(([k, v]) => `${k}=${shellQuote(v)}`), script].join("\n");
 }

@@ -53,7 +53,8 @@ export function parseFilterTable(save: string): Table {
     return { policies, chains };
 }
 
-const protoNumbers: Record<string, number> = { icmp: 1, ipencap: 4, tcp: 6, udp: 17, gre: 47, esp: 50, ah: 51, sctp: 132 };
+// (as /etc/protocols names them: 41 is "ipv6", SIT's; 58 "ipv6-icmp", in ip6tables' rules)
+const protoNumbers: Record<string, number> = { icmp: 1, ipencap: 4, tcp: 6, udp: 17, ipv6: 41, gre: 47, esp: 50, ah: 51, "ipv6-icmp": 58, sctp: 132 };
 const continuing = new Set(["LOG", "NFLOG", "ULOG", "MARK", "CONNMARK", "AUDIT", "TRACE"]);
 
 type Match = boolean | "unknown";
@@ -80,7 +81,7 @@ function matches(rule: Rule, p: Packet): Match {
         switch (opt) {
             case "-s":
             case "-d": {
-                const net = parseNetwork(arg);
+                const net = parseNetwork(arg, arg.includes(":") ? 6 : 4);
                 and("error" in net ? "unknown" : not(contains(net, opt === "-s" ? p.src : p.dst)));
                 i++;
                 break;

@@ -47,6 +47,10 @@ fi
 
 # Only the legacy iptables backend works in this kernel (its nf_tables lacks the ipv4 family).
 update-alternatives --quiet --set iptables /usr/sbin/iptables-legacy || fail "lab init: cannot select iptables-legacy"
+# (ip6tables too, in a world with IPv6: world.ts's ipv6)
+if [ -e /lab/world/ipv6 ]; then
+    update-alternatives --quiet --set ip6tables /usr/sbin/ip6tables-legacy || fail "lab init: cannot select ip6tables-legacy"
+fi
 # The kernel's module autoloader must get the environment of lab.ts's guestEnv too.
 echo /lab/modprobe >/proc/sys/kernel/modprobe
 # No ipip here: the product loads it, and tests check that it does.

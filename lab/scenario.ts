@@ -27,6 +27,8 @@ export interface Flow {
     readonly through?: string;
     /** The host that answers, and the source address it must see (NAT or not). */
     readonly seenBy?: { readonly host: string; readonly source: string };
+    /** An ICMPv6 echo from this address of `from` (ping -6) instead of the TCP connect (`port` unused). */
+    readonly ping6From?: string;
 }
 
 export interface Scenario {
@@ -46,6 +48,11 @@ export interface Scenario {
 }
 
 const root = path.join(__dirname, "..");
+/** The toy's two ends, as the SIT checks see them (defined before the scenarios that use it). */
+const toyEnds = [
+    { host: "doolittle", local: "130.88.198.58", remote: "130.88.196.129", alias: "fd00:0:0:1::1", tunnel: "fd00:0:0:1::2", peerNet: "fd00:0:0:2::/64" },
+    { host: "calculon", local: "130.88.196.129", remote: "130.88.198.58", alias: "fd00:0:0:2::1", tunnel: "fd00:0:0:2::2", peerNet: "fd00:0:0:1::/64" },
+] as const;
 export const scenarios: Record<string, Scenario> = {
     ps3: {
         world: path.join(root, "lab/worlds/ps3.yaml"),
@@ -139,7 +146,185 @@ export const scenarios: Record<string, Scenario> = {
     "toy-peer": toyScenario("toy-peer", { address: "inet 10.0.0.1 peer 10.0.0.2/32 ", route: "10.0.0.2 proto kernel scope link src 10.0.0.1" }),
     // the toy as a GRE tunnel with key 42 (issue #15, stacks/Pulumi.toy-gre.yaml)
     "toy-gre": toyScenario("toy-gre", undefined, { dev: "gre1", protocol: 47, name: "GRE", checks: greChecks }),
+    // the toy as a SIT tunnel carrying IPv6 between the aliases (issue #15, stacks/Pulumi.toy-sit.yaml)
+    "toy-sit": toySitScenario(),
 };
+
+/**
+ * The toy world with IPv6 on its hosts (world.ipv6), and each host's stock firewall admitting
+ * protocol 41 from the other's address as the admin of a firewall of their own would (before
+ * its REJECT): with firewall none the pair keeps that firewall, and the tunnel works by it.
+ */
+function toyWorldIpv6(): World {
+    const w = JSON.parse(JSON.stringify(loadWorld(path.join(root, "lab/worlds/toy.yaml")))) as World;
+    for (const e of toyEnds) {
+        const fw = w.hosts[e.host].firewall!;
+        const reject = "-A INPUT -j REJECT";
+        if (fw.split(reject).length !== 2) throw new Error(`the toy world's ${e.host} firewall has no single "${reject}"`);
+        w.hosts[e.host].firewall = fw.replace(reject, `-A INPUT -s ${e.remote}/32 -p 41 -j ACCEPT\n${reject}`);
+    }
+    return { ...w, name: `${w.name}-ipv6`, ipv6: true };
+}
+
+/**
+ * The toy as SIT: IPv6 from doolittle's alias to calculon's (ping -6) through sit1, over the
+ * toy's IPv4, in firewall modes owned and none (open is IPv4's only, refused for SIT).
+ */
+function toySitScenario(): Scenario {
+    const flow: Flow = {
+        name: "doolittle fd00:0:0:1::1 -> fd00:0:0:2::1 (calculon's alias), ping -6",
+        from: "doolittle",
+        to: "fd00:0:0:2::1",
+        port: 0,
+        ping6From: "fd00:0:0:1::1",
+        through: "sit1",
+    };
+    return {
+        world: toyWorldIpv6(),
+        stackFile: path.join(root, "stacks/Pulumi.toy-sit.yaml"),
+        flows: [flow],
+        firewallModes: ["owned", "none"],
+        extra: (ctx) => sitChecks(ctx, flow),
+    };
+}
+
+/**
+ * What the toy-sit stack makes of SIT on both ends: sit1 a sit device between the underlay
+ * addresses, its MTU (auto) the underlay's less 20, net.ipv6.conf.all.forwarding and (the
+ * kernel's doing) every device's IPv6 forwarding 1; nothing of IPv6 on mgmt0. With the owned
+ * firewall: protocol 41 (iptables prints "ipv6") only in the pair's two rules, its ip6tables
+ * chains jumped to with its tag, the pair's rule alone admitting the tunnel when the world's
+ * own is gone; the probe failing with 41 dropped and naming it; the doctor.
+ */
+async function sitChecks(ctx: Context, flow: Flow): Promise<void> {
+    const owned = (await ctx.sh("doolittle", "grep -c '^own chain filter ' /var/lib/tunnelpair/toy-sit/toy/manifest || true")).trim() !== "0";
+    const prefix = chainPrefix("toy-sit", "toy");
+    for (const e of toyEnds) {
+        const link = (await ctx.sh(e.host, "ip -d -o link show dev sit1")).trim();
+        ctx.check(
+            `${e.host}'s sit1 is a sit device of mode ip6ip (protocol 41 only, not ip's default "any") from ${e.local} to ${e.remote} (ip -d link)`,
+            / link\/sit /.test(link) && new RegExp(`\\ssit ip6ip remote ${e.remote} local ${e.local} ttl inherit `).test(link),
+            link,
+        );
+        const [under, mtu] = (await ctx.sh(e.host, "cat /sys/class/net/eth0/mtu /sys/class/net/sit1/mtu")).trim().split("\n").map(Number);
+        ctx.check(`${e.host}'s sit1 MTU is auto: its ${under}-byte underlay - 20 (${mtu})`, mtu === under - 20);
+        const addrs = await ctx.sh(e.host, "ip -6 -o addr show dev sit1 scope global; ip -6 route show dev sit1");
+        ctx.check(
+            `${e.host}'s sit1 has ${e.tunnel}/64 and the route to ${e.peerNet}, the peer's network`,
+            addrs.includes(` inet6 ${e.tunnel}/64 `) && addrs.split("\n").some((l) => l.startsWith(`${e.peerNet} `)),
+            addrs,
+        );
+        const fwd = (
+            await ctx.sh(
+                e.host,
+                "cat /proc/sys/net/ipv6/conf/all/forwarding /proc/sys/net/ipv6/conf/eth0/forwarding /proc/sys/net/ipv6/conf/mgmt0/disable_ipv6",
+            )
+        ).trim();
+        ctx.check(`${e.host}: IPv6 forwarding 1 (all, and eth0 by the kernel's rewrite); IPv6 still off on mgmt0`, fwd === "1\n1\n1", fwd);
+        const mss = (await ctx.sh(e.host, "ip6tables -t mangle -S")).split("\n");
+        ctx.check(
+            `${e.host}: TCP's MSS leaving by sit1 clamped in ip6tables' mangle table (the pair's MSS6 chain, jumped to from FORWARD)`,
+            mss.includes(`-A FORWARD -m comment --comment "tunnelpair:toy-sit/toy" -j ${prefix}-MSS6`) &&
+                mss.includes(`-A ${prefix}-MSS6 -o sit1 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu`),
+            mss.join("\n"),
+        );
+        const mgmt = (await ctx.sh(e.host, "ip -6 -o addr show dev mgmt0")).trim();
+        ctx.check(`${e.host}: mgmt0 has no IPv6 address (nothing of IPv6 reaches the TAP)`, mgmt === "", mgmt);
+        if (!owned) continue;
+        const filter = (await ctx.sh(e.host, "iptables -S")).split("\n");
+        const p41 = filter.filter((l) => /^-A .* -p (ipv6|41) /.test(l));
+        ctx.check(
+            `${e.host}: the rules naming protocol 41 are the pair's two (in from ${e.remote}, out to it) and the world's own`,
+            p41.length === 3 &&
+                p41.includes(`-A ${prefix}-IN -s ${e.remote}/32 -d ${e.local}/32 -p ipv6 -j ACCEPT`) &&
+                p41.includes(`-A ${prefix}-OUT -s ${e.local}/32 -d ${e.remote}/32 -p ipv6 -j ACCEPT`) &&
+                p41.includes(`-A INPUT -s ${e.remote}/32 -p ipv6 -j ACCEPT`),
+            p41.join("\n"),
+        );
+        const v6 = (await ctx.sh(e.host, "ip6tables -S")).split("\n");
+        const tag = `-m comment --comment "tunnelpair:toy-sit/toy"`;
+        ctx.check(
+            `${e.host}: ip6tables holds the pair's chains (SRC6, IN6, OUT6, FWD6) jumped to from INPUT, OUTPUT and FORWARD with its tag, the inner sources checked`,
+            ["INPUT", "OUTPUT", "FORWARD"].every((c, i) => v6.includes(`-A ${c} ${tag} -j ${prefix}-${["IN6", "OUT6", "FWD6"][i]}`)) &&
+                v6.includes(`-A ${prefix}-IN6 -i sit1 -j ${prefix}-SRC6`) &&
+                v6.includes(`-A ${prefix}-SRC6 -j DROP`) &&
+                v6.some((l) => l.startsWith(`-A ${prefix}-SRC6 -s fd00:0:0:${e.host === "doolittle" ? 2 : 1}::/64 -j RETURN`)),
+            v6.join("\n"),
+        );
+    }
+    if (owned) {
+        // protocol 41 rejected right after the pair's jump (INPUT's first rule), before the
+        // world's own rule for it: the pair's chain admits the tunnel by itself
+        const reject41 = "INPUT 2 -p 41 -j REJECT";
+        await ctx.sh("calculon", `iptables -I ${reject41}`);
+        const alone = await ctx.probe(flow);
+        await ctx.sh("calculon", "iptables -D INPUT -p 41 -j REJECT");
+        ctx.check("calculon rejecting protocol 41 after the pair's jump: the flow answers by the pair's rule alone", alone.ok, alone.detail);
+    }
+    // the verification probe fails with protocol 41 dropped, naming it
+    const verify = [...ctx.state.resources.values()].find((r) => r.name === "toy-verify")!;
+    const probe = () => labExec(verify.inputs.connection as never, verify.inputs.create as string);
+    await ctx.sh("calculon", "iptables -I INPUT -p 41 -j DROP");
+    const dropped = await probe();
+    await ctx.sh("calculon", "iptables -D INPUT -p 41 -j DROP");
+    ctx.check(
+        "verify with SIT dropped on calculon: fails, names doolittle, calculon and protocol 41",
+        dropped.code !== 0 &&
+            /\[tunnelpair:toy-sit\/toy@doolittle\]: error: verification failed: 5 probes left sit1 on doolittle .* none came back: calculon does not answer .*protocol 41 /.test(
+                dropped.stderr,
+            ),
+        dropped.stderr,
+    );
+    const again = await probe();
+    ctx.check(
+        "verify after: verified through sit1 with ping -6, 1480-byte packets",
+        again.code === 0 && /: verified: calculon answers at fd00:0:0:2::2 through sit1 \(probe 1 of 5\); 1480-byte packets pass/.test(again.stdout),
+        again.stdout + again.stderr,
+    );
+    if (owned) await sitDoctorChecks(ctx);
+}
+
+/**
+ * The doctor on the toy-sit pair (owned firewall): nothing wrong after up; SIT's items broken
+ * on doolittle one at a time (protocol 41 dropped, IPv6 forwarding off), each named, and mended.
+ */
+async function sitDoctorChecks(ctx: Context): Promise<void> {
+    const sf = readStackFile(path.join(root, "stacks/Pulumi.toy-sit.yaml"));
+    const { model } = loadConfig(overlayConnections(sf, ctx.lab), { credentials: "supplied" });
+    const doctor = () => runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
+    const failing = (r: DoctorReport) => r.hosts.flatMap((h) => h.findings.filter((f) => f.status === "fail").map((f) => ({ host: h.host, ...f })));
+    const healthy = await doctor();
+    ctx.check("the doctor finds nothing wrong with the SIT pair", healthy.ok, JSON.stringify(healthy.hosts, null, 1));
+    const breakages = [
+        {
+            what: "SIT dropped",
+            item: "firewall",
+            says: "INPUT drops protocol 41 from the peer 130.88.196.129",
+            breakIt: "iptables -I INPUT -p 41 -j DROP",
+            mend: "iptables -D INPUT -p 41 -j DROP",
+        },
+        {
+            what: "IPv6 forwarding off",
+            item: "forwarding",
+            says: "net.ipv6.conf.all.forwarding = 0, the pair forwards and needs 1",
+            breakIt: "echo 0 >/proc/sys/net/ipv6/conf/all/forwarding",
+            mend: "echo 1 >/proc/sys/net/ipv6/conf/all/forwarding",
+        },
+    ];
+    for (const b of breakages) {
+        await ctx.sh("doolittle", b.breakIt);
+        const r = await doctor();
+        await ctx.sh("doolittle", b.mend);
+        const named = failing(r).filter((f) => f.host === "doolittle" && f.item === b.item);
+        ctx.check(
+            `${b.what} on doolittle: the doctor names ${b.item} ("${b.says}")`,
+            named.some((f) => f.detail.includes(b.says)),
+            JSON.stringify(failing(r), null, 1),
+        );
+    }
+    const mended = await doctor();
+    ctx.check("SIT's items mended: the doctor finds nothing wrong", mended.ok, JSON.stringify(failing(mended)));
+}
 
 /**
  * What the toy-gre stack makes of GRE on both ends: gre1 is a gre device between the two
@@ -570,6 +755,11 @@ export interface Context {
     probe(flow: Flow): Promise<{ ok: boolean; detail: string }>;
 }
 
+/** One ICMPv6 echo from an address of the host, waiting at most 2 s (a flow of IPv6, ping6From). */
+export function ping6Script(from: string, to: string): string {
+    return `ping -6 -n -c 1 -W 2 -I ${from} ${to}`;
+}
+
 /** A TCP connect with a bounded wait, answered by a real sshd banner. */
 export function probeScript(to: string, port: number): string {
     return `timeout 4 bash -c 'exec 3<>/dev/tcp/${to}/${port} && read -r banner <&3 && echo "$banner"'`;
@@ -672,6 +862,10 @@ export async function runScenario(
             return r.stdout;
         };
         const probe = async (f: Flow) => {
+            if (f.ping6From) {
+                const r = await lab.exec(f.from, ping6Script(f.ping6From, f.to));
+                return { ok: r.code === 0 && / 1 received/.test(r.stdout), detail: `exit ${r.code} ${r.stdout}${r.stderr}`.trim() };
+            }
             const r = await lab.exec(f.from, probeScript(f.to, f.port));
             return { ok: r.code === 0 && r.stdout.startsWith("SSH-"), detail: `exit ${r.code} ${r.stdout}${r.stderr}`.trim() };
         };

@@ -5,13 +5,21 @@
 //
 // Excluded, by name, because a teardown cannot put them back (README, "What destroy
 // restores"): the kernel's fallback devices (fallbackDevices: tunl0 with ipip; gre0, gretap0
-// and erspan0 with ip_gre; in every namespace), which stay once their module is loaded; the
-// ipip module; and empty built-in iptables tables, which stay once read.
+// and erspan0 with ip_gre; sit0 with sit; in every namespace), which stay once their module is
+// loaded, with their sysctls and routes; the ipip module; and empty built-in iptables and
+// ip6tables tables, which stay once read.
 
 /** The sysctls compared (globs under /proc/sys); lab/day2.ts reads the same at boot and puts them back at a reboot. */
 export const snapshotSysctlFiles =
     "/proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv4/conf/*/rp_filter \\\n" +
     "         /proc/sys/net/ipv4/conf/*/accept_redirects /proc/sys/net/ipv4/conf/*/src_valid_mark";
+
+/**
+ * IPv6's sysctls, compared but not put back at a lab reboot (day2 puts back the IPv4 ones
+ * above): forwarding (a SIT pair's net.ipv6.conf.all.forwarding rewrites every conf.*.forwarding),
+ * accept_ra (whose effect forwarding changes) and disable_ipv6 (what the world enabled).
+ */
+export const snapshotSysctl6Files = "/proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/accept_ra /proc/sys/net/ipv6/conf/*/disable_ipv6";
 
 /** The unit directory the snapshot covers, recursively. */
 export const unitDir = "/etc/systemd/system";
@@ -25,9 +33,15 @@ echo '## route'; ip route show table all; ip -6 route show table all
 echo '## rule'; ip rule show
 echo '## iptables'
 for t in $(cat /proc/net/ip_tables_names 2>/dev/null); do echo "### $t"; iptables-save -t "$t"; done
+echo '## ip6tables'
+for t in $(cat /proc/net/ip6_tables_names 2>/dev/null); do echo "### $t"; ip6tables-save -t "$t"; done
 echo '## sysctl'
 for f in ${snapshotSysctlFiles}; do
     read -r v <"$f"; echo "\${f#/proc/sys/} = $v"
+done
+echo '## sysctl6'
+for f in ${snapshotSysctl6Files}; do
+    [ -e "$f" ] || continue; read -r v <"$f"; echo "\${f#/proc/sys/} = $v"
 done
 echo '## state'
 if [ -e /var/lib/tunnelpair ]; then find /var/lib/tunnelpair -printf '%M %u %p\\n' | LC_ALL=C sort; fi
@@ -63,9 +77,15 @@ export function parseSnapshot(text: string): Snapshot {
     }
     // A device made anew gets a new ifindex: compare devices by name, not by number.
     for (const s of ["link", "addr"]) sections[s] = withoutBlocksOf(sections[s] ?? [], fallbackDevices).map((l) => l.replace(/^\d+: /, "N: "));
-    sections.sysctl = (sections.sysctl ?? []).filter((l) => !fallbackDevices.some((d) => l.includes(`/conf/${d}/`)));
+    // An IPv6 address is "tentative" for its first second or so (duplicate address detection),
+    // then not: a moment of the kernel's, like a counter, not something a run changes.
+    sections.addr = sections.addr.map((l) => (/^\s+inet6 /.test(l) ? l.replace(/ tentative /, " ") : l));
+    for (const s of ["sysctl", "sysctl6"]) sections[s] = (sections[s] ?? []).filter((l) => !fallbackDevices.some((d) => l.includes(`/conf/${d}/`)));
+    // (sit0 with IPv6 on makes routes of its own, e.g. "::/96 dev sit0")
+    sections.route = (sections.route ?? []).filter((l) => !fallbackDevices.some((d) => l.includes(` dev ${d} `) || l.endsWith(` dev ${d}`)));
     sections.modules = (sections.modules ?? []).filter((l) => l !== "ipip");
     sections.iptables = normalizeIptables(sections.iptables ?? []);
+    sections.ip6tables = normalizeIptables(sections.ip6tables ?? []);
     sections.units = normalizeUnits(sections.units ?? []);
     return sections;
 }

@@ -42,6 +42,13 @@ export interface World {
     segments: Record<string, { description?: string }>;
     /** In file order: the order fixes management addresses. */
     hosts: Record<string, Host>;
+    /**
+     * IPv6 on the hosts (issue #15's IPv6 overlays): the lab kernel boots with IPv6 disabled on
+     * every device; in such a world each host enables it on lo, on its own interfaces and on
+     * the devices made later (conf.default), never on mgmt0 (nothing of IPv6 reaches the TAP),
+     * and ip6tables is the legacy backend as iptables is. Default false: nothing changes.
+     */
+    ipv6?: boolean;
 }
 
 export class WorldError extends Error {
@@ -107,13 +114,17 @@ export function validateWorld(doc: unknown, file: string, defaultName: string): 
     const optString = (v: unknown, at: string): string | undefined =>
         v === undefined ? undefined : typeof v === "string" && v !== "" ? v : fail(at, `${show(v)} is not a non-empty string`);
 
-    const top = object(doc, "world", ["name", "description", "segments", "hosts"]) ?? {};
+    const top = object(doc, "world", ["name", "description", "segments", "hosts", "ipv6"]) ?? {};
     const world: World = {
         name: optString(top.name, "name") ?? defaultName,
         description: optString(top.description, "description"),
         segments: {},
         hosts: {},
     };
+    if (top.ipv6 !== undefined) {
+        if (typeof top.ipv6 === "boolean") world.ipv6 = top.ipv6;
+        else fail("ipv6", `${show(top.ipv6)} is not true or false`);
+    }
     for (const [name, raw] of Object.entries(map(top.segments, "segments", segmentPattern))) {
         const s = object(raw, `segments.${name}`, ["description"]) ?? {};
         world.segments[name] = { description: optString(s.description, `segments.${name}.description`) };
@@ -249,6 +260,8 @@ export function renderWorld(world: World): Record<string, string> {
         });
     });
     files["topology.ip"] = topo.join("\n") + "\n";
+    // (init.sh: ip6tables as the legacy backend, as iptables)
+    if (world.ipv6) files["ipv6"] = "";
     files["hosts"] = hostNames.join("\n") + "\n";
 
     hostNames.forEach((name) => {
@@ -271,9 +284,11 @@ export function renderWorld(world: World): Record<string, string> {
         for (const r of host.routes) ip.push(`route add ${r}`);
         files[`${name}.ip`] = ip.join("\n") + "\n";
         // "key value" lines with the key as a /proc/sys path; host.sh writes them with a shell builtin.
-        files[`${name}.sysctl`] = Object.entries(host.sysctls)
-            .map(([k, v]) => `${k.replace(/\./g, "/")} ${v}\n`)
-            .join("");
+        // An IPv6 world's first: IPv6 on lo, the host's interfaces and the devices made later (not mgmt0).
+        const ipv6 = world.ipv6
+            ? ["default", "lo", ...Object.keys(host.interfaces)].map((d): [string, string] => [`net.ipv6.conf.${d}.disable_ipv6`, "0"])
+            : [];
+        files[`${name}.sysctl`] = [...ipv6, ...Object.entries(host.sysctls)].map(([k, v]) => `${k.replace(/\./g, "/")} ${v}\n`).join("");
         if (host.firewall !== undefined) files[`${name}.fw`] = host.firewall.endsWith("\n") ? host.firewall : host.firewall + "\n";
     });
     return files;

@@ -1,5 +1,6 @@
 // The doctor's pure parts: the iptables verdict for one packet, and the diagnosis of a host
 // from what it reports. The doctor on real hosts: tests/lab.doctor.test.ts.
+import { createHash } from "crypto";
 import { parseFilterTable, verdict } from "../doctor/firewall";
 
 // rfe as the Man2 world ships it (RHEL's iptables-services, FORWARD DROP), with the pair's chain jumped to first
@@ -321,5 +322,123 @@ describe("the diagnosis understands each mode (issue 15)", () => {
     ])("%s", (_what, [from, to], expected) => {
         expect(greFacts).toContain(from);
         expect(failing(greFacts.replace(from, to))).toEqual([expect.stringContaining(expected)]);
+    });
+});
+
+describe("the diagnosis of a SIT pair (issue 15): IPv6 inside, IPv4 outside", () => {
+    // doolittle of stacks/Pulumi.toy-sit.yaml, healthy: sit1 (mode ip6ip), protocol 41 in
+    // iptables, the inner rules in ip6tables, IPv6's forwarding, routes and addresses
+    const p = "TP-" + createHash("sha256").update("toy-sit/toy").digest("hex").slice(0, 8);
+    const sitFacts = `@@ ipip
+available
+@@ module sit
+loaded
+@@ sysctl
+net/ipv4/ip_forward 0
+net/ipv4/conf/all/rp_filter 1
+net/ipv4/conf/sit1/rp_filter 0
+net/ipv4/conf/sit1/forwarding 0
+net/ipv6/conf/all/forwarding 1
+@@ routes
+default via 130.88.198.250 dev eth0
+130.88.0.0/16 dev eth0 proto kernel scope link src 130.88.198.58
+@@ routes6
+fd00:0:0:1::/64 dev eth0 proto kernel metric 256 pref medium
+fd00:0:0:2::/64 dev sit1 metric 1024 pref medium
+fe80::/64 dev eth0 proto kernel metric 256 pref medium
+@@ iptables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:${p}-IN - [0:0]
+:${p}-OUT - [0:0]
+-A INPUT -m comment --comment "tunnelpair:toy-sit/toy" -j ${p}-IN
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+-A OUTPUT -m comment --comment "tunnelpair:toy-sit/toy" -j ${p}-OUT
+-A ${p}-IN -s 130.88.196.129/32 -d 130.88.198.58/32 -p ipv6 -j ACCEPT
+-A ${p}-OUT -s 130.88.198.58/32 -d 130.88.196.129/32 -p ipv6 -j ACCEPT
+COMMIT
+@@ ip6tables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:${p}-IN6 - [0:0]
+:${p}-SRC6 - [0:0]
+-A INPUT -m comment --comment "tunnelpair:toy-sit/toy" -j ${p}-IN6
+-A ${p}-IN6 -i sit1 -j ${p}-SRC6
+-A ${p}-IN6 -s fd00:0:0:2::2/128 -d fd00:0:0:1::2/128 -i sit1 -p ipv6-icmp -j ACCEPT
+-A ${p}-SRC6 -s fd00:0:0:2::/64 -j RETURN
+-A ${p}-SRC6 -j DROP
+COMMIT
+@@ link sit1
+5: sit1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/sit 130.88.198.58 peer 130.88.196.129 promiscuity 0 allmulti 0 minmtu 1280 maxmtu 65555 \\    sit ip6ip remote 130.88.196.129 local 130.88.198.58 ttl inherit pmtudisc addrgenmode eui64
+@@ alias sit1
+tunnelpair:toy-sit/toy
+@@ addrs sit1
+@@ addrs6 sit1
+5: sit1    inet6 fd00:0:0:1::2/64 scope global noprefixroute \\       valid_lft forever preferred_lft forever
+@@ stats sit1
+tx_errors 0
+collisions 0
+tx_packets 12
+rx_packets 12
+@@ route-get 130.88.196.129
+130.88.196.129 dev eth0 src 130.88.198.58 uid 0 \\    cache
+devmtu 1500
+@@ route-get fd00:0:0:2::2
+fd00:0:0:2::2 from :: dev sit1 proto static src fd00:0:0:1::2 metric 1024 pref medium
+devmtu 1480
+@@ manifest toy-sit/toy
+own tunnel sit1 sit 130.88.198.58 130.88.196.129 inherit -
+@@ probe fd00:0:0:1::2>fd00:0:0:2::2
+3 packets transmitted, 3 received, 0% packet loss, time 604ms
+rtt min/avg/max/mdev = 0.9/1.1/1.4/0.2 ms
+`;
+    const { model, duties, run, failing } = diagnosis("toy-sit");
+
+    it("asks for IPv6's facts too (routes, addresses, ip6tables, its forwarding) and finds a healthy SIT host healthy", () => {
+        const req = factRequest(model, duties);
+        expect(req).toMatchObject({ modules: ["sit"], ipv6: true });
+        expect(factScript(req)).toContain("IPV6='1'");
+        expect(factScript(req)).toContain("net/ipv6/conf/all/forwarding");
+        expect(factScript(factRequest(stackModel("toy"), dutiesByHost(stackModel("toy")).get("doolittle")!))).toContain("IPV6='0'");
+        expect(failing(sitFacts)).toEqual([]);
+        const found = run(sitFacts);
+        expect(found.find((f) => f.item === "device")!.detail).toBe("sit1: sit local 130.88.198.58 remote 130.88.196.129 ttl inherit, up");
+        expect(found.find((f) => f.item === "mtu")!.detail).toBe("sit1 mtu 1480 (auto: the route to 130.88.196.129 has 1500, less 20)");
+        expect(found.find((f) => f.item === "forwarding")!.detail).toBe("net.ipv6.conf.all.forwarding = 1");
+        expect(found.find((f) => f.item === "routes")!.detail).toBe("fd00:0:0:1::2/64 on sit1; fd00:0:0:2::/64 dev sit1");
+        // IPv6 has no rp_filter: IPv4's strict one on the host says nothing about the tunnel
+        expect(found.some((f) => f.item === "rp_filter")).toBe(false);
+        const firewall = found.filter((f) => f.item === "firewall").map((f) => f.detail);
+        expect(firewall).toEqual([
+            expect.stringMatching(/^INPUT accepts protocol 41 from the peer 130\.88\.196\.129 /),
+            expect.stringMatching(/^OUTPUT accepts protocol 41 to the peer 130\.88\.196\.129 /),
+            expect.stringMatching(/^INPUT accepts the probe's ICMPv6 from fd00:0:0:2::2 on sit1 \(-A TP-\w+-IN6 -s fd00:0:0:2::2\/128 /),
+        ]);
+    });
+    it.each([
+        ["SIT dropped", ["-p ipv6 -j ACCEPT", "-p ipv6 -j DROP"], "firewall: INPUT drops protocol 41 from the peer 130.88.196.129"],
+        [
+            "the probe dropped by ip6tables",
+            ["-i sit1 -p ipv6-icmp -j ACCEPT", "-i sit1 -p ipv6-icmp -j DROP"],
+            "firewall: INPUT drops the probe's ICMPv6 from fd00:0:0:2::2 on sit1",
+        ],
+        [
+            "IPv6 forwarding off",
+            ["net/ipv6/conf/all/forwarding 1", "net/ipv6/conf/all/forwarding 0"],
+            "forwarding: net.ipv6.conf.all.forwarding = 0, the pair forwards and needs 1",
+        ],
+        ["no route into the tunnel", ["fd00:0:0:2::/64 dev sit1 metric 1024 pref medium\n", ""], "routes: no route fd00:0:0:2::/64 dev sit1"],
+        ["the tunnel address gone", ["inet6 fd00:0:0:1::2/64 ", "inet6 fd00:0:0:1::3/64 "], "routes: fd00:0:0:1::2/64 is not on sit1"],
+        ["a gre device of that name", ["link/sit 130.88.198.58", "link/gre 130.88.198.58"], "device: sit1 is not a sit device"],
+        ["an MTU of GRE's overhead (24)", ["mtu 1480 qdisc", "mtu 1476 qdisc"], "mtu: sit1 mtu 1476, the pair needs 1480"],
+    ])("%s", (_what, [from, to], expected) => {
+        expect(sitFacts).toContain(from);
+        expect(failing(sitFacts.replace(from, to))).toEqual([expect.stringContaining(expected)]);
     });
 });

@@ -1,7 +1,9 @@
 // The tunnel modes beyond ipip on real kernels (issue #15): the toy stack as a GRE tunnel with
 // key 42 (stacks/Pulumi.toy-gre.yaml) through the toy's checks in both firewall modes, with
 // GRE's own (device, key, MTU less 28, protocol 47 admitted from the peer only), then its
-// fault injection. Two lab boots, a few minutes of the suite's wall time.
+// fault injection; the toy as SIT (stacks/Pulumi.toy-sit.yaml), IPv6 between the aliases in a
+// world with IPv6, in firewall modes owned and none. Three lab boots, a few minutes of the
+// suite's wall time.
 import { runFaults } from "../lab/faults";
 import { runScenario, scenarios } from "../lab/scenario";
 import { expectAllPassed, labDescribe } from "./support/lab";
@@ -23,4 +25,17 @@ labDescribe("the tunnel modes in the lab", () => {
         expectAllPassed(`faults toy-gre: ${r.cases} cases; checks`, lines, r.checks);
         expect(r.cases).toBeGreaterThanOrEqual(15);
     }, 1800_000);
+
+    it("SIT: the toy-sit stack carries IPv6 over IPv4, is idempotent and is undone exactly (ip6tables and IPv6 sysctls included)", async () => {
+        const lines: string[] = [];
+        const report = await runScenario("toy-sit", scenarios["toy-sit"], (l) => lines.push(l));
+        expectAllPassed("lab toy-sit", lines, report.checks);
+        expect(report.checks.filter((c) => c.name.includes("destroy restored"))).toHaveLength(4);
+        expect(report.checks.filter((c) => /after up: .* ping -6 answers/.test(c.name))).toHaveLength(2);
+        // SIT's own checks ran: device, MTU, addresses, forwarding on both ends in both modes; the rules and the doctor in owned
+        expect(
+            report.checks.filter((c) => /sit1 is a sit device of mode ip6ip|sit1 MTU is auto|IPv6 forwarding 1|MSS leaving by sit1 clamped/.test(c.name)),
+        ).toHaveLength(16);
+        expect(report.checks.filter((c) => /naming protocol 41|ip6tables holds the pair's chains|the doctor/.test(c.name))).toHaveLength(8);
+    }, 1200_000);
 });

@@ -111,3 +111,108 @@ describe("the tunnel kind's commands", () => {
         ).toBe("130.88.196.129|0");
     });
 });
+
+// Mode sit's runtime (components/runtime/ipv6.sh), with the same stubs: the IPv6 read, the
+// sit device's mode, the tables of ip6tables, IPv6's forwarding and what writing it rewrites.
+describe("the ipv6 part of a SIT pair's script", () => {
+    const sm = stackModel("toy-sit");
+    const sitScript = renderConverge(planEndpoint(sm, sm.pairs[0], "a"));
+    const sit = (mode: string) =>
+        `5: sit1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/sit 130.88.198.58 peer 130.88.196.129 promiscuity 0 allmulti 0 minmtu 1280 maxmtu 65555 \\    sit ${mode} remote 130.88.196.129 local 130.88.198.58 ttl inherit pmtudisc addrgenmode eui64 \\    alias tunnelpair:toy-sit/toy`;
+    /** As run(), with the SIT script and `ip -6 -o -batch -` printing `v6` (addresses, then routes). */
+    const runSit = (probe: string, link = "", v6 = "") => {
+        const state = fs.mkdtempSync(path.join(dir, "state-"));
+        fs.writeFileSync(path.join(state, "ip6.out"), v6);
+        const stubs = [
+            `ip() { case "$*" in "-d -o link show dev "*) printf '%s\\n' ${JSON.stringify(link)} ;; "-6 -o -batch -") cat >/dev/null; cat ${state}/ip6.out ;; *) echo "ip $*" ;; esac; }`,
+            `STATE=${state}`,
+        ].join("\n");
+        return execFileSync("sh", ["-c", `${sitScript.replace(/\nmain "\$@"\n$/, "\n")}${stubs}\n${probe}`], { encoding: "utf8", stdio: "pipe" });
+    };
+
+    it("reads a sit device of mode ip6ip as the pair's; one of ip's default mode any (it takes IPIP too) as not", () => {
+        expect(runSit('tunnel_desc sit1; printf "%s|%s" "$_tp" "$_enc"', sit("ip6ip"))).toBe("sit 130.88.198.58 130.88.196.129 inherit -|none");
+        expect(runSit('tunnel_desc sit1; printf "%s|%s" "$_tp" "$_enc"', sit("any"))).toBe("sit 130.88.198.58 130.88.196.129 inherit -|mode-any");
+    });
+
+    it("makes the device with mode ip6ip, and sets a device of mode any in place", () => {
+        expect(
+            runSit('dev_exists() { false; }; load_module() { :; }; add_tunnel sit1 sit 130.88.198.58 130.88.196.129 inherit -; printf "%s" "$IPQ_CMDS"'),
+        ).toBe(
+            "link add name sit1 type sit mode ip6ip local 130.88.198.58 remote 130.88.196.129 ttl inherit\nlink set dev sit1 alias tunnelpair:toy-sit/toy\n",
+        );
+        expect(runSit('dev_exists() { true; }; add_tunnel sit1 sit 130.88.198.58 130.88.196.129 inherit -; printf "%s" "$IPQ_CMDS"', sit("any"))).toBe(
+            "link set dev sit1 type sit mode ip6ip local 130.88.198.58 remote 130.88.196.129 ttl inherit\n",
+        );
+    });
+
+    it("finds IPv6 addresses and routes as ip -6 prints them, and IPv4's as before", () => {
+        const v6 = [
+            "2: eth0    inet6 fd00:0:0:1::1/64 scope global tentative noprefixroute \\       valid_lft forever preferred_lft forever",
+            "5: sit1    inet6 fd00:0:0:1::2/64 scope global noprefixroute \\       valid_lft forever preferred_lft forever",
+            "fd00:0:0:2::/64 dev sit1 metric 1024 pref medium",
+            "fe80::/64 dev eth0 proto kernel metric 256 pref medium",
+            "",
+        ].join("\n");
+        const probe = (f: string) => `if ${f}; then echo yes; else echo no; fi`;
+        const ask = [
+            probe("has_addr fd00:0:0:1::2/64 sit1"),
+            probe("has_addr fd00:0:0:1::1/64 eth0"),
+            probe("has_addr fd00:0:0:1::2/64 eth0"),
+            probe("has_addr fd00:0:0:1::3/64 sit1"),
+            probe("has_route fd00:0:0:2::/64 dev sit1"),
+            probe("has_route fd00:0:0:3::/64 dev sit1"),
+            probe("has_route fd00:0:0:2::/64 dev eth0"),
+        ].join("; ");
+        expect(runSit(`load_ip() { ADDRS=; ROUTES=; IP_READ=1; }; ${ask}`, "", v6).trim().split("\n")).toEqual(["yes", "yes", "no", "no", "yes", "no", "no"]);
+        expect(
+            runSit(
+                'route_key ::/0; a=$_k; route_key fd00::1/128; b=$_k; route_key 2001:db8::/32; c=$_k; route_key 10.0.0.1/32; printf "%s %s %s %s" "$a" "$b" "$c" "$_k"',
+            ),
+        ).toBe("default fd00::1 2001:db8::/32 10.0.0.1");
+    });
+
+    it("sends filter6 and mangle6 to ip6tables, the others to iptables, each family's tables in one restore", () => {
+        // (programs that print how they were called and what they read, first on PATH)
+        const bin = fs.mkdtempSync(path.join(dir, "bin-"));
+        for (const p of ["iptables", "ip6tables", "iptables-restore", "ip6tables-restore"])
+            fs.writeFileSync(path.join(bin, p), `#!/bin/sh\necho "${p} $*"\n${p.endsWith("restore") ? "cat\n" : ""}`, { mode: 0o755 });
+        const out = runSit(
+            [
+                `PATH=${bin}:$PATH`,
+                'chain_live() { _live=; }; mkdir -p "$STATE/chains"',
+                "ipt -t filter6 -F TP-1-IN6; ipt -t mangle -F TP-1-MSS; ipt -S",
+                'queue filter decl ":TP-1-IN - [0:0]"; queue filter6 decl ":TP-1-IN6 - [0:0]"; queue mangle6 rules "-A FORWARD -j TP-1-MSS6"; flush_queue',
+            ].join("\n"),
+        );
+        expect(out.split("\n").filter((l) => l !== "")).toEqual([
+            "ip6tables -w 10 -t filter -F TP-1-IN6",
+            "iptables -w 10 -t mangle -F TP-1-MSS",
+            "iptables -w 10 -S",
+            "iptables-restore -w 10 --noflush",
+            "*filter",
+            ":TP-1-IN - [0:0]",
+            "COMMIT",
+            "ip6tables-restore -w 10 --noflush",
+            "*filter",
+            ":TP-1-IN6 - [0:0]",
+            "COMMIT",
+            "*mangle",
+            "-A FORWARD -j TP-1-MSS6",
+            "COMMIT",
+        ]);
+    });
+
+    it("saves IPv6's forwarding with every conf.*.forwarding it rewrites, the key first; ip_forward's companions as before", () => {
+        const out = runSit('sysctl_companions net/ipv6/conf/all/forwarding; a=$_comp; sysctl_companions net/ipv4/ip_forward; printf "%s\\n%s" "$a" "$_comp"');
+        const [v6, v4] = out.split("\n");
+        // (this machine's own /proc/sys, read only)
+        const expected6 = fs
+            .readdirSync("/proc/sys/net/ipv6/conf")
+            .filter((d) => d !== "all")
+            .map((d) => `net/ipv6/conf/${d}/forwarding`);
+        expect(v6.split(" ").sort()).toEqual(expected6.sort());
+        expect(v4.split(" ")[0]).toBe("net/ipv4/conf/all/accept_redirects");
+        expect(v4.split(" ")).toContain("net/ipv4/conf/all/forwarding");
+    });
+});

@@ -39,7 +39,7 @@ function scripts(): [string, string][] {
 }
 
 /** The example stacks of the modes beyond ipip (issue #15), one per mode rendered so far. */
-const modeStacks = ["toy-gre"];
+const modeStacks = ["toy-gre", "toy-sit"];
 
 function verifyScript(): string {
     const m = toyModel();
@@ -166,6 +166,51 @@ describe("the scripts of the other modes", () => {
             const plan = planEndpoint(m, m.pairs[0], "a");
             for (const s of [renderConverge(plan), renderRemove(plan)]) expect(s.includes(part)).toBe(m === gre);
         }
+    });
+
+    it("only a pair that carries IPv6 (sit) has the ipv6 part: ipip's and gre's scripts are as before", () => {
+        const part = "# --- IPv6 where the tunnel carries it (mode sit, issue #15)";
+        const sit = stackModel("toy-sit");
+        for (const m of [toyModel(), stackModel("toy-gre"), sit]) {
+            for (const side of ["a", "b"] as const) {
+                const plan = planEndpoint(m, m.pairs[0], side);
+                for (const s of [renderConverge(plan), renderRemove(plan)]) expect(s.includes(part)).toBe(m === sit);
+            }
+        }
+    });
+
+    it("SIT: the device, the MTU less 20, protocol 41 in iptables only, the IPv6 rules and forwarding in ip6tables' tables", () => {
+        const m = stackModel("toy-sit");
+        const plan = planEndpoint(m, m.pairs[0], "a");
+        const s = renderConverge(plan);
+        const p = "TP-" + /TP-([0-9a-f]{8})-IN /.exec(s)![1];
+        expect(s).toContain("tunnel sit1 sit 130.88.198.58 130.88.196.129 inherit -\n");
+        expect(s).toContain("tunmtu sit1 auto 130.88.196.129 20\n");
+        expect(s).toContain("sysctl net/ipv6/conf/all/forwarding 1\n");
+        expect(s).not.toContain("net/ipv4/ip_forward 1");
+        expect(s).toContain("addr fd00:0:0:1::2/64 sit1 - noprefixroute\n");
+        expect(s).toContain("addr fd00:0:0:1::1/64 eth0 - noprefixroute\n");
+        expect(s).toContain("route fd00:0:0:2::/64 dev sit1\n");
+        // the underlay's rules: protocol 41 from and to the peer, nothing else, in iptables' filter
+        expect(s).toContain(`chain filter ${p}-IN\n`);
+        expect(s).toContain(`${p}-IN) _rules='-A ${p}-IN -s 130.88.196.129/32 -d 130.88.198.58/32 -p 41 -j ACCEPT\n' ;;`);
+        expect(s).toContain(`${p}-OUT) _rules='-A ${p}-OUT -s 130.88.198.58/32 -d 130.88.196.129/32 -p 41 -j ACCEPT\n' ;;`);
+        // what the tunnel carries: in filter6 (ip6tables' filter), the inner sources checked
+        for (const c of ["SRC6", "IN6", "OUT6", "FWD6"]) expect(s).toContain(`chain filter6 ${p}-${c}\n`);
+        // (b's tunnel address is inside b's network, which a routes into the tunnel)
+        expect(s).toContain(`${p}-SRC6) _rules='-A ${p}-SRC6 -s fd00:0:0:2::/64 -j RETURN\n-A ${p}-SRC6 -j DROP\n' ;;`);
+        expect(s).toContain(`-A ${p}-IN6 -i sit1 -s fd00:0:0:2::2/128 -d fd00:0:0:1::2/128 -p ipv6-icmp -j ACCEPT`);
+        expect(s).toContain(`jump filter6 FORWARD ${p}-FWD6\n`);
+        expect(s).toContain(`chain mangle6 ${p}-MSS6\n`);
+        expect(s).not.toMatch(/-p (4|47|icmp) /);
+        const v = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+        expect(v).toContain("$((mtu + 20))-byte packets (the MTU and SIT's 20 bytes)");
+        expect(v).toContain("its firewall admitting protocol 41 from $LOCAL");
+        expect(v).toContain('ping -6 -n -M "do" -c 1 -W 1 -s $(($1 - 48))');
+        expect(v).toContain('ping -6 -n -q -c 1 -W 1 -I "$FROM" "$TO"');
+        expect(v).toContain("FLOOR=1280");
+        expect(v).toContain('ip -6 -o route get "$TO"');
+        expect(v).not.toMatch(/ping -n|ip -4 /);
     });
 
     it("GRE: the device with its key, the MTU less 28, protocol 47 admitted from the peer only", () => {

@@ -31,13 +31,13 @@ if [ "$STUB_PING" = busybox ]; then
     esac
 fi
 case " $* " in *" -V "*) echo "ping from iputils 20221126"; exit 0 ;; esac
-df= size=56
+df= size=56 hdr=28
 while [ $# -gt 0 ]; do
-    case $1 in -M) df=$2; shift ;; -s) size=$2; shift ;; esac
+    case $1 in -M) df=$2; shift ;; -s) size=$2; shift ;; -6) hdr=48 ;; esac
     shift
 done
 [ "$df" = do ] || exit 0
-wire=$((size + 28))
+wire=$((size + hdr))
 if [ "$STUB_DF" != drop ] && [ "$wire" -le "$STUB_PATH" ]; then
     echo "1 packets transmitted, 1 received, 0% packet loss"; exit 0
 fi
@@ -214,5 +214,25 @@ describe("the probe of the other modes (issue 15)", () => {
         expect(narrow.code).toBe(1);
         expect(narrow.stderr).toContain("does not carry 1500-byte packets (the MTU and GRE's 28 bytes)");
         expect(narrow.stderr).toContain("Set mtu: 1372 on endpoint a of pair toy");
+    });
+
+    it("SIT: ping -6 between the IPv6 tunnel addresses, IPv6's 48 bytes of headers, the search down to IPv6's 1280 at most", () => {
+        const ok = probe(1480, 1480, {}, "toy-sit");
+        expect(ok.code).toBe(0);
+        expect(ok.stdout).toContain("verified: calculon answers at fd00:0:0:2::2 through sit1 (probe 1 of 5); 1480-byte packets pass (sit1's MTU, DF)");
+        expect(ok.pings.filter((p) => p !== "ping -V")).toEqual([
+            "ping -6 -n -q -c 1 -W 1 -I fd00:0:0:1::2 fd00:0:0:2::2",
+            "ping -6 -n -M do -c 1 -W 1 -s 1432 -I fd00:0:0:1::2 fd00:0:0:2::2",
+        ]);
+        const narrow = probe(1480, 1400, { STUB_SAYS: "1400" }, "toy-sit");
+        expect(narrow.code).toBe(1);
+        expect(narrow.stderr).toContain("the largest that passed is 1400 bytes on the wire (DF pings from fd00:0:0:1::2)");
+        expect(narrow.stderr).toContain("does not carry 1500-byte packets (the MTU and SIT's 20 bytes)");
+        expect(narrow.stderr).toContain("Set mtu: 1400 on endpoint a of pair toy");
+        // a black hole: the search stays at or above 1280, and finds the limit
+        const hole = probe(1480, 1300, {}, "toy-sit");
+        expect(hole.stderr).toContain("the largest that passed is 1300 bytes on the wire");
+        expect(dfPings(hole).every((p) => Number(/ -s (\d+) /.exec(p)![1]) + 48 >= 1280)).toBe(true);
+        expect(dfPings(hole).length).toBeLessThanOrEqual(2 + 11);
     });
 });
