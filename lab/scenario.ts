@@ -288,14 +288,8 @@ async function sitChecks(ctx: Context, flow: Flow): Promise<void> {
  * The doctor on the toy-sit pair (owned firewall): nothing wrong after up; SIT's items broken
  * on doolittle one at a time (protocol 41 dropped, IPv6 forwarding off), each named, and mended.
  */
-async function sitDoctorChecks(ctx: Context): Promise<void> {
-    const sf = readStackFile(path.join(root, "stacks/Pulumi.toy-sit.yaml"));
-    const { model } = loadConfig(overlayConnections(sf, ctx.lab), { credentials: "supplied" });
-    const doctor = () => runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
-    const failing = (r: DoctorReport) => r.hosts.flatMap((h) => h.findings.filter((f) => f.status === "fail").map((f) => ({ host: h.host, ...f })));
-    const healthy = await doctor();
-    ctx.check("the doctor finds nothing wrong with the SIT pair", healthy.ok, JSON.stringify(healthy.hosts, null, 1));
-    const breakages = [
+const sitDoctorChecks = (ctx: Context) =>
+    modeDoctorChecks(ctx, "toy-sit", "SIT", [
         {
             what: "SIT dropped",
             item: "firewall",
@@ -310,21 +304,7 @@ async function sitDoctorChecks(ctx: Context): Promise<void> {
             breakIt: "echo 0 >/proc/sys/net/ipv6/conf/all/forwarding",
             mend: "echo 1 >/proc/sys/net/ipv6/conf/all/forwarding",
         },
-    ];
-    for (const b of breakages) {
-        await ctx.sh("doolittle", b.breakIt);
-        const r = await doctor();
-        await ctx.sh("doolittle", b.mend);
-        const named = failing(r).filter((f) => f.host === "doolittle" && f.item === b.item);
-        ctx.check(
-            `${b.what} on doolittle: the doctor names ${b.item} ("${b.says}")`,
-            named.some((f) => f.detail.includes(b.says)),
-            JSON.stringify(failing(r), null, 1),
-        );
-    }
-    const mended = await doctor();
-    ctx.check("SIT's items mended: the doctor finds nothing wrong", mended.ok, JSON.stringify(failing(mended)));
-}
+    ]);
 
 /**
  * What the toy-gre stack makes of GRE on both ends: gre1 is a gre device between the two
@@ -369,14 +349,8 @@ async function greChecks(ctx: Context): Promise<void> {
  * after up; GRE's own items broken on doolittle one at a time (the key, protocol 47 dropped),
  * each named, and mended as they were.
  */
-async function greDoctorChecks(ctx: Context): Promise<void> {
-    const sf = readStackFile(path.join(root, "stacks/Pulumi.toy-gre.yaml"));
-    const { model } = loadConfig(overlayConnections(sf, ctx.lab), { credentials: "supplied" });
-    const doctor = () => runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
-    const failing = (r: DoctorReport) => r.hosts.flatMap((h) => h.findings.filter((f) => f.status === "fail").map((f) => ({ host: h.host, ...f })));
-    const healthy = await doctor();
-    ctx.check("the doctor finds nothing wrong with the GRE pair", healthy.ok, JSON.stringify(failing(healthy)));
-    const breakages = [
+const greDoctorChecks = (ctx: Context) =>
+    modeDoctorChecks(ctx, "toy-gre", "GRE", [
         {
             what: "gre1's key changed to 43",
             item: "device",
@@ -391,7 +365,29 @@ async function greDoctorChecks(ctx: Context): Promise<void> {
             breakIt: "iptables -I INPUT -p 47 -j DROP",
             mend: "iptables -D INPUT -p 47 -j DROP",
         },
-    ];
+    ]);
+
+/** A host's item broken by a command, what the doctor must then say of it, and the command that mends it. */
+interface Breakage {
+    readonly what: string;
+    readonly item: string;
+    readonly says: string;
+    readonly breakIt: string;
+    readonly mend: string;
+}
+
+/**
+ * The doctor on a mode's toy stack (`stacks/Pulumi.<stack>.yaml`), deployed: nothing wrong;
+ * each breakage made on doolittle, the doctor run, the breakage mended: the doctor named it;
+ * at the end, nothing wrong again.
+ */
+async function modeDoctorChecks(ctx: Context, stack: string, name: string, breakages: readonly Breakage[]): Promise<void> {
+    const sf = readStackFile(path.join(root, `stacks/Pulumi.${stack}.yaml`));
+    const { model } = loadConfig(overlayConnections(sf, ctx.lab), { credentials: "supplied" });
+    const doctor = () => runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
+    const failing = (r: DoctorReport) => r.hosts.flatMap((h) => h.findings.filter((f) => f.status === "fail").map((f) => ({ host: h.host, ...f })));
+    const healthy = await doctor();
+    ctx.check(`the doctor finds nothing wrong with the ${name} pair`, healthy.ok, JSON.stringify(failing(healthy), null, 1));
     for (const b of breakages) {
         await ctx.sh("doolittle", b.breakIt);
         const r = await doctor();
@@ -404,7 +400,7 @@ async function greDoctorChecks(ctx: Context): Promise<void> {
         );
     }
     const mended = await doctor();
-    ctx.check("GRE's items mended: the doctor finds nothing wrong", mended.ok, JSON.stringify(failing(mended)));
+    ctx.check(`${name}'s items mended: the doctor finds nothing wrong`, mended.ok, JSON.stringify(failing(mended)));
 }
 
 /** A toy variant's tunnel: its device on both hosts, its protocol, and checks of the mode's own. */
