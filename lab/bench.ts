@@ -31,6 +31,9 @@ async function must(lab: Lab, host: string, script: string): Promise<string> {
     return r.stdout;
 }
 
+/** A compute node's own routes in the lab's Man2 world, before any deployment (what man2Undo puts back). */
+const nodeRoutes = ["default via 192.168.1.254", "169.254.0.0/16 dev eth0"] as const;
+
 /** Man2's world and stack with `nodes` compute nodes (comp000 and its copies) behind rfe. */
 function man2With(nodes: number, sf: StackFile, world: World, jumpSessions?: number): { world: World; sf: StackFile } {
     const w = JSON.parse(JSON.stringify(world)) as World;
@@ -47,7 +50,7 @@ function man2With(nodes: number, sf: StackFile, world: World, jumpSessions?: num
             management: false,
             jump: "rfe",
             interfaces: { eth0: { segment: "cluster", addresses: [`${address}/16`] } },
-            routes: ["default via 192.168.1.254", "169.254.0.0/16 dev eth0"],
+            routes: [...nodeRoutes],
             sysctls: {},
         };
         hosts[name] = { connection: { host: address, user: "root", agent: true, proxy: "rfe" }, underlay: { interface: "eth0", address: `${address}/16` } };
@@ -119,7 +122,7 @@ function man2Undo(nodes: number): Record<string, string> {
             .join("\n");
     const out: Record<string, string> = {};
     for (const [h, script] of Object.entries(scripts))
-        out[h] = h.startsWith("comp") ? "ip route replace default via 192.168.1.254\nip route add 169.254.0.0/16 dev eth0" : undo(script);
+        out[h] = h.startsWith("comp") ? `ip route replace ${nodeRoutes[0]}\nip route add ${nodeRoutes[1]}` : undo(script);
     return out;
 }
 
