@@ -33,7 +33,7 @@ export type HostObject =
     | { kind: "noroute"; dest: string }
     /** A host-wide sysctl, reference-counted across pairs; the key in /proc/sys form. */
     | { kind: "sysctl"; key: string; value: string }
-    /** A chain of the pair's own; filter6 and mangle6 are ip6tables' filter and mangle (runtime/ipv6.sh). */
+    /** A chain of the pair's own; filter6 and mangle6 are ip6tables' filter and mangle (runtime/base.sh). */
     | { kind: "chain"; table: XtTable; name: string; rules: readonly string[] }
     | { kind: "jump"; table: XtTable; from: string; chain: string }
     /** The how-to's "stop the firewall", reference-counted across pairs. */
@@ -215,8 +215,8 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
 /**
  * The owned rules of a pair that carries IPv6 (mode sit): the underlay's, protocol 41 from and
  * to the peer only, in iptables as every mode's; the rest is of what the tunnel carries, in
- * ip6tables chains of the pair's own (names ending in 6, tables filter6 and mangle6: the
- * runtime's ipv6.sh part), built and removed like the IPv4 ones. (No source NAT: refused for
+ * ip6tables chains of the pair's own (names ending in 6, tables filter6 and mangle6, which the
+ * runtime sends to the ip6tables programs), built and removed like the IPv4 ones. (No source NAT: refused for
  * IPv6 overlays.)
  */
 function ownedObjects6(stack: string, pair: Pair, ep: Endpoint, host: Host, peerHost: Host): HostObject[] {

@@ -42,7 +42,17 @@ describe("the tunnel kind reads a device as ip -d link prints it", () => {
         ],
         ["an ipip6 device without the encapsulation limit", ip6tnl("encaplimit none"), "ipip6 2001:db8:ffff::58 2001:db8:ffff::129 inherit -|none"],
         ["an ipip6 device with the kernel's default limit", ip6tnl("encaplimit 4"), "ipip6 2001:db8:ffff::58 2001:db8:ffff::129 inherit -|4"],
-        ["a sit device", gre.replace("link/gre", "link/sit").replace(" gre remote", " sit remote"), "sit 130.88.198.58 130.88.196.129 inherit 42|none"],
+        [
+            "a sit device of mode ip6ip",
+            gre.replace("link/gre", "link/sit").replace(" gre remote", " sit ip6ip remote"),
+            "sit 130.88.198.58 130.88.196.129 inherit 42|none",
+        ],
+        // (an ip that prints no mode: the device is not known to take protocol 41 only)
+        [
+            "a sit device whose mode ip does not print",
+            gre.replace("link/gre", "link/sit").replace(" gre remote", " sit remote"),
+            "sit 130.88.198.58 130.88.196.129 inherit 42|mode-unknown",
+        ],
     ])("%s", (_name, link, want) => {
         expect(run('tunnel_desc gre1; printf "%s|%s" "$_tp" "$_enc"', link)).toBe(want);
     });
@@ -112,9 +122,10 @@ describe("the tunnel kind's commands", () => {
     });
 });
 
-// Mode sit's runtime (components/runtime/ipv6.sh), with the same stubs: the IPv6 read, the
-// sit device's mode, the tables of ip6tables, IPv6's forwarding and what writing it rewrites.
-describe("the ipv6 part of a SIT pair's script", () => {
+// Mode sit's runtime (IPv6 in base.sh, objects.sh, hostwide.sh; the sit device in modes.sh),
+// with the same stubs: the IPv6 read, the sit device's mode, the tables of ip6tables, IPv6's
+// forwarding and what writing it rewrites.
+describe("the IPv6 functions of a SIT pair's script", () => {
     const sm = stackModel("toy-sit");
     const sitScript = renderConverge(planEndpoint(sm, sm.pairs[0], "a"));
     const sit = (mode: string) =>
