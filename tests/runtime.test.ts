@@ -133,7 +133,7 @@ function programsStarted(plan: HostPlan, files: (after: boolean) => Record<strin
             [
                 'case "$*" in',
                 `    "-4 -o -force -batch -") ${cat} >/dev/null; ${cat} ${t}/ip4 ;;`,
-                `    "-6 -o -batch -") ${cat} >/dev/null; ${cat} ${t}/ip6 ;;`,
+                `    "-6 -o -force -batch -") ${cat} >/dev/null; ${cat} ${t}/ip6 ;;`,
                 `    *"-batch -") ${cat} >/dev/null ;;`,
                 '    "-d -o link show "*) exit 1 ;;',
                 "esac",
@@ -193,7 +193,13 @@ function hostState(plan: HostPlan, after: boolean): Record<string, string> {
             addr(2, "eth0", "130.88.198.58/16"),
             "130.88.0.0/16 dev eth0 proto kernel scope link src 130.88.198.58",
         ],
-        6: [addr(1, "lo", "::1/128"), "fe80::/64 dev eth0 proto kernel metric 256 pref medium"],
+        // (the IPv6 underlay of stacks/Pulumi.toy-ip6ip6.yaml and -ipip6: the route to the peer first)
+        6: [
+            "2001:db8:88::129 from :: dev eth0 proto kernel src 2001:db8:88::58 metric 256 pref medium",
+            addr(1, "lo", "::1/128"),
+            addr(2, "eth0", "2001:db8:88::58/64"),
+            "2001:db8:88::/64 dev eth0 proto kernel metric 256 pref medium",
+        ],
     };
     const tables: Record<string, string[]> = { filter: [], mangle: [], filter6: [], mangle6: [] };
     if (after)
@@ -256,11 +262,25 @@ describe("the programs a run starts", () => {
         expect([...apply, ...remove].filter((l) => v6.test(l))).toEqual([]);
     });
 
+    it.each(["toy-ip6ip6", "toy-ipip6"])("%s (an IPv6 underlay) reads IPv6's state and writes ip6tables; iptables only where it carries IPv4", (stack) => {
+        const p = plan(stack);
+        const { apply, remove } = programsStarted(p, (after) => hostState(p, after));
+        const v4 = stack === "toy-ipip6";
+        // (the underlay address and the route to the peer, IPv6's, read before anything changes)
+        expect(apply).toContain("ip -6 -o -force -batch -");
+        for (const run of [apply, remove]) {
+            expect(run).toContain("ip6tables-restore -w 10 --noflush");
+            expect(run.includes("iptables-restore -w 10 --noflush")).toBe(v4);
+        }
+        // (the IPv4 read: ipip6's addresses and routes are IPv4's; ip6ip6 has nothing of IPv4)
+        expect(apply.includes("ip -4 -o -force -batch -")).toBe(v4);
+    });
+
     it("a SIT pair reads and writes IPv6's state with the IPv6 programs (the stubs see them: the checks above can fail)", () => {
         const p = plan("toy-sit");
         const { apply, remove } = programsStarted(p, (after) => hostState(p, after));
         for (const run of [apply, remove]) {
-            expect(run).toContain("ip -6 -o -batch -");
+            expect(run).toContain("ip -6 -o -force -batch -");
             expect(run).toContain("ip6tables-save");
             expect(run).toContain("ip6tables-restore -w 10 --noflush");
             expect(run).toContain("iptables-restore -w 10 --noflush");

@@ -91,62 +91,49 @@ member() { case "$NL$2$NL" in *"$NL$1$NL"*) return 0 ;; esac; return 1; }
 slurp() { [ -e "$1" ] || return 1; _c=$(cat "$1") || return 1; _c=${_c:+$_c$NL}; }
 
 # --- live state, read once, dropped after a change --------------------------------------
-# One `ip` reads, one per line: first the route to each peer whose tunnel MTU is "auto"
-# (into PEER_ROUTES, "PEER ..."; a peer without a route has no line: -force reads on), then
-# the addresses (into ADDRS: the lines "N: DEV ...") and the routes (into ROUTES: the lines
-# after the first address; a route never begins with a number and ": "). Its complaints
-# (into IP_ERRORS) are told apart by their words; only the peers' may fail.
+# One `ip` per family reads, one per line: first the route to each peer of that family whose
+# tunnel MTU is "auto" (into PEER_ROUTES, "PEER ..."; a peer without a route has no line: -force
+# reads on), then the addresses (into ADDRS: the lines "N: DEV ...") and the routes (into
+# ROUTES: the lines after the first address; a route never begins with a number and ": "). Its
+# complaints (into IP_ERRORS) are told apart by their words; only the peers' may fail. IPv4's
+# (load_ip, `ip -4`) into those names, IPv6's (load_ip6, `ip -6`) into the same names with a 6:
+# each only when something of its family is asked about.
 AUTO_PEERS=; IP_READ=0; PEER_ROUTES=; ADDRS=; ROUTES=; IP_ERRORS=
-load_ip() {
-    [ "$IP_READ" = 0 ] || return 0
-    local q='' n=0 p='' all='' seen=0 l=''
-    for p in $AUTO_PEERS; do q="${q}route get $p$NL"; n=$((n + 1)); done
-    all=$(ip -4 -o -force -batch - 2>&1 <<EOF
+IP6_READ=0; PEER_ROUTES6=; ADDRS6=; ROUTES6=; IP_ERRORS6=
+load_ip() { [ "$IP_READ" = 0 ] || return 0; ip_read 4 ""; IP_READ=1; }
+load_ip6() { [ "$IP6_READ" = 0 ] || return 0; ip_read 6 6; IP6_READ=1; }
+ip_read() {   # family suffix: into PEER_ROUTES<suffix>, ADDRS<suffix>, ROUTES<suffix>, IP_ERRORS<suffix>
+    local q='' n=0 p='' all='' seen=0 l='' peers='' addrs='' routes='' errors=''
+    for p in $AUTO_PEERS; do
+        case "$p" in *:*) [ "$1" = 6 ] || continue ;; *) [ "$1" = 4 ] || continue ;; esac
+        q="${q}route get $p$NL"; n=$((n + 1))
+    done
+    all=$(ip -"$1" -o -force -batch - 2>&1 <<EOF
 ${q}addr show
 route show table main
 EOF
     ) || true
-    PEER_ROUTES=; ADDRS=; ROUTES=; IP_ERRORS=; IFS=$NL
+    IFS=$NL
     for l in $all; do
         IFS=$WS
         case "$l" in
             "Command failed -:"*)
-                [ "${l##*:}" -le "$n" ] || die "ip addr show / ip route show failed: ${IP_ERRORS%"$NL"}"
+                [ "${l##*:}" -le "$n" ] || die "ip${2:+ -6} addr show / ip${2:+ -6} route show failed: ${errors%"$NL"}"
                 continue ;;
-            "RTNETLINK answers: "* | "Error: "*) IP_ERRORS=$IP_ERRORS$l$NL; continue ;;
+            "RTNETLINK answers: "* | "Error: "*) errors=$errors$l$NL; continue ;;
         esac
         case "${l%%": "*}" in
             *[!0-9]* | "")
-                if [ "$seen" = 1 ]; then ROUTES=$ROUTES$l$NL
+                if [ "$seen" = 1 ]; then routes=$routes$l$NL
                 else   # `ip route get` puts a type first for some (local, broadcast ...)
                     case "$l" in local\ * | broadcast\ * | multicast\ * | anycast\ * | unicast\ *) l=${l#* } ;; esac
-                    PEER_ROUTES=$PEER_ROUTES$l$NL
+                    peers=$peers$l$NL
                 fi ;;
-            *) seen=1; ADDRS=$ADDRS$l$NL ;;
+            *) seen=1; addrs=$addrs$l$NL ;;
         esac
     done
-    IFS=$WS; IP_READ=1
-}
-# IPv6's addresses and routes (a pair whose objects hold IPv6 addresses): one `ip -6` reads
-# them, into ADDRS6 and ROUTES6, told apart as load_ip tells IPv4's.
-IP6_READ=0; ADDRS6=; ROUTES6=
-load_ip6() {
-    [ "$IP6_READ" = 0 ] || return 0
-    local all='' seen=0 l=''
-    all=$(ip -6 -o -batch - 2>&1 <<EOF
-addr show
-route show table main
-EOF
-    ) || die "ip -6 addr show / ip -6 route show failed: $all"
-    ADDRS6=; ROUTES6=; IFS=$NL
-    for l in $all; do
-        IFS=$WS
-        case "${l%%": "*}" in
-            *[!0-9]* | "") if [ "$seen" = 1 ]; then ROUTES6=$ROUTES6$l$NL; fi ;;
-            *) seen=1; ADDRS6=$ADDRS6$l$NL ;;
-        esac
-    done
-    IFS=$WS; IP6_READ=1
+    IFS=$WS
+    eval "PEER_ROUTES$2=\$peers; ADDRS$2=\$addrs; ROUTES$2=\$routes; IP_ERRORS$2=\$errors"
 }
 ip_changed() { IP_READ=0; IP6_READ=0; }
 # Every table the kernel has, in one *-save per family (read only when one of its tables is
@@ -179,11 +166,11 @@ load_table() {   # table -> $_s
 }
 tables_changed() { TABLES_READ=0; TABLES6_READ=0; }
 
-has_local_address() {   # address: configured on any interface
-    load_ip
-    local want="$1" l=''
+has_local_address() {   # address: configured on any interface (in the addresses of its family)
+    local want="$1" addrs='' l=''
+    case "$1" in *:*) load_ip6; addrs=$ADDRS6 ;; *) load_ip; addrs=$ADDRS ;; esac
     IFS=$NL
-    for l in $ADDRS; do
+    for l in $addrs; do
         IFS=$WS
         # shellcheck disable=SC2086 # split into words on purpose
         set -- $l

@@ -88,10 +88,13 @@ mtu_auto_peers() {
 }
 resolve_mtu() {   # value peer -> $_mtu_v: "auto" is the MTU of the route to the peer - 20
     if [ "$1" != auto ]; then _mtu_v=$1; return 0; fi
-    load_ip
-    local route='' dev='' mtu=''
-    case "$NL$PEER_ROUTES" in *"$NL$2 "*) ;; *) die "no route to the peer $2${IP_ERRORS:+ (ip: ${IP_ERRORS%"$NL"})}" ;; esac
-    route=$NL$PEER_ROUTES; route=${route#*"$NL$2 "}; route=${route%%"$NL"*}
+    local route='' errors='' dev='' mtu=''
+    case "$2" in
+        *:*) load_ip6; route=$PEER_ROUTES6; errors=$IP_ERRORS6 ;;
+        *) load_ip; route=$PEER_ROUTES; errors=$IP_ERRORS ;;
+    esac
+    case "$NL$route" in *"$NL$2 "*) ;; *) die "no route to the peer $2${errors:+ (ip: ${errors%"$NL"})}" ;; esac
+    route=$NL$route; route=${route#*"$NL$2 "}; route=${route%%"$NL"*}
     # shellcheck disable=SC2086 # split into words on purpose
     set -- $route
     while [ $# -gt 1 ]; do case "$1" in dev) dev=$2 ;; mtu) mtu=$2 ;; esac; shift; done
