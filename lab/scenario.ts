@@ -53,6 +53,12 @@ const toyEnds = [
     { host: "doolittle", local: "130.88.198.58", remote: "130.88.196.129", alias: "fd00:0:0:1::1", tunnel: "fd00:0:0:1::2", peerNet: "fd00:0:0:2::/64" },
     { host: "calculon", local: "130.88.196.129", remote: "130.88.198.58", alias: "fd00:0:0:2::1", tunnel: "fd00:0:0:2::2", peerNet: "fd00:0:0:1::/64" },
 ] as const;
+/** The toy's two ends over the IPv6 underlay of lab/worlds/toy6.yaml. */
+const toy6Ends = [
+    { host: "doolittle", local: "2001:db8:88::58", remote: "2001:db8:88::129" },
+    { host: "calculon", local: "2001:db8:88::129", remote: "2001:db8:88::58" },
+] as const;
+
 export const scenarios: Record<string, Scenario> = {
     ps3: {
         world: path.join(root, "lab/worlds/ps3.yaml"),
@@ -170,12 +176,6 @@ function toyWorldIpv6(): World {
     }
     return { ...w, name: `${w.name}-ipv6`, ipv6: true };
 }
-
-/** The toy's two ends over the IPv6 underlay of lab/worlds/toy6.yaml. */
-const toy6Ends = [
-    { host: "doolittle", local: "2001:db8:88::58", remote: "2001:db8:88::129" },
-    { host: "calculon", local: "2001:db8:88::129", remote: "2001:db8:88::58" },
-] as const;
 
 /**
  * The toy over an IPv6 underlay (lab/worlds/toy6.yaml), as ipip6 (the toy's IPv4 flow, TCP to
