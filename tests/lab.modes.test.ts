@@ -2,8 +2,9 @@
 // key 42 (stacks/Pulumi.toy-gre.yaml) through the toy's checks in both firewall modes, with
 // GRE's own (device, key, MTU less 28, protocol 47 admitted from the peer only), then its
 // fault injection; the toy as SIT (stacks/Pulumi.toy-sit.yaml), IPv6 between the aliases in a
-// world with IPv6, in firewall modes owned and none. Three lab boots, a few minutes of the
-// suite's wall time.
+// world with IPv6, in firewall modes owned and none; the toy over an IPv6 underlay
+// (lab/worlds/toy6.yaml) as ipip6 (its IPv4 flow) and ip6ip6 (IPv6 between the aliases), in both
+// modes too. Five lab boots, a few minutes of the suite's wall time.
 import { runFaults } from "../lab/faults";
 import { runScenario, scenarios } from "../lab/scenario";
 import { expectAllPassed, labDescribe } from "./support/lab";
@@ -38,4 +39,17 @@ labDescribe("the tunnel modes in the lab", () => {
         ).toHaveLength(16);
         expect(report.checks.filter((c) => /naming protocol 41|ip6tables holds the pair's chains|the doctor/.test(c.name))).toHaveLength(8);
     }, 1200_000);
+    for (const mode of ["ipip6", "ip6ip6"] as const) {
+        it(`${mode}: the toy-${mode} stack carries the toy over an IPv6 underlay through ip6tnl1, is idempotent and is undone exactly`, async () => {
+            const lines: string[] = [];
+            const report = await runScenario(`toy-${mode}`, scenarios[`toy-${mode}`], (l) => lines.push(l));
+            expectAllPassed(`lab toy-${mode}`, lines, report.checks);
+            expect(report.checks.filter((c) => c.name.includes("destroy restored"))).toHaveLength(4);
+            // ip6tnl's own checks ran: device and MTU on both ends in both modes; the probe's
+            // failure and recovery in both; the rules, the pair's rule alone and the doctor in owned
+            expect(report.checks.filter((c) => /ip6tnl1 is an ip6tnl device of mode|ip6tnl1 MTU is auto/.test(c.name))).toHaveLength(8);
+            expect(report.checks.filter((c) => /\] verify with next header|\] verify after: verified through ip6tnl1/.test(c.name))).toHaveLength(4);
+            expect(report.checks.filter((c) => /the ip6tables rules naming next header|by the pair's rule alone|the doctor finds nothing wrong/.test(c.name))).toHaveLength(4);
+        }, 1200_000);
+    }
 });
