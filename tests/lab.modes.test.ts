@@ -49,7 +49,9 @@ labDescribe("the tunnel modes in the lab", () => {
             // failure and recovery in both; the rules, the pair's rule alone and the doctor in owned
             expect(report.checks.filter((c) => /ip6tnl1 is an ip6tnl device of mode|ip6tnl1 MTU is auto/.test(c.name))).toHaveLength(8);
             expect(report.checks.filter((c) => /\] verify with next header|\] verify after: verified through ip6tnl1/.test(c.name))).toHaveLength(4);
-            expect(report.checks.filter((c) => /the ip6tables rules naming next header|by the pair's rule alone|the doctor finds nothing wrong/.test(c.name))).toHaveLength(4);
+            expect(
+                report.checks.filter((c) => /the ip6tables rules naming next header|by the pair's rule alone|the doctor finds nothing wrong/.test(c.name)),
+            ).toHaveLength(4);
         }, 1200_000);
     }
 });
