@@ -44,3 +44,24 @@ export function lanePredecessors(hops: readonly (Hop | undefined)[]): (number | 
         return k >= w ? group[k - w] : undefined;
     });
 }
+
+/**
+ * Runs `task(i)` for each host in the lanes lanePredecessors draws: a host's task starts once
+ * the task it waits for has settled (failed or not), so at most a jump host's width of them
+ * run through it at once. For code that opens sessions itself (the doctor); the component's
+ * Commands get the same order from dependsOn.
+ */
+export function inLanes<T>(hops: readonly (Hop | undefined)[], task: (i: number) => Promise<T>): Promise<T[]> {
+    const before = lanePredecessors(hops);
+    const settled = (p: Promise<T>) =>
+        p.then(
+            () => undefined,
+            () => undefined,
+        );
+    const runs: Promise<T>[] = [];
+    hops.forEach((_, i) => {
+        const b = before[i];
+        runs.push((b === undefined ? Promise.resolve() : settled(runs[b])).then(() => task(i)));
+    });
+    return Promise.all(runs);
+}

@@ -1,5 +1,8 @@
 // The doctor: per host of a stack, one SSH session running the read-only fact script, then the
-// diagnosis. Hosts are read concurrently; an unreachable host is a finding, not a crash.
+// diagnosis. Hosts are read concurrently, those behind a jump host in its lanes (at most its
+// jumpSessions at once, as up and destroy open them); an unreachable host is a finding, not a
+// crash.
+import { hopOf, inLanes } from "../components/lanes";
 import { Model } from "../components/model";
 import { commandString } from "../components/render";
 import { sshConnection, SshConnection } from "../components/ssh/connection";
@@ -23,28 +26,29 @@ export interface DoctorReport {
 export type Exec = (conn: SshConnection, command: string) => Promise<ExecResult>;
 
 export async function runDoctor(model: Model, exec: Exec): Promise<DoctorReport> {
-    const hosts = await Promise.all(
-        [...dutiesByHost(model)].map(async ([name, duties]): Promise<HostReport> => {
-            const roles = duties.map((d) => `${d.pair.name} ${d.kind === "endpoint" ? d.ep.side : d.kind}`);
-            const host = model.hosts[name];
-            const script = factScript(factRequest(model, duties));
-            const r = await exec(sshConnection(host.connection), commandString(script, host.sudo)).catch((e: Error) => ({
-                code: -1,
-                stdout: "",
-                stderr: e.message,
-                ms: 0,
-            }));
-            if (r.code !== 0) {
-                const why = r.stderr.trim().split("\n").slice(-2).join(" | ") || `exit ${r.code}`;
-                return {
-                    host: name,
-                    roles,
-                    findings: [{ item: "ssh", pair: duties[0].pair.name, status: "fail", detail: `cannot read ${name} (${host.connection.host}): ${why}` }],
-                };
-            }
-            return { host: name, roles, findings: diagnose(model, name, duties, parseFacts(r.stdout)) };
-        }),
-    );
+    const byHost = [...dutiesByHost(model)];
+    const hops = byHost.map(([name]) => hopOf(model.hosts[name].connection));
+    const hosts = await inLanes(hops, async (i): Promise<HostReport> => {
+        const [name, duties] = byHost[i];
+        const roles = duties.map((d) => `${d.pair.name} ${d.kind === "endpoint" ? d.ep.side : d.kind}`);
+        const host = model.hosts[name];
+        const script = factScript(factRequest(model, duties));
+        const r = await exec(sshConnection(host.connection), commandString(script, host.sudo)).catch((e: Error) => ({
+            code: -1,
+            stdout: "",
+            stderr: e.message,
+            ms: 0,
+        }));
+        if (r.code !== 0) {
+            const why = r.stderr.trim().split("\n").slice(-2).join(" | ") || `exit ${r.code}`;
+            return {
+                host: name,
+                roles,
+                findings: [{ item: "ssh", pair: duties[0].pair.name, status: "fail", detail: `cannot read ${name} (${host.connection.host}): ${why}` }],
+            };
+        }
+        return { host: name, roles, findings: diagnose(model, name, duties, parseFacts(r.stdout)) };
+    });
     return { stack: model.stack, ok: hosts.every((h) => h.findings.every((f) => f.status !== "fail")), hosts };
 }
 

@@ -5,11 +5,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { TunnelPair, TunnelPairArgs } from "../components";
 import { hopOf, lanePredecessors } from "../components/lanes";
+import { runDoctor } from "../doctor/doctor";
 import { pairArgs, shapeProblems } from "../components/pairConfig";
 import { Recording } from "../replay/record";
 import { record as recordComponent, Vm } from "./support/component";
 import { hostCommands, record } from "./support/record";
-import { asStackConfig, RawConfig, toyConfig } from "./support/toy";
+import { asStackConfig, RawConfig, stackModel, toyConfig } from "./support/toy";
 
 const node = (i: number) => `comp${String(i).padStart(3, "0")}`;
 
@@ -174,5 +175,40 @@ describe("lanes under mocks", () => {
             },
         ]);
         expect(() => new TunnelPair("man2", deferred)).toThrow(/invalid arguments/);
+    });
+});
+
+describe("the doctor's sessions", () => {
+    it("through a jump host are at most its jumpSessions at once (20 nodes behind rfe, width 8 then 3); the direct hosts wait for none", async () => {
+        for (const width of [8, 3]) {
+            const model = stackModel("man2", (c) => Object.assign(c, man2With(20, { jumpSessions: width })));
+            let open = 0;
+            let most = 0;
+            const direct: string[] = [];
+            const report = await runDoctor(model, async (conn) => {
+                if (conn.proxy === undefined) direct.push(conn.host);
+                else most = Math.max(most, ++open);
+                await new Promise((r) => setTimeout(r, 5));
+                if (conn.proxy !== undefined) open--;
+                return { code: 1, stdout: "", stderr: "not in a test", ms: 0 };
+            });
+            expect(report.hosts).toHaveLength(23);
+            expect(most).toBe(width);
+            expect(direct).toHaveLength(3);
+        }
+    });
+
+    it("a failed session does not hold up the host waiting for it in its lane", async () => {
+        const model = stackModel("man2", (c) => Object.assign(c, man2With(4, { jumpSessions: 1 })));
+        const order: string[] = [];
+        const report = await runDoctor(model, (conn) => {
+            order.push(conn.host);
+            return conn.host.endsWith(".101")
+                ? Promise.reject(new Error("dial refused"))
+                : Promise.resolve({ code: 1, stdout: "", stderr: "not in a test", ms: 0 });
+        });
+        // the four nodes one after another, in their order, each read though the second failed
+        expect(order.filter((h) => h.startsWith("192.168.104."))).toEqual(["192.168.104.100", "192.168.104.101", "192.168.104.102", "192.168.104.103"]);
+        expect(report.hosts.find((h) => h.host === "comp001")!.findings[0].detail).toMatch(/cannot read comp001 .*dial refused/);
     });
 });
