@@ -4,7 +4,7 @@
 // the SSH connection cut mid-run, and a destroy after a partially applied stack.
 //
 // A step is one command that changes the host (ip ... add/del/set, each command of an
-// ip -batch, iptables, iptables-restore, modprobe). The failure comes from wrappers put first
+// ip -batch, iptables, iptables-restore, their IPv6 twins, modprobe). The failure comes from wrappers put first
 // on the script's PATH, on the lab host only: the product's scripts are run unmodified.
 import { configKeys } from "../components/config";
 import { SshConnection } from "../components/ssh/connection";
@@ -20,11 +20,12 @@ import { loadWorld } from "./world";
 const faultDir = "/run/tunnelpair-fault";
 
 /**
- * One wrapper, installed as ip, iptables, iptables-restore and modprobe: it counts the calls
- * that change the host and fails the FAULT_AT-th, as a refusal (exit 2), a missing binary
- * (127) or a hang (it marks ${faultDir}/hung and waits for ${faultDir}/release, then runs the
- * step); every other call goes straight to the real command. FAULT_SCOPE=removals counts
- * only the commands of an \`ip -force -batch\` (a destroy's devices, addresses and routes).
+ * One wrapper, installed as ip, iptables, iptables-restore, ip6tables, ip6tables-restore and
+ * modprobe: it counts the calls that change the host and fails the FAULT_AT-th, as a refusal
+ * (exit 2), a missing binary (127) or a hang (it marks ${faultDir}/hung and waits for
+ * ${faultDir}/release, then runs the step); every other call goes straight to the real
+ * command. FAULT_SCOPE=removals counts only the commands of an \`ip -force -batch\` (a
+ * destroy's devices, addresses and routes).
  */
 const wrapper = `#!/bin/sh
 self=\${0##*/}
@@ -61,7 +62,7 @@ if [ "$self $1" = "ip -batch" ] || [ "$self $1 $2" = "ip -force -batch" ]; then
     exit $rc
 fi
 case "$self $*" in
-    "ip "*" add "* | "ip "*" del "* | "ip "*" set "* | "ip "*" replace "* | "iptables "*" -"[IDANFX]" "* | iptables-restore* | modprobe*) ;;
+    "ip "*" add "* | "ip "*" del "* | "ip "*" set "* | "ip "*" replace "* | "iptables "*" -"[IDANFX]" "* | iptables-restore* | "ip6tables "*" -"[IDANFX]" "* | ip6tables-restore* | modprobe*) ;;
     *) exec "$self" "$@" ;;
 esac
 if step; then fault "$@"; fi
@@ -69,7 +70,7 @@ exec "$self" "$@"
 `;
 const installWrappers = `mkdir -p ${faultDir} && cat >${faultDir}/wrapper <<'EOF'
 ${wrapper}EOF
-chmod +x ${faultDir}/wrapper && for c in ip iptables iptables-restore modprobe; do ln -sf wrapper ${faultDir}/$c; done`;
+chmod +x ${faultDir}/wrapper && for c in ip iptables iptables-restore ip6tables ip6tables-restore modprobe; do ln -sf wrapper ${faultDir}/$c; done`;
 
 /**
  * Waits (10 s at most) until the hung step has no sshd among its ancestors (its session ended

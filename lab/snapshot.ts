@@ -24,12 +24,20 @@ export const snapshotSysctl6Files = "/proc/sys/net/ipv6/conf/*/forwarding /proc/
 /** The unit directory the snapshot covers, recursively. */
 export const unitDir = "/etc/systemd/system";
 
-/** Read-only: it must change nothing, so it reads only the iptables tables already loaded. */
+/**
+ * Read-only: it must change nothing, so it reads only the iptables tables already loaded. It
+ * first waits (5 s at most) for duplicate address detection to end: an IPv6 address is
+ * "tentative" for a second or two after it is added, and only then does the kernel add its
+ * local route, and with forwarding on its subnet's anycast one, to table local. A snapshot
+ * taken during it would differ from one taken after by that moment alone.
+ */
 export const snapshotScript = `
 set -u
+n=0; while [ -n "$(ip -6 addr show tentative 2>/dev/null)" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 echo '## link'; ip -d link show
 echo '## addr'; ip addr show
-echo '## route'; ip route show table all; ip -6 route show table all
+# (ip route alone prints every family's: -4, or the IPv6 routes would be listed twice)
+echo '## route'; ip -4 route show table all; ip -6 route show table all
 echo '## rule'; ip rule show
 echo '## iptables'
 for t in $(cat /proc/net/ip_tables_names 2>/dev/null); do echo "### $t"; iptables-save -t "$t"; done
@@ -77,9 +85,6 @@ export function parseSnapshot(text: string): Snapshot {
     }
     // A device made anew gets a new ifindex: compare devices by name, not by number.
     for (const s of ["link", "addr"]) sections[s] = withoutBlocksOf(sections[s] ?? [], fallbackDevices).map((l) => l.replace(/^\d+: /, "N: "));
-    // An IPv6 address is "tentative" for its first second or so (duplicate address detection),
-    // then not: a moment of the kernel's, like a counter, not something a run changes.
-    sections.addr = sections.addr.map((l) => (/^\s+inet6 /.test(l) ? l.replace(/ tentative /, " ") : l));
     for (const s of ["sysctl", "sysctl6"]) sections[s] = (sections[s] ?? []).filter((l) => !fallbackDevices.some((d) => l.includes(`/conf/${d}/`)));
     // (sit0 with IPv6 on makes routes of its own, e.g. "::/96 dev sit0")
     sections.route = (sections.route ?? []).filter((l) => !fallbackDevices.some((d) => l.includes(` dev ${d} `) || l.endsWith(` dev ${d}`)));
