@@ -8,7 +8,8 @@
 // on the script's PATH, on the lab host only: the product's scripts are run unmodified.
 import { configKeys } from "../components/config";
 import { SshConnection } from "../components/ssh/connection";
-import { readStackFile } from "../components/stackFile";
+import { chainPrefix } from "../components/plan";
+import { readStackFile, StackFile } from "../components/stackFile";
 import { destroy, Executor, StackState, up } from "../replay/engine";
 import { bootSysctls, installSystemdStandIn, managerEnv, rebootHost, runUnit } from "./day2";
 import { Lab, startLab } from "./lab";
@@ -100,6 +101,30 @@ export interface FaultReport {
     readonly cases: number;
 }
 
+/**
+ * The first pair's a side with one more admit (TCP port 2222 from the b side's network), where
+ * the pair's firewall is owned: its Command's create, which rebuilds the pair's INPUT chain and
+ * changes nothing else, and the rule it adds as iptables -S prints it.
+ */
+async function changedAdmit(sf: StackFile, lab: Lab): Promise<{ command: string; create: string; port: number; rule: RegExp } | undefined> {
+    const pairs = JSON.parse(JSON.stringify(sf.config[configKeys.pairs])) as Record<string, PairSketch>;
+    const [name, pair] = Object.entries(pairs)[0];
+    if ((pair.firewall ?? "owned") !== "owned" || !pair.b.network) return undefined;
+    const port = 2222;
+    pair.a.admit = [...(pair.a.admit ?? []), { from: [pair.b.network], protocol: "tcp", ports: [port] }];
+    const changed = await recordInLab(sf, lab, { [configKeys.pairs]: pairs });
+    const command = changed.resources.find((r) => r.name === `${name}-a-${pair.a.host}`);
+    if (!command) return undefined;
+    const rule = new RegExp(`^-A ${chainPrefix(sf.stack, name)}-IN6? .*-p tcp .*--dport ${port} `, "m");
+    return { command: command.name, create: command.inputs.create as string, port, rule };
+}
+
+interface PairSketch {
+    firewall?: string;
+    a: { host: string; admit?: unknown[] };
+    b: { network?: string };
+}
+
 async function snapshot(lab: Lab, host: string): Promise<Snapshot> {
     const r = await lab.exec(host, snapshotScript);
     if (r.code !== 0) throw new Error(`snapshot of ${host}: ${r.stderr}`);
@@ -133,6 +158,7 @@ export async function runFaults(
             if (r.code !== 0) throw new Error(`installing the fault wrappers on ${host}: ${r.stderr}`);
         }
         const run = (c: (typeof commands)[number], text: string) => labExec(c.inputs.connection as SshConnection, text);
+        const rebuild = await changedAdmit(sf, lab);
 
         for (const c of commands) {
             const host = hostOf(c.name, Object.keys(sf.config[configKeys.hosts] as object));
@@ -234,6 +260,29 @@ export async function runFaults(
                     `${c.name}: after the cut, a rerun converges`,
                     rerun.code === 0 && diffSnapshots(applied, await snapshot(lab, host)).length === 0,
                     rerun.stderr,
+                );
+                await run(c, del);
+            }
+            // a change whose run fails: the chain it rebuilt is put back, and the next run still
+            // applies the change (a rolled-back rebuild once left the new rules in the chain's
+            // file, and every later run took the chain for up to date)
+            if (rebuild && rebuild.command === c.name) {
+                cases++;
+                await run(c, create);
+                const applied = await snapshot(lab, host);
+                const failed = await run(c, withFault(rebuild.create, 1, "refuse"));
+                const d = diffSnapshots(applied, await snapshot(lab, host));
+                check(
+                    `${c.name}: a run adding an admit, failing at its first step: fails, ${host} left as it was (${d.length} diff lines)`,
+                    failed.code !== 0 && d.length === 0,
+                    `${failed.stderr}\n${d.join("\n")}`,
+                );
+                const rerun = await run(c, rebuild.create);
+                const rules = (await lab.exec(host, "iptables -S; ip6tables -S 2>/dev/null")).stdout;
+                check(
+                    `${c.name}: its rerun applies the admit (port ${rebuild.port} in the pair's INPUT chain)`,
+                    rerun.code === 0 && rebuild.rule.test(rules),
+                    `${rerun.stdout}${rerun.stderr}\n${rules}`,
                 );
                 await run(c, del);
             }

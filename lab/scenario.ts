@@ -399,6 +399,38 @@ async function sitChecks(ctx: Context, flow: Flow): Promise<void> {
         again.stdout + again.stderr,
     );
     if (owned) await sitDoctorChecks(ctx);
+    if (owned) await raRefusalCheck(ctx);
+}
+
+/**
+ * Turning IPv6 forwarding on drops the default routes router advertisements gave: the pair's
+ * run refuses it, changing nothing, where one is there. The lab has no router sending them: a
+ * route marked `proto ra` by hand stands for one (ip prints it as it prints the kernel's), on
+ * doolittle with its IPv6 forwarding turned off again; then both put back.
+ */
+async function raRefusalCheck(ctx: Context): Promise<void> {
+    const a = [...ctx.state.resources.values()].find((r) => r.name === "toy-a-doolittle")!;
+    const route = "default via fe80::1 dev eth0 proto ra metric 1024";
+    await ctx.sh("doolittle", `echo 0 >/proc/sys/net/ipv6/conf/all/forwarding && ip -6 route add ${route}`);
+    const before = await ctx.sh("doolittle", snapshotScript);
+    const refused = await labExec(a.inputs.connection as never, a.inputs.create as string);
+    const d = diffSnapshots(parseSnapshot(before), parseSnapshot(await ctx.sh("doolittle", snapshotScript)));
+    await ctx.sh("doolittle", `ip -6 route del ${route}; echo 1 >/proc/sys/net/ipv6/conf/all/forwarding`);
+    ctx.check(
+        `doolittle with a router's default route (${route}), IPv6 forwarding off: the pair's run refuses to turn it on, naming eth0, the route and accept_ra, and changes nothing (${d.length} diff lines)`,
+        refused.code !== 0 &&
+            /error: turning IPv6 forwarding on would drop what router advertisements gave eth0 \(default via fe80::1 dev eth0 proto ra .*set net\.ipv6\.conf\.eth0\.accept_ra to 2/.test(
+                refused.stderr,
+            ) &&
+            d.length === 0,
+        `${refused.stderr}\n${d.join("\n")}`,
+    );
+    const rerun = await labExec(a.inputs.connection as never, a.inputs.create as string);
+    ctx.check(
+        "doolittle with forwarding and routes put back: the rerun finds the pair as it was (0 added, 0 removed)",
+        rerun.code === 0 && / 0 added, 0 removed, /.test(rerun.stdout),
+        rerun.stdout + rerun.stderr,
+    );
 }
 
 /**

@@ -38,6 +38,8 @@ labDescribe("the tunnel modes in the lab", () => {
             report.checks.filter((c) => /sit1 is a sit device of mode ip6ip|sit1 MTU is auto|IPv6 forwarding 1|MSS leaving by sit1 clamped/.test(c.name)),
         ).toHaveLength(16);
         expect(report.checks.filter((c) => /naming protocol 41|ip6tables holds the pair's chains|the doctor/.test(c.name))).toHaveLength(8);
+        // a router's default route: turning IPv6 forwarding on refused, nothing changed (owned)
+        expect(report.checks.filter((c) => /refuses to turn it on, naming eth0|the rerun finds the pair as it was/.test(c.name))).toHaveLength(2);
     }, 1200_000);
     for (const mode of ["ipip6", "ip6ip6"] as const) {
         it(`${mode}: the toy-${mode} stack carries the toy over an IPv6 underlay through ip6tnl1, is idempotent and is undone exactly`, async () => {

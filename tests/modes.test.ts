@@ -146,15 +146,51 @@ describe("the IPv6 functions of a SIT pair's script", () => {
         expect(runSit('tunnel_desc sit1; printf "%s|%s" "$_tp" "$_enc"', sit("any"))).toBe("sit 130.88.198.58 130.88.196.129 inherit -|mode-any");
     });
 
-    it("makes the device with mode ip6ip, and sets a device of mode any in place", () => {
+    it("makes the device with mode ip6ip; refuses one of mode any, which ip link set cannot change (the kernel keeps its protocol)", () => {
         expect(
             runSit('dev_exists() { false; }; load_module() { :; }; add_tunnel sit1 sit 130.88.198.58 130.88.196.129 inherit -; printf "%s" "$IPQ_CMDS"'),
         ).toBe(
             "link add name sit1 type sit mode ip6ip local 130.88.198.58 remote 130.88.196.129 ttl inherit\nlink set dev sit1 alias tunnelpair:toy-sit/toy\n",
         );
-        expect(runSit('dev_exists() { true; }; add_tunnel sit1 sit 130.88.198.58 130.88.196.129 inherit -; printf "%s" "$IPQ_CMDS"', sit("any"))).toBe(
-            "link set dev sit1 type sit mode ip6ip local 130.88.198.58 remote 130.88.196.129 ttl inherit\n",
+        expect(() => runSit('dev_exists() { true; }; add_tunnel sit1 sit 130.88.198.58 130.88.196.129 inherit -; printf "%s" "$IPQ_CMDS"', sit("any"))).toThrow(
+            /error: sit1 is a sit device of mode any, which ip link set cannot change to ip6ip: remove it \(ip link del sit1\) and run again/,
         );
+        // a changed TTL on a device of mode ip6ip is still set in place
+        expect(runSit('dev_exists() { true; }; add_tunnel sit1 sit 130.88.198.58 130.88.196.129 64 -; printf "%s" "$IPQ_CMDS"', sit("ip6ip"))).toBe(
+            "link set dev sit1 type sit mode ip6ip local 130.88.198.58 remote 130.88.196.129 ttl 64\n",
+        );
+    });
+
+    describe("turning IPv6 forwarding on where router advertisements configured the host", () => {
+        const ra = "default via fe80::1 dev eth0 proto ra metric 1024 expires 1795sec hoplimit 64 pref medium";
+        const slaac = "2: eth0    inet6 2001:db8:1::5/64 scope global dynamic mngtmpaddr \\       valid_lft 86390sec preferred_lft 14390sec";
+        /** preflight_sysctl of the pair's forwarding, all.forwarding and each accept_ra as given: "ok" or its error. */
+        const preflight = (v6: string, forwarding = "0", acceptRa = "1") => {
+            const sysctls = `sysctl_read() { case "$1" in */all/forwarding) _v=${forwarding} ;; */accept_ra) _v=${acceptRa} ;; *) return 1 ;; esac; }; need_dir() { :; }`;
+            try {
+                // (ip prints the addresses first, lo's among them, then the routes)
+                const lo = "1: lo    inet6 ::1/128 scope host noprefixroute \\       valid_lft forever preferred_lft forever";
+                return runSit(`${sysctls}; preflight_sysctl net/ipv6/conf/all/forwarding 1 && echo ok`, "", `${lo}\n${v6}`).trim();
+            } catch (e) {
+                return String((e as { stderr?: string }).stderr).trim();
+            }
+        };
+
+        it("refuses a default route of a router's advertisement, naming the device, the route and what to set", () => {
+            expect(preflight(`${ra}\n`)).toBe(
+                `tunnelpair[tunnelpair:toy-sit/toy@doolittle]: error: turning IPv6 forwarding on would drop what router advertisements gave eth0 (${ra}) and ignore them from then on: set net.ipv6.conf.eth0.accept_ra to 2, which keeps them with forwarding on, or configure eth0 statically, and run again`,
+            );
+        });
+
+        it("refuses an autoconfigured (dynamic) address", () => {
+            expect(preflight(`${slaac}\n`)).toMatch(/error: turning IPv6 forwarding on would drop what router advertisements gave eth0 \(2: eth0 .*dynamic/);
+        });
+
+        it("lets it be where the device keeps advertisements (accept_ra 2), where forwarding is on already, and where nothing came from one", () => {
+            expect(preflight(`${slaac}\n${ra}\n`, "0", "2")).toBe("ok");
+            expect(preflight(`${slaac}\n${ra}\n`, "1")).toBe("ok");
+            expect(preflight("fd00:0:0:2::/64 dev sit1 metric 1024 pref medium\ndefault via 2001:db8:88::1 dev eth0 metric 1024 pref medium\n")).toBe("ok");
+        });
     });
 
     it("finds IPv6 addresses and routes as ip -6 prints them, and IPv4's as before", () => {

@@ -103,7 +103,36 @@ restore_sysctl() {   # the key itself comes first in the file: writing it rewrit
     done
     IFS=$WS
 }
-preflight_sysctl() { dir_sysctl "$1"; need_dir; }
+# Turning IPv6 forwarding on makes the kernel drop at once the default routes router
+# advertisements gave, and ignore advertisements from then on (but on an interface with
+# accept_ra 2): those routes would not come back, not even after destroy, and the addresses
+# they gave (dynamic) would expire. Refused before anything changes, naming what and where.
+ra_check() {   # the value forwarding is to take
+    local l='' w='' prev=''
+    [ "$1" = 1 ] && sysctl_read net/ipv6/conf/all/forwarding && [ "$_v" = 0 ] || return 0
+    load_ip6
+    IFS=$NL
+    for l in $ROUTES6; do   # "... dev DEV proto ra ...": the device after "dev"
+        IFS=$WS
+        case " $l " in *" proto ra "*) ;; *) continue ;; esac
+        prev=
+        for w in $l; do if [ "$prev" = dev ]; then ra_kept "$w" "$l"; fi; prev=$w; done
+    done
+    IFS=$NL
+    for l in $ADDRS6; do   # "N: DEV inet6 ADDR ... dynamic ...": an address autoconfigured
+        IFS=$WS
+        case " $l " in *" dynamic "*) ;; *) continue ;; esac
+        # shellcheck disable=SC2086 # split into words on purpose
+        set -- $l
+        ra_kept "$2" "$l"
+    done
+    IFS=$WS
+}
+ra_kept() {   # dev line: dies unless the device keeps taking advertisements with forwarding on
+    sysctl_read "net/ipv6/conf/$1/accept_ra" && [ "$_v" != 2 ] || return 0
+    die "turning IPv6 forwarding on would drop what router advertisements gave $1 ($2) and ignore them from then on: set net.ipv6.conf.$1.accept_ra to 2, which keeps them with forwarding on, or configure $1 statically, and run again"
+}
+preflight_sysctl() { dir_sysctl "$1"; need_dir; [ "$1" != net/ipv6/conf/all/forwarding ] || ra_check "$2"; }
 present_sysctl() { holds sysctl "$1" && sysctl_read "$1" && [ "$_v" = "$2" ]; }
 add_sysctl() { hold sysctl "$@"; }
 del_sysctl() { release sysctl "$@"; }

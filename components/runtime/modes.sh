@@ -88,6 +88,8 @@ add_tunnel() {
         [ "$7" = "$2" ] || die "$1 is ours but a $7 device, not $2: remove it (ip link del $1) and run again"
         # (ip link set keeps a key it is not given: it has no word to drop one)
         if [ "${11}" != - ] && [ "$6" = - ]; then die "$1 has GRE key ${11}, which ip link set cannot remove: remove it (ip link del $1) and run again"; fi
+        # (the kernel's sit changelink keeps the protocol a device was made with)
+        case "$_enc" in mode-*) die "$1 is a sit device of ${_enc%%-*} ${_enc#mode-}, which ip link set cannot change to ip6ip: remove it (ip link del $1) and run again" ;; esac
         journal "add tunnel $1 $_tp"
         # shellcheck disable=SC2086 # the type's arguments, one word each
         ipq link set dev "$1" type $_ta

@@ -225,6 +225,9 @@ ${_c}COMMIT
 EOF
     tables_changed
     chain_live "$1" "$2"; printf '%s' "$_live" >"$STATE/chains/$2.live"
+    # add_chain wrote the rules it meant, which the chain no longer holds: without them, the
+    # next run rebuilds it (with them, it would take the old rules for the new, for good)
+    rm -f "$STATE/chains/$2.rules"
 }
 chain_files() {   # chain: the undo of add_chain's move of a gone chain's files (at once)
     local f=''
