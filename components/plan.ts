@@ -33,7 +33,7 @@ export type HostObject =
     | { kind: "noroute"; dest: string }
     /** A host-wide sysctl, reference-counted across pairs; the key in /proc/sys form. */
     | { kind: "sysctl"; key: string; value: string }
-    /** A chain of the pair's own; filter6 and mangle6 are ip6tables' filter and mangle (runtime/ipv6.sh). */
+    /** A chain of the pair's own; filter6 and mangle6 are ip6tables' filter and mangle (runtime/base.sh). */
     | { kind: "chain"; table: XtTable; name: string; rules: readonly string[] }
     | { kind: "jump"; table: XtTable; from: string; chain: string }
     /** The how-to's "stop the firewall", reference-counted across pairs. */
@@ -147,64 +147,8 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
             return [];
         case "open":
             return [{ kind: "fwopen" }];
-        case "owned": {
-            if (modeInfo[pair.mode].overlay === 6) return ownedObjects6(stack, pair, ep, host, peerHost);
-            const p = chainPrefix(stack, pair.name);
-            const local = `${host.underlay.address}/32`;
-            const remote = `${peerHost.underlay.address}/32`;
-            const proto = modeInfo[pair.mode].protocol;
-            const peer = peerOf(pair, ep.side);
-            // Inner sources that may arrive through the tunnel: what lies behind the peer (what
-            // we route into the tunnel), the peer's tunnel address, and the sources of the
-            // forwarded traffic admitted from the tunnel.
-            const fromTunnel = ep.forward.filter((f) => f.in === ep.interface).flatMap((f) => f.from);
-            const sources = withoutCovered([...ep.routes, parseNetwork(`${peer.tunnelAddress}/32`) as Network, ...fromTunnel]);
-            const chains: HostObject[] = [
-                { kind: "chain", table: "filter", name: `${p}-SRC`, rules: [...sources.map((s) => `-A ${p}-SRC -s ${s} -j RETURN`), `-A ${p}-SRC -j DROP`] },
-                {
-                    kind: "chain",
-                    table: "filter",
-                    name: `${p}-IN`,
-                    // The tunnel's protocol by number (IPIP is 4; "ipip" in /etc/protocols is 94; GRE 47):
-                    // only from the peer, only to us.
-                    rules: [
-                        `-A ${p}-IN -s ${remote} -d ${local} -p ${proto} -j ACCEPT`,
-                        `-A ${p}-IN -i ${ep.interface} -j ${p}-SRC`,
-                        ...probeRules(`${p}-IN`, "-i", ep, peer, pair),
-                        ...admitRules(`${p}-IN`, ep.admit),
-                    ],
-                },
-                {
-                    kind: "chain",
-                    table: "filter",
-                    name: `${p}-OUT`,
-                    rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p ${proto} -j ACCEPT`, ...probeRules(`${p}-OUT`, "-o", ep, peer, pair)],
-                },
-            ];
-            const jumps: HostObject[] = [
-                { kind: "jump", table: "filter", from: "INPUT", chain: `${p}-IN` },
-                { kind: "jump", table: "filter", from: "OUTPUT", chain: `${p}-OUT` },
-            ];
-            if (ep.forwarding) {
-                chains.push({
-                    kind: "chain",
-                    table: "filter",
-                    name: `${p}-FWD`,
-                    rules: [`-A ${p}-FWD -i ${ep.interface} -j ${p}-SRC`, ...forwardRules(`${p}-FWD`, ep.forward)],
-                });
-                jumps.push({ kind: "jump", table: "filter", from: "FORWARD", chain: `${p}-FWD` });
-            }
-            if (ep.masquerade.length > 0) {
-                chains.push({
-                    kind: "chain",
-                    table: "nat",
-                    name: `${p}-NAT`,
-                    rules: unique(ep.masquerade.map((m) => `-A ${p}-NAT -s ${m.source.cidr} -o ${m.out} -j MASQUERADE`)),
-                });
-                jumps.push({ kind: "jump", table: "nat", from: "POSTROUTING", chain: `${p}-NAT` });
-            }
-            return [...chains, ...jumps];
-        }
+        case "owned":
+            return ownedObjects(stack, pair, ep, host, peerHost);
         default: {
             const exhaustive: never = mode;
             return exhaustive;
@@ -212,53 +156,69 @@ function firewallObjects(mode: FirewallMode, stack: string, pair: Pair, ep: Endp
     }
 }
 
+/** A family's filter table and the suffix of the pair's chains in it: iptables', or ip6tables' (filter6, names ending in 6). */
+const familyTable = { 4: { filter: "filter", mangle: "mangle", suffix: "" }, 6: { filter: "filter6", mangle: "mangle6", suffix: "6" } } as const;
+/** A host address as a family's rules write it. */
+const hostCidr = (address: string, family: 4 | 6): string => `${address}/${family === 4 ? 32 : 128}`;
+
 /**
- * The owned rules of a pair that carries IPv6 (mode sit): the underlay's, protocol 41 from and
- * to the peer only, in iptables as every mode's; the rest is of what the tunnel carries, in
- * ip6tables chains of the pair's own (names ending in 6, tables filter6 and mangle6: the
- * runtime's ipv6.sh part), built and removed like the IPv4 ones. (No source NAT: refused for
- * IPv6 overlays.)
+ * The owned rules, in chains of the pair's own in the table of each family they are about:
+ *   the underlay's: the tunnel's protocol (IPIP 4, GRE 47, IPv6 41: by number, "ipip" in
+ *     /etc/protocols is 94; in ip6tables the next header) from the peer's underlay address to
+ *     ours, and back, nothing else;
+ *   what the tunnel carries: packets from the tunnel dropped unless their inner source lies
+ *     behind the peer (SRC), ICMP between the tunnel addresses for the probe, `admit` (IN),
+ *     `forward` (FWD), source NAT (IPv4's only: refused with an IPv6 overlay).
+ * Where both are of one family (ipip, gre, ip6ip6) they share the IN and OUT chains, the
+ * underlay's rule first; where they differ (sit, ipip6) the underlay's rules are alone in
+ * chains of their own family's table. Chains in ip6tables are named like the IPv4 ones with
+ * a 6 (TP-<hash>-IN6). A chain without a rule is not made.
  */
-function ownedObjects6(stack: string, pair: Pair, ep: Endpoint, host: Host, peerHost: Host): HostObject[] {
+function ownedObjects(stack: string, pair: Pair, ep: Endpoint, host: Host, peerHost: Host): HostObject[] {
     const p = chainPrefix(stack, pair.name);
-    const local = `${host.underlay.address}/32`;
-    const remote = `${peerHost.underlay.address}/32`;
-    const proto = modeInfo[pair.mode].protocol;
-    const peer = peerOf(pair, ep.side);
+    const { protocol, overlay, underlay } = modeInfo[pair.mode];
     const dev = ep.interface;
-    // the inner-source check, as IPv4's: what lies behind the peer, its tunnel address, the admitted forwarded sources
+    const peer = peerOf(pair, ep.side);
+    const local = hostCidr(host.underlay.address, underlay);
+    const remote = hostCidr(peerHost.underlay.address, underlay);
+    const u = familyTable[underlay];
+    const o = familyTable[overlay];
+    const name = (chain: string, t: { suffix: string }) => `${p}-${chain}${t.suffix}`;
+    const underlayIn = `-A ${name("IN", u)} -s ${remote} -d ${local} -p ${protocol} -j ACCEPT`;
+    const underlayOut = `-A ${name("OUT", u)} -s ${local} -d ${remote} -p ${protocol} -j ACCEPT`;
+    const shared = underlay === overlay;
+    const chains: HostObject[] = [];
+    const jumps: HostObject[] = [];
+    const add = (table: XtTable, from: string | undefined, chain: string, rules: readonly string[]) => {
+        if (rules.length === 0) return;
+        chains.push({ kind: "chain", table, name: chain, rules });
+        if (from) jumps.push({ kind: "jump", table, from, chain });
+    };
+    if (!shared) {
+        add(u.filter, "INPUT", name("IN", u), [underlayIn]);
+        add(u.filter, "OUTPUT", name("OUT", u), [underlayOut]);
+    }
+    // Inner sources that may arrive through the tunnel: what lies behind the peer (what we
+    // route into the tunnel), the peer's tunnel address, and the sources of the forwarded
+    // traffic admitted from the tunnel.
     const fromTunnel = ep.forward.filter((f) => f.in === dev).flatMap((f) => f.from);
-    const sources = withoutCovered([...ep.routes, parseNetwork(`${peer.tunnelAddress}/128`, 6) as Network, ...fromTunnel]);
-    const chains: HostObject[] = [
-        { kind: "chain", table: "filter", name: `${p}-IN`, rules: [`-A ${p}-IN -s ${remote} -d ${local} -p ${proto} -j ACCEPT`] },
-        { kind: "chain", table: "filter", name: `${p}-OUT`, rules: [`-A ${p}-OUT -s ${local} -d ${remote} -p ${proto} -j ACCEPT`] },
-        { kind: "chain", table: "filter6", name: `${p}-SRC6`, rules: [...sources.map((s) => `-A ${p}-SRC6 -s ${s} -j RETURN`), `-A ${p}-SRC6 -j DROP`] },
-        {
-            kind: "chain",
-            table: "filter6",
-            name: `${p}-IN6`,
-            rules: [`-A ${p}-IN6 -i ${dev} -j ${p}-SRC6`, ...probeRules(`${p}-IN6`, "-i", ep, peer, pair), ...admitRules(`${p}-IN6`, ep.admit, 6)],
-        },
-    ];
-    const jumps: HostObject[] = [
-        { kind: "jump", table: "filter", from: "INPUT", chain: `${p}-IN` },
-        { kind: "jump", table: "filter", from: "OUTPUT", chain: `${p}-OUT` },
-        { kind: "jump", table: "filter6", from: "INPUT", chain: `${p}-IN6` },
-    ];
-    // (OUTPUT: the probe's echo only; no chain without a rule)
-    if (pair.verify) {
-        chains.push({ kind: "chain", table: "filter6", name: `${p}-OUT6`, rules: probeRules(`${p}-OUT6`, "-o", ep, peer, pair) });
-        jumps.push({ kind: "jump", table: "filter6", from: "OUTPUT", chain: `${p}-OUT6` });
-    }
+    const sources = withoutCovered([...ep.routes, parseNetwork(hostCidr(peer.tunnelAddress, overlay), overlay) as Network, ...fromTunnel]);
+    const src = name("SRC", o);
+    add(o.filter, undefined, src, [...sources.map((s) => `-A ${src} -s ${s} -j RETURN`), `-A ${src} -j DROP`]);
+    const inChain = name("IN", o);
+    add(o.filter, "INPUT", inChain, [
+        ...(shared ? [underlayIn] : []),
+        `-A ${inChain} -i ${dev} -j ${src}`,
+        ...probeRules(inChain, "-i", ep, peer, pair),
+        ...admitRules(inChain, ep.admit, overlay),
+    ]);
+    const outChain = name("OUT", o);
+    add(o.filter, "OUTPUT", outChain, [...(shared ? [underlayOut] : []), ...probeRules(outChain, "-o", ep, peer, pair)]);
     if (ep.forwarding) {
-        chains.push({
-            kind: "chain",
-            table: "filter6",
-            name: `${p}-FWD6`,
-            rules: [`-A ${p}-FWD6 -i ${dev} -j ${p}-SRC6`, ...forwardRules(`${p}-FWD6`, ep.forward, 6)],
-        });
-        jumps.push({ kind: "jump", table: "filter6", from: "FORWARD", chain: `${p}-FWD6` });
+        const fwd = name("FWD", o);
+        add(o.filter, "FORWARD", fwd, [`-A ${fwd} -i ${dev} -j ${src}`, ...forwardRules(fwd, ep.forward, overlay)]);
     }
+    add("nat", "POSTROUTING", `${p}-NAT`, unique(ep.masquerade.map((m) => `-A ${p}-NAT -s ${m.source.cidr} -o ${m.out} -j MASQUERADE`)));
     return [...chains, ...jumps];
 }
 
@@ -266,8 +226,8 @@ function ownedObjects6(stack: string, pair: Pair, ep: Endpoint, host: Host, peer
 function probeRules(chain: string, dir: "-i" | "-o", ep: Endpoint, peer: Endpoint, pair: Pair): string[] {
     if (!pair.verify) return [];
     const [src, dst] = dir === "-i" ? [peer.tunnelAddress, ep.tunnelAddress] : [ep.tunnelAddress, peer.tunnelAddress];
-    if (modeInfo[pair.mode].overlay === 6) return [`-A ${chain} ${dir} ${ep.interface} -s ${src}/128 -d ${dst}/128 -p ipv6-icmp -j ACCEPT`];
-    return [`-A ${chain} ${dir} ${ep.interface} -s ${src}/32 -d ${dst}/32 -p icmp -j ACCEPT`];
+    const family = modeInfo[pair.mode].overlay;
+    return [`-A ${chain} ${dir} ${ep.interface} -s ${hostCidr(src, family)} -d ${hostCidr(dst, family)}${protoArgs("icmp", family)} -j ACCEPT`];
 }
 
 /**
@@ -277,9 +237,9 @@ function probeRules(chain: string, dir: "-i" | "-o", ep: Endpoint, peer: Endpoin
  */
 function mssObjects(stack: string, pair: Pair, ep: Endpoint): HostObject[] {
     // (an IPv6 overlay's connections in ip6tables: a chain of its own name there)
-    const v6 = modeInfo[pair.mode].overlay === 6;
-    const chain = `${chainPrefix(stack, pair.name)}-MSS${v6 ? "6" : ""}`;
-    const table = v6 ? "mangle6" : "mangle";
+    const t = familyTable[modeInfo[pair.mode].overlay];
+    const chain = `${chainPrefix(stack, pair.name)}-MSS${t.suffix}`;
+    const table = t.mangle;
     return [
         {
             kind: "chain",

@@ -10,20 +10,16 @@ import { renderUnits, unitName } from "./systemd";
 
 /**
  * The constant runtime, read once from its parts beside this file, in this order (functions
- * may call any part; the top-level lines of a part set only the variables of later parts; a
- * later part may redefine a function of an earlier one): see runtime/base.sh for how apply
- * and remove work.
+ * may call any part; the top-level lines of a part set only the variables of later parts; each
+ * function is defined in one part only): see runtime/base.sh for how apply and remove work.
  */
-export const runtimeParts = ["base", "state", "objects", "hostwide", "units", "modes", "ipv6", "main"] as const;
+export const runtimeParts = ["base", "state", "objects", "hostwide", "units", "modes", "main"] as const;
 /**
  * The parts only some plans need, and which: `modes` (the tunnel modes beyond ipip) for a pair
- * with a `tunnel` device; `ipv6` (IPv6 addresses, routes, ip6tables, IPv6's forwarding) for
- * one whose tunnel carries IPv6. Without them a script is what it was before they existed, so
- * that a new version does not update every deployed pair.
+ * with a `tunnel` device: an ipip pair's script neither carries nor parses it.
  */
 const optionalParts: Partial<Record<(typeof runtimeParts)[number], (plan: HostPlan) => boolean>> = {
     modes: (plan) => plan.objects.some((o) => o.kind === "tunnel" || o.kind === "tunmtu"),
-    ipv6: (plan) => plan.objects.some((o) => o.kind === "tunnel" && modeInfo[o.mode].overlay === 6),
 };
 const partText = Object.fromEntries(runtimeParts.map((p) => [p, fs.readFileSync(path.join(__dirname, "runtime", `${p}.sh`), "utf8")]));
 function runtimeFor(plan: HostPlan): string {
@@ -92,8 +88,7 @@ function unitVars(plan: HostPlan): [string, string][] {
     ];
 }
 
-/** `redefines`: the script holds the ipv6 part (whose functions replace some of the earlier parts'). */
-function header(plan: HostPlan, redefines = optionalParts.ipv6!(plan)): string {
+function header(plan: HostPlan): string {
     const vars: [string, string][] = [
         ["HOST", plan.host],
         ["STACK", plan.stack],
@@ -110,8 +105,6 @@ function header(plan: HostPlan, redefines = optionalParts.ipv6!(plan)): string {
         "#!/bin/sh",
         `# tunnelpair ${plan.tag} on ${plan.host}`,
         "# shellcheck disable=SC3043 # local: dash, bash and busybox ash have it",
-        // (only where the part is: every other script's header stays as it was)
-        ...(redefines ? ["# shellcheck disable=SC2317 # ipv6.sh redefines functions of earlier parts: theirs are never called"] : []),
         "set -eu",
         // (the units' texts are read through eval, by name: unit_files in runtime/units.sh)
         ...vars.map(([k, v]) => `${k.startsWith("UNIT_") ? "# shellcheck disable=SC2034\n" : ""}${k}=${shellQuote(v)}`),
@@ -145,7 +138,7 @@ export function renderConverge(plan: HostPlan): string {
  */
 export function renderRemove(plan: HostPlan): string {
     // (the parts of the plan's own mode: the manifest it reads holds that mode's objects)
-    return `${header({ ...plan, objects: [], persistence: undefined }, optionalParts.ipv6!(plan))}\n${runtimeFor(plan)}\nremove\n`;
+    return `${header({ ...plan, objects: [], persistence: undefined })}\n${runtimeFor(plan)}\nremove\n`;
 }
 
 /**

@@ -89,11 +89,6 @@ const maxPacket = 65535;
  * every user of the module, never a pair's own.
  */
 const fallbackDevices = ["tunl0", "gre0", "gretap0", "erspan0", "sit0", "ip6tnl0", "ip6gre0", "ip_vti0", "ip6_vti0"];
-/**
- * The modes whose scripts are rendered so far (issue #15 goes mode by mode); the others are
- * validated in full, then refused at preview rather than rendered half right.
- */
-export const renderedModes: readonly TunnelMode[] = ["ipip", "gre", "sit"];
 
 /**
  * The family a field must be in, and why: the pair's mode, and whether the field is of what
@@ -736,11 +731,6 @@ function checkModeFits(c: Checker, pair: Pair, hosts: Record<string, Host>): voi
     const path = `pairs.${pair.name}`;
     const { mode } = pair;
     const info = modeInfo[mode];
-    if (!renderedModes.includes(mode))
-        c.fail(
-            `${path}.mode`,
-            `${mode} is not rendered yet (issue #15; rendered so far: ${renderedModes.join(", ")}): its configuration is checked, nothing is deployed`,
-        );
     for (const ep of [pair.a, pair.b]) {
         const address = hosts[ep.host].underlay.address;
         if (familyOf(address) !== info.underlay)

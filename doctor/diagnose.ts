@@ -49,7 +49,8 @@ export function factRequest(model: Model, duties: readonly Duty[]): FactRequest 
     const modules = eps.filter((d) => d.pair.mode !== "ipip").map((d) => modeInfo[d.pair.mode].module);
     return {
         ...(modules.length ? { modules } : {}),
-        ...(eps.some((d) => modeInfo[d.pair.mode].overlay === 6) ? { ipv6: true } : {}),
+        // (IPv6 on either side of a tunnel: what it carries, or what carries it, ip6tables' rules)
+        ...(eps.some((d) => modeInfo[d.pair.mode].overlay === 6 || modeInfo[d.pair.mode].underlay === 6) ? { ipv6: true } : {}),
         devices: eps.map((d) => d.ep.interface),
         lookups: eps.flatMap((d) => [model.hosts[peerOf(d.pair, d.ep.side).host].underlay.address, ...tunnelSources(d.pair, d.ep)]),
         states: [...new Set(duties.map((d) => `${model.stack}/${d.pair.name}`))],
@@ -124,10 +125,14 @@ function endpointFindings(
     const peerHost = model.hosts[peer.host];
     const local = host.underlay.address;
     const remote = peerHost.underlay.address;
-    // a tunnel that carries IPv6 (sit): its addresses, routes and inner rules are IPv6's (ip -6, ip6tables)
+    // a tunnel that carries IPv6 (sit, ip6ip6): its addresses, routes and inner rules are IPv6's
+    // (ip -6, ip6tables); one that runs over IPv6 (ipip6, ip6ip6): its underlay's rules
     const v6 = modeInfo[pair.mode].overlay === 6;
+    const table6 =
+        modeInfo[pair.mode].overlay === 6 || modeInfo[pair.mode].underlay === 6 ? parseFilterTable((facts.get("ip6tables") ?? []).join("\n")) : table;
     const innerRoutes = v6 ? (facts.get("routes6") ?? []) : routes;
-    const innerTable = v6 ? parseFilterTable((facts.get("ip6tables") ?? []).join("\n")) : table;
+    const innerTable = v6 ? table6 : table;
+    const underlayTable = modeInfo[pair.mode].underlay === 6 ? table6 : table;
 
     const { mode } = pair;
     const info = modeInfo[mode];
@@ -151,7 +156,7 @@ function endpointFindings(
     // the device's type as `ip -d link` prints it: link/ipip, link/gre, link/sit, link/tunnel6
     const linkType = { ipip: "ipip", gre: "gre", sit: "sit", ip6tnl: "tunnel6" }[info.linkType];
     if (!link.includes(` link/${linkType} `)) {
-        note("device", "fail", `${dev} is not ${mode === "ipip" ? "an ipip" : `a ${info.linkType}`} device: ${link}`);
+        note("device", "fail", `${dev} is not ${/^[aeiou]/.test(info.linkType) ? "an" : "a"} ${info.linkType} device: ${link}`);
         return;
     }
     // (GRE's key as ip prints it, a.b.c.d; none: no ikey word)
@@ -161,9 +166,21 @@ function endpointFindings(
         remote: after(link, "remote"),
         ttl: after(link, info.underlay === 6 ? "hoplimit" : "ttl"),
         key: mode === "gre" ? after(link, "ikey") : undefined,
+        // the device's own mode, the word after its kind: a sit device of mode ip6ip (protocol
+        // 41 only), an ip6tnl device of the pair's mode; and ip6tnl's encapsulation limit
+        // option, off (each packet would carry 8 bytes more than the MTU allows for)
+        mode: info.linkType === "sit" || info.linkType === "ip6tnl" ? after(link, info.linkType) : undefined,
+        encaplimit: info.linkType === "ip6tnl" ? after(link, "encaplimit") : undefined,
     };
-    const want = { local, remote, ttl: String(ep.ttl), key };
-    const wrong = (["local", "remote", "ttl", "key"] as const)
+    const want = {
+        local,
+        remote,
+        ttl: String(ep.ttl),
+        key,
+        mode: info.linkType === "sit" ? "ip6ip" : info.linkType === "ip6tnl" ? mode : undefined,
+        encaplimit: info.linkType === "ip6tnl" ? "none" : undefined,
+    };
+    const wrong = (["local", "remote", "ttl", "key", "mode", "encaplimit"] as const)
         .filter((k) => seen[k] !== want[k])
         .map((k) => `${k} is ${seen[k] ?? "unset"}, the pair needs ${want[k]}`);
     const flags = /<([^>]*)>/.exec(link)?.[1].split(",") ?? [];
@@ -262,8 +279,8 @@ function endpointFindings(
     };
     const uif = host.underlay.interface;
     const proto = info.protocol;
-    judge("INPUT", { src: remote, dst: local, proto, in: uif, state: "NEW" }, `protocol ${proto} from the peer ${remote}`);
-    judge("OUTPUT", { src: local, dst: remote, proto, out: uif, state: "NEW" }, `protocol ${proto} to the peer ${remote}`);
+    judge("INPUT", { src: remote, dst: local, proto, in: uif, state: "NEW" }, `protocol ${proto} from the peer ${remote}`, underlayTable);
+    judge("OUTPUT", { src: local, dst: remote, proto, out: uif, state: "NEW" }, `protocol ${proto} to the peer ${remote}`, underlayTable);
     if (pair.verify)
         judge(
             "INPUT",

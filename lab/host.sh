@@ -22,8 +22,15 @@ ip -b "$w/$h.ip" || fail "interfaces, addresses and routes ($w/$h.ip)"
 while read -r key value; do
     printf '%s\n' "$value" >"/proc/sys/$key" || fail "sysctl $(echo "$key" | tr / .) = $value"
 done <"$w/$h.sysctl"
+# (an IPv6 world's addresses and routes: after the sysctls, which enable IPv6 on the devices)
+if [ -e "$w/$h.ip6" ]; then
+    ip -b "$w/$h.ip6" || fail "IPv6 addresses and routes ($w/$h.ip6)"
+fi
 if [ -e "$w/$h.fw" ]; then
     iptables-restore <"$w/$h.fw" || fail "firewall ($w/$h.fw)"
+fi
+if [ -e "$w/$h.fw6" ]; then
+    ip6tables-restore <"$w/$h.fw6" || fail "IPv6 firewall ($w/$h.fw6)"
 fi
 # -r: no re-exec of sshd for each connection, a fifth of a session's time in the lab (fork and
 # exec are slow in the lab's kernel); only where this sshd still has the option (before 9.8)

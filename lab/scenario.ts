@@ -53,6 +53,12 @@ const toyEnds = [
     { host: "doolittle", local: "130.88.198.58", remote: "130.88.196.129", alias: "fd00:0:0:1::1", tunnel: "fd00:0:0:1::2", peerNet: "fd00:0:0:2::/64" },
     { host: "calculon", local: "130.88.196.129", remote: "130.88.198.58", alias: "fd00:0:0:2::1", tunnel: "fd00:0:0:2::2", peerNet: "fd00:0:0:1::/64" },
 ] as const;
+/** The toy's two ends over the IPv6 underlay of lab/worlds/toy6.yaml. */
+const toy6Ends = [
+    { host: "doolittle", local: "2001:db8:88::58", remote: "2001:db8:88::129" },
+    { host: "calculon", local: "2001:db8:88::129", remote: "2001:db8:88::58" },
+] as const;
+
 export const scenarios: Record<string, Scenario> = {
     ps3: {
         world: path.join(root, "lab/worlds/ps3.yaml"),
@@ -148,6 +154,11 @@ export const scenarios: Record<string, Scenario> = {
     "toy-gre": toyScenario("toy-gre", undefined, { dev: "gre1", protocol: 47, name: "GRE", checks: greChecks }),
     // the toy as a SIT tunnel carrying IPv6 between the aliases (issue #15, stacks/Pulumi.toy-sit.yaml)
     "toy-sit": toySitScenario(),
+    // the toy over an IPv6 underlay (issue #15, lab/worlds/toy6.yaml): its IPv4 as ipip6
+    // (stacks/Pulumi.toy-ipip6.yaml), IPv6 between the aliases as ip6ip6 (-ip6ip6.yaml).
+    // Written, not run yet: not in tests/lab.modes.test.ts until a lab run has proven them.
+    "toy-ipip6": toyIp6Scenario("ipip6"),
+    "toy-ip6ip6": toyIp6Scenario("ip6ip6"),
 };
 
 /**
@@ -164,6 +175,113 @@ function toyWorldIpv6(): World {
         w.hosts[e.host].firewall = fw.replace(reject, `-A INPUT -s ${e.remote}/32 -p 41 -j ACCEPT\n${reject}`);
     }
     return { ...w, name: `${w.name}-ipv6`, ipv6: true };
+}
+
+/**
+ * The toy over an IPv6 underlay (lab/worlds/toy6.yaml), as ipip6 (the toy's IPv4 flow, TCP to
+ * calculon's alias) or ip6ip6 (ping -6 between the aliases' IPv6 networks), through ip6tnl1,
+ * in firewall modes owned and none (open is refused with an IPv6 underlay). For none, each
+ * host's stock ip6tables admits the tunnel's next header from the other's address, as the
+ * admin of a firewall of their own would (before its REJECT).
+ */
+function toyIp6Scenario(mode: "ipip6" | "ip6ip6"): Scenario {
+    const protocol = mode === "ipip6" ? 4 : 41;
+    const w = JSON.parse(JSON.stringify(loadWorld(path.join(root, "lab/worlds/toy6.yaml")))) as World;
+    for (const e of toy6Ends) {
+        const fw = w.hosts[e.host].firewall6!;
+        const reject = "-A INPUT -j REJECT";
+        if (fw.split(reject).length !== 2) throw new Error(`the toy6 world's ${e.host} firewall6 has no single "${reject}"`);
+        w.hosts[e.host].firewall6 = fw.replace(reject, `-A INPUT -s ${e.remote}/128 -p ${protocol} -j ACCEPT\n${reject}`);
+    }
+    const flow: Flow =
+        mode === "ipip6"
+            ? { name: "doolittle -> 10.0.2.1:22 (calculon's alias) over IPv6", from: "doolittle", to: "10.0.2.1", port: 22, through: "ip6tnl1" }
+            : {
+                  name: "doolittle fd00:0:0:1::1 -> fd00:0:0:2::1 (calculon's alias) over IPv6, ping -6",
+                  from: "doolittle",
+                  to: "fd00:0:0:2::1",
+                  port: 0,
+                  ping6From: "fd00:0:0:1::1",
+                  through: "ip6tnl1",
+              };
+    return {
+        world: { ...w, name: `toy6-${mode}` },
+        stackFile: path.join(root, `stacks/Pulumi.toy-${mode}.yaml`),
+        flows: [flow],
+        firewallModes: ["owned", "none"],
+        extra: (ctx) => ip6tnlChecks(ctx, mode, protocol, flow),
+    };
+}
+
+/**
+ * What the toy-ipip6 and toy-ip6ip6 stacks make on both ends: ip6tnl1 an ip6tnl device of the
+ * pair's mode without the encapsulation limit option, between the IPv6 underlay addresses,
+ * its MTU (auto) the underlay's less 40; nothing of IPv6 on mgmt0. With the owned firewall:
+ * the rules naming the tunnel's next header in ip6tables are the pair's two and the world's
+ * one, and the pair's alone admit the tunnel. The probe fails with the next header dropped in
+ * ip6tables on calculon, naming it, and passes after; the doctor finds nothing wrong.
+ */
+async function ip6tnlChecks(ctx: Context, mode: "ipip6" | "ip6ip6", protocol: number, flow: Flow): Promise<void> {
+    const stack = `toy-${mode}`;
+    const owned = (await ctx.sh("doolittle", `grep -c '^own chain filter6 ' /var/lib/tunnelpair/${stack}/toy/manifest || true`)).trim() !== "0";
+    const prefix = chainPrefix(stack, "toy");
+    // (ip6tables -S names 4 "ipencap" and 41 "ipv6", as /etc/protocols does)
+    const name = protocol === 4 ? "(ipencap|4)" : "(ipv6|41)";
+    for (const e of toy6Ends) {
+        const link = (await ctx.sh(e.host, "ip -d -o link show dev ip6tnl1")).trim();
+        ctx.check(
+            `${e.host}'s ip6tnl1 is an ip6tnl device of mode ${mode} from ${e.local} to ${e.remote}, encaplimit none (ip -d link)`,
+            / link\/tunnel6 /.test(link) && new RegExp(`\\sip6tnl ${mode} remote ${e.remote} local ${e.local} hoplimit inherit encaplimit none `).test(link),
+            link,
+        );
+        const [under, mtu] = (await ctx.sh(e.host, "cat /sys/class/net/eth0/mtu /sys/class/net/ip6tnl1/mtu")).trim().split("\n").map(Number);
+        ctx.check(`${e.host}'s ip6tnl1 MTU is auto: its ${under}-byte underlay - 40 (${mtu})`, mtu === under - 40);
+        const mgmt = (await ctx.sh(e.host, "ip -6 -o addr show dev mgmt0")).trim();
+        ctx.check(`${e.host}: mgmt0 has no IPv6 address (nothing of IPv6 reaches the TAP)`, mgmt === "", mgmt);
+        if (!owned) continue;
+        const v6 = (await ctx.sh(e.host, "ip6tables -S")).split("\n");
+        const rules = v6.filter((l) => new RegExp(`^-A .* -p ${name} `).test(l));
+        ctx.check(
+            `${e.host}: the ip6tables rules naming next header ${protocol} are the pair's two (in from ${e.remote}, out to it) and the world's own`,
+            rules.length === 3 &&
+                rules.some((l) => new RegExp(`^-A ${prefix}-IN6 -s ${e.remote}/128 -d ${e.local}/128 -p ${name} -j ACCEPT$`).test(l)) &&
+                rules.some((l) => new RegExp(`^-A ${prefix}-OUT6 -s ${e.local}/128 -d ${e.remote}/128 -p ${name} -j ACCEPT$`).test(l)),
+            rules.join("\n"),
+        );
+    }
+    if (owned) {
+        // the tunnel rejected right after the pair's jump (INPUT's first rule), before the
+        // world's own rule for it: the pair's chain admits the tunnel by itself
+        await ctx.sh("calculon", `ip6tables -I INPUT 2 -p ${protocol} -j REJECT`);
+        const alone = await ctx.probe(flow);
+        await ctx.sh("calculon", `ip6tables -D INPUT -p ${protocol} -j REJECT`);
+        ctx.check(`calculon rejecting next header ${protocol} after the pair's jump: the flow answers by the pair's rule alone`, alone.ok, alone.detail);
+    }
+    const verify = [...ctx.state.resources.values()].find((r) => r.name === "toy-verify")!;
+    const probe = () => labExec(verify.inputs.connection as never, verify.inputs.create as string);
+    await ctx.sh("calculon", `ip6tables -I INPUT -p ${protocol} -j DROP`);
+    const dropped = await probe();
+    await ctx.sh("calculon", `ip6tables -D INPUT -p ${protocol} -j DROP`);
+    ctx.check(
+        `verify with next header ${protocol} dropped on calculon: fails, names doolittle, calculon and protocol ${protocol}`,
+        dropped.code !== 0 &&
+            new RegExp(
+                `\\[tunnelpair:${stack}\\/toy@doolittle\\]: error: verification failed: 5 probes left ip6tnl1 on doolittle .* none came back: calculon does not answer .*protocol ${protocol} `,
+            ).test(dropped.stderr),
+        dropped.stderr,
+    );
+    const again = await probe();
+    ctx.check(
+        "verify after: verified through ip6tnl1, 1460-byte packets",
+        again.code === 0 && /: verified: calculon answers at \S+ through ip6tnl1 \(probe 1 of 5\); 1460-byte packets pass/.test(again.stdout),
+        again.stdout + again.stderr,
+    );
+    if (owned) {
+        const sf = readStackFile(path.join(root, `stacks/Pulumi.${stack}.yaml`));
+        const { model } = loadConfig(overlayConnections(sf, ctx.lab), { credentials: "supplied" });
+        const report = await runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
+        ctx.check(`the doctor finds nothing wrong with the ${mode} pair`, report.ok, JSON.stringify(report.hosts, null, 1));
+    }
 }
 
 /**

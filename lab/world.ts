@@ -3,6 +3,7 @@
 // rendered into plain data files that the lab kernel's init scripts read. Pure apart from
 // loadWorld's file read: no kernel, no processes.
 import * as fs from "fs";
+import { isIPv6 } from "net";
 import * as path from "path";
 import { parse } from "yaml";
 
@@ -12,7 +13,11 @@ export const mgmt = { prefix: "198.18.0", hostAddress: "198.18.0.1", cidr: "198.
 export interface Interface {
     /** The L2 segment (a bridge in the lab kernel) this interface is plugged into. */
     segment: string;
-    /** IPv4 addresses with prefix, e.g. 130.88.198.58/16; the first one is the primary. */
+    /**
+     * Addresses with prefix: IPv4's, e.g. 130.88.198.58/16 (the first one is the primary),
+     * and in a world with `ipv6: true` IPv6's too, e.g. 2001:db8:88::58/64 (added without
+     * duplicate address detection, so that they are usable at once).
+     */
     addresses: string[];
     /** MTU of the interface (and of its bridge port); default: the kernel's 1500. */
     mtu?: number;
@@ -28,12 +33,14 @@ export interface Host {
     /** For management: false hosts: the host to use as SSH jump host (ProxyJump). */
     jump?: string;
     interfaces: Record<string, Interface>;
-    /** `ip route add` arguments, in order, e.g. "default via 130.88.198.250". */
+    /** `ip route add` arguments, in order, e.g. "default via 130.88.198.250"; IPv6's (with a ":") need `ipv6: true`. */
     routes: string[];
     /** sysctl key -> value, written inside the host's namespaces in order, after the routes. */
     sysctls: Record<string, string>;
     /** iptables-restore input applied last (legacy backend inside the lab). */
     firewall?: string;
+    /** ip6tables-restore input applied after it (legacy backend); needs `ipv6: true`. */
+    firewall6?: string;
 }
 
 export interface World {
@@ -73,6 +80,12 @@ const sysctlValuePattern = /^[A-Za-z0-9 _.:-]*$/;
 const maxHosts = 244; // management addresses 198.18.0.11 to .254
 
 const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+
+/** Whether `text` is an IPv6 address with a prefix, "x:x::x/n". */
+export function isCidr6(text: string): boolean {
+    const m = /^([0-9A-Fa-f:.]+)\/(\d{1,3})$/.exec(text);
+    return !!m && isIPv6(m[1]) && Number(m[2]) <= 128;
+}
 
 /** Whether `text` is "a.b.c.d/n". */
 export function isCidr(text: string): boolean {
@@ -136,7 +149,7 @@ export function validateWorld(doc: unknown, file: string, defaultName: string): 
     const addressOwner = new Map<string, string>();
     for (const [name, raw] of Object.entries(rawHosts)) {
         const at = `hosts.${name}`;
-        const h = object(raw, at, ["description", "management", "jump", "interfaces", "routes", "sysctls", "firewall"]) ?? {};
+        const h = object(raw, at, ["description", "management", "jump", "interfaces", "routes", "sysctls", "firewall", "firewall6"]) ?? {};
         optString(h.description, `${at}.description`);
         const management = h.management ?? true;
         if (typeof management !== "boolean") fail(`${at}.management`, `${show(management)} is not true or false`);
@@ -159,7 +172,11 @@ export function validateWorld(doc: unknown, file: string, defaultName: string): 
             const checked: string[] = [];
             (Array.isArray(addresses) ? addresses : []).forEach((a: unknown, n: number) => {
                 const aat = `${iat}.addresses[${n}]`;
-                if (typeof a !== "string" || !isCidr(a)) return fail(aat, `${show(a)} is not an IPv4 address with prefix (a.b.c.d/0-32)`);
+                if (typeof a === "string" && isCidr6(a)) {
+                    if (!world.ipv6) return fail(aat, `${show(a)} is IPv6: a world with IPv6 addresses sets ipv6: true`);
+                } else if (typeof a !== "string" || !isCidr(a)) {
+                    return fail(aat, `${show(a)} is not an IPv4 address with prefix (a.b.c.d/0-32)${world.ipv6 ? " or an IPv6 one (x:x::x/0-128)" : ""}`);
+                }
                 const bare = a.split("/")[0];
                 const other = addressOwner.get(bare);
                 if (other) fail(aat, `${show(a)}: address already used by ${other}`);
@@ -178,6 +195,7 @@ export function validateWorld(doc: unknown, file: string, defaultName: string): 
             if (typeof r !== "string" || !routePattern.test(r)) {
                 return fail(`${at}.routes[${n}]`, `${show(r)} is not "ip route add" arguments (letters, digits, space . / : _ -)`);
             }
+            if (r.includes(":") && !world.ipv6) return fail(`${at}.routes[${n}]`, `${show(r)} is IPv6's: a world with IPv6 routes sets ipv6: true`);
             host.routes.push(r.trim().replace(/\s+/g, " "));
         });
 
@@ -196,6 +214,12 @@ export function validateWorld(doc: unknown, file: string, defaultName: string): 
         host.firewall = optString(h.firewall, `${at}.firewall`);
         if (host.firewall !== undefined && !/^\s*\*(filter|nat|mangle|raw)\s*$/m.test(host.firewall)) {
             fail(`${at}.firewall`, "is not iptables-restore input (no *filter/*nat/*mangle/*raw table line)");
+        }
+        host.firewall6 = optString(h.firewall6, `${at}.firewall6`);
+        if (host.firewall6 !== undefined) {
+            if (!world.ipv6) fail(`${at}.firewall6`, "ip6tables rules need a world with ipv6: true");
+            else if (!/^\s*\*(filter|nat|mangle|raw)\s*$/m.test(host.firewall6))
+                fail(`${at}.firewall6`, "is not ip6tables-restore input (no *filter/*nat/*mangle/*raw table line)");
         }
         world.hosts[name] = host;
     }
@@ -275,21 +299,27 @@ export function renderWorld(world: World): Record<string, string> {
             ["etc", "root", "var", "run"].map((d) => `ovl-${d} /${d} overlay lowerdir=/${d},upperdir=${ns}/${d}/u,workdir=${ns}/${d}/w 0 0\n`).join("") +
             `tmp-${name} /tmp tmpfs mode=1777,size=64m 0 0\nnetns-${name} /run/netns tmpfs mode=755,size=64k 0 0\nhide /ns tmpfs ro,size=4k 0 0\n`;
         const ip = ["link set lo up"];
+        // IPv6's addresses and routes in a file of their own, which host.sh sends after the
+        // sysctls: IPv6 is off on every device until they enable it
+        const ip6: string[] = [];
         const mgmtIp = mgmtAddress(world, name);
         if (mgmtIp) ip.push("link set mgmt0 up", `addr add ${mgmtIp}/24 dev mgmt0`);
         for (const [ifname, i] of Object.entries(host.interfaces)) {
             ip.push(`link set ${ifname} up`);
-            for (const a of i.addresses) ip.push(`addr add ${a} dev ${ifname}`);
+            for (const a of i.addresses) (a.includes(":") ? ip6 : ip).push(`addr add ${a} dev ${ifname}${a.includes(":") ? " nodad" : ""}`);
         }
-        for (const r of host.routes) ip.push(`route add ${r}`);
+        for (const r of host.routes) (r.includes(":") ? ip6 : ip).push(`route add ${r}`);
         files[`${name}.ip`] = ip.join("\n") + "\n";
+        if (ip6.length > 0) files[`${name}.ip6`] = ip6.join("\n") + "\n";
         // "key value" lines with the key as a /proc/sys path; host.sh writes them with a shell builtin.
         // An IPv6 world's first: IPv6 on lo, the host's interfaces and the devices made later (not mgmt0).
         const ipv6 = world.ipv6
             ? ["default", "lo", ...Object.keys(host.interfaces)].map((d): [string, string] => [`net.ipv6.conf.${d}.disable_ipv6`, "0"])
             : [];
         files[`${name}.sysctl`] = [...ipv6, ...Object.entries(host.sysctls)].map(([k, v]) => `${k.replace(/\./g, "/")} ${v}\n`).join("");
-        if (host.firewall !== undefined) files[`${name}.fw`] = host.firewall.endsWith("\n") ? host.firewall : host.firewall + "\n";
+        const text = (t: string) => (t.endsWith("\n") ? t : t + "\n");
+        if (host.firewall !== undefined) files[`${name}.fw`] = text(host.firewall);
+        if (host.firewall6 !== undefined) files[`${name}.fw6`] = text(host.firewall6);
     });
     return files;
 }

@@ -439,8 +439,116 @@ rtt min/avg/max/mdev = 0.9/1.1/1.4/0.2 ms
         ["no route into the tunnel", ["fd00:0:0:2::/64 dev sit1 metric 1024 pref medium\n", ""], "routes: no route fd00:0:0:2::/64 dev sit1"],
         ["the tunnel address gone", ["inet6 fd00:0:0:1::2/64 ", "inet6 fd00:0:0:1::3/64 "], "routes: fd00:0:0:1::2/64 is not on sit1"],
         ["a gre device of that name", ["link/sit 130.88.198.58", "link/gre 130.88.198.58"], "device: sit1 is not a sit device"],
+        [
+            "a sit device of ip's default mode any (it takes IPIP too)",
+            ["sit ip6ip remote", "sit any remote"],
+            "device: sit1: mode is any, the pair needs ip6ip",
+        ],
         ["an MTU of GRE's overhead (24)", ["mtu 1480 qdisc", "mtu 1476 qdisc"], "mtu: sit1 mtu 1476, the pair needs 1480"],
     ])("%s", (_what, change, expected) => {
         expect(failingWith(sitFacts, change)).toEqual([expect.stringContaining(expected)]);
+    });
+});
+
+describe("the diagnosis of an ip6ip6 pair (issue 15): IPv6 inside and outside", () => {
+    // doolittle of stacks/Pulumi.toy-ip6ip6.yaml, healthy: ip6tnl1 (mode ip6ip6, encaplimit
+    // none), next header 41 from the peer's IPv6 address and the inner rules in ip6tables
+    const p = "TP-" + createHash("sha256").update("toy-ip6ip6/toy").digest("hex").slice(0, 8);
+    const facts = `@@ ipip
+available
+@@ module ip6_tunnel
+loaded
+@@ sysctl
+net/ipv4/ip_forward 0
+net/ipv4/conf/all/rp_filter 1
+net/ipv4/conf/ip6tnl1/rp_filter 0
+net/ipv4/conf/ip6tnl1/forwarding 0
+net/ipv6/conf/all/forwarding 1
+@@ routes
+default via 130.88.198.250 dev eth0
+130.88.0.0/16 dev eth0 proto kernel scope link src 130.88.198.58
+@@ routes6
+2001:db8:88::/64 dev eth0 proto kernel metric 256 pref medium
+fd00:0:0:2::/64 dev ip6tnl1 metric 1024 pref medium
+fe80::/64 dev eth0 proto kernel metric 256 pref medium
+@@ iptables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+COMMIT
+@@ ip6tables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:${p}-IN6 - [0:0]
+:${p}-OUT6 - [0:0]
+:${p}-SRC6 - [0:0]
+-A INPUT -m comment --comment "tunnelpair:toy-ip6ip6/toy" -j ${p}-IN6
+-A INPUT -j REJECT --reject-with icmp6-adm-prohibited
+-A OUTPUT -m comment --comment "tunnelpair:toy-ip6ip6/toy" -j ${p}-OUT6
+-A ${p}-IN6 -s 2001:db8:88::129/128 -d 2001:db8:88::58/128 -p ipv6 -j ACCEPT
+-A ${p}-IN6 -i ip6tnl1 -j ${p}-SRC6
+-A ${p}-IN6 -s fd00:0:0:2::2/128 -d fd00:0:0:1::2/128 -i ip6tnl1 -p ipv6-icmp -j ACCEPT
+-A ${p}-OUT6 -s 2001:db8:88::58/128 -d 2001:db8:88::129/128 -p ipv6 -j ACCEPT
+-A ${p}-SRC6 -s fd00:0:0:2::/64 -j RETURN
+-A ${p}-SRC6 -j DROP
+COMMIT
+@@ link ip6tnl1
+7: ip6tnl1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1460 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/tunnel6 2001:db8:88::58 peer 2001:db8:88::129 promiscuity 0 allmulti 0 minmtu 68 maxmtu 65407 \\    ip6tnl ip6ip6 remote 2001:db8:88::129 local 2001:db8:88::58 hoplimit inherit encaplimit none tclass 0x00 flowlabel 0x00000 (flowinfo 0x00000000) addrgenmode eui64
+@@ alias ip6tnl1
+tunnelpair:toy-ip6ip6/toy
+@@ addrs ip6tnl1
+@@ addrs6 ip6tnl1
+7: ip6tnl1    inet6 fd00:0:0:1::2/64 scope global noprefixroute \\       valid_lft forever preferred_lft forever
+@@ stats ip6tnl1
+tx_errors 0
+collisions 0
+tx_packets 12
+rx_packets 12
+@@ route-get 2001:db8:88::129
+2001:db8:88::129 from :: dev eth0 proto kernel src 2001:db8:88::58 metric 256 pref medium
+devmtu 1500
+@@ route-get fd00:0:0:2::2
+fd00:0:0:2::2 from :: dev ip6tnl1 proto static src fd00:0:0:1::2 metric 1024 pref medium
+devmtu 1460
+@@ manifest toy-ip6ip6/toy
+own tunnel ip6tnl1 ip6ip6 2001:db8:88::58 2001:db8:88::129 inherit -
+@@ probe fd00:0:0:1::2>fd00:0:0:2::2
+3 packets transmitted, 3 received, 0% packet loss, time 604ms
+rtt min/avg/max/mdev = 0.9/1.1/1.4/0.2 ms
+`;
+    const { model, duties, run, failing } = diagnosis("toy-ip6ip6");
+
+    it("reads ip6tables for an IPv6 underlay, and finds a healthy ip6ip6 host healthy", () => {
+        expect(factRequest(model, duties)).toMatchObject({ modules: ["ip6_tunnel"], ipv6: true });
+        // (ipip6 carries IPv4, but its underlay's rules are in ip6tables: read too)
+        const ipip6 = stackModel("toy-ipip6");
+        expect(factRequest(ipip6, dutiesByHost(ipip6).get("doolittle")!)).toMatchObject({ ipv6: true });
+        expect(failing(facts)).toEqual([]);
+        const found = run(facts);
+        expect(found.find((f) => f.item === "device")!.detail).toBe("ip6tnl1: ip6ip6 local 2001:db8:88::58 remote 2001:db8:88::129 ttl inherit, up");
+        expect(found.find((f) => f.item === "mtu")!.detail).toBe("ip6tnl1 mtu 1460 (auto: the route to 2001:db8:88::129 has 1500, less 40)");
+        expect(found.filter((f) => f.item === "firewall").map((f) => f.detail)).toEqual([
+            expect.stringMatching(/^INPUT accepts protocol 41 from the peer 2001:db8:88::129 \(-A TP-\w+-IN6 -s 2001:db8:88::129\/128 /),
+            expect.stringMatching(/^OUTPUT accepts protocol 41 to the peer 2001:db8:88::129 /),
+            expect.stringMatching(/^INPUT accepts the probe's ICMPv6 from fd00:0:0:2::2 on ip6tnl1 /),
+        ]);
+    });
+    it.each([
+        [
+            "next header 41 dropped by ip6tables",
+            ["-d 2001:db8:88::58/128 -p ipv6 -j ACCEPT", "-d 2001:db8:88::58/128 -p ipv6 -j DROP"],
+            "firewall: INPUT drops protocol 41 from the peer 2001:db8:88::129",
+        ],
+        ["the kernel's encapsulation limit", ["encaplimit none", "encaplimit 4"], "device: ip6tnl1: encaplimit is 4, the pair needs none"],
+        ["an ipip6 device", ["ip6tnl ip6ip6 remote", "ip6tnl ipip6 remote"], "device: ip6tnl1: mode is ipip6, the pair needs ip6ip6"],
+        ["another hop limit", ["hoplimit inherit", "hoplimit 64"], "device: ip6tnl1: ttl is 64, the pair needs inherit"],
+        ["a sit device of that name", ["link/tunnel6 2001", "link/sit 2001"], "device: ip6tnl1 is not an ip6tnl device"],
+    ])("%s", (_what, [from, to], expected) => {
+        expect(facts).toContain(from);
+        expect(failing(facts.replace(from, to))).toEqual([expect.stringContaining(expected)]);
     });
 });

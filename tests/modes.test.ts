@@ -42,7 +42,17 @@ describe("the tunnel kind reads a device as ip -d link prints it", () => {
         ],
         ["an ipip6 device without the encapsulation limit", ip6tnl("encaplimit none"), "ipip6 2001:db8:ffff::58 2001:db8:ffff::129 inherit -|none"],
         ["an ipip6 device with the kernel's default limit", ip6tnl("encaplimit 4"), "ipip6 2001:db8:ffff::58 2001:db8:ffff::129 inherit -|4"],
-        ["a sit device", gre.replace("link/gre", "link/sit").replace(" gre remote", " sit remote"), "sit 130.88.198.58 130.88.196.129 inherit 42|none"],
+        [
+            "a sit device of mode ip6ip",
+            gre.replace("link/gre", "link/sit").replace(" gre remote", " sit ip6ip remote"),
+            "sit 130.88.198.58 130.88.196.129 inherit 42|none",
+        ],
+        // (an ip that prints no mode: the device is not known to take protocol 41 only)
+        [
+            "a sit device whose mode ip does not print",
+            gre.replace("link/gre", "link/sit").replace(" gre remote", " sit remote"),
+            "sit 130.88.198.58 130.88.196.129 inherit 42|mode-unknown",
+        ],
     ])("%s", (_name, link, want) => {
         expect(run('tunnel_desc gre1; printf "%s|%s" "$_tp" "$_enc"', link)).toBe(want);
     });
@@ -112,19 +122,20 @@ describe("the tunnel kind's commands", () => {
     });
 });
 
-// Mode sit's runtime (components/runtime/ipv6.sh), with the same stubs: the IPv6 read, the
-// sit device's mode, the tables of ip6tables, IPv6's forwarding and what writing it rewrites.
-describe("the ipv6 part of a SIT pair's script", () => {
+// Mode sit's runtime (IPv6 in base.sh, objects.sh, hostwide.sh; the sit device in modes.sh),
+// with the same stubs: the IPv6 read, the sit device's mode, the tables of ip6tables, IPv6's
+// forwarding and what writing it rewrites.
+describe("the IPv6 functions of a SIT pair's script", () => {
     const sm = stackModel("toy-sit");
     const sitScript = renderConverge(planEndpoint(sm, sm.pairs[0], "a"));
     const sit = (mode: string) =>
         `5: sit1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/sit 130.88.198.58 peer 130.88.196.129 promiscuity 0 allmulti 0 minmtu 1280 maxmtu 65555 \\    sit ${mode} remote 130.88.196.129 local 130.88.198.58 ttl inherit pmtudisc addrgenmode eui64 \\    alias tunnelpair:toy-sit/toy`;
-    /** As run(), with the SIT script and `ip -6 -o -batch -` printing `v6` (addresses, then routes). */
+    /** As run(), with the SIT script and `ip -6 -o -force -batch -` printing `v6` (addresses, then routes). */
     const runSit = (probe: string, link = "", v6 = "") => {
         const state = fs.mkdtempSync(path.join(dir, "state-"));
         fs.writeFileSync(path.join(state, "ip6.out"), v6);
         const stubs = [
-            `ip() { case "$*" in "-d -o link show dev "*) printf '%s\\n' ${JSON.stringify(link)} ;; "-6 -o -batch -") cat >/dev/null; cat ${state}/ip6.out ;; *) echo "ip $*" ;; esac; }`,
+            `ip() { case "$*" in "-d -o link show dev "*) printf '%s\\n' ${JSON.stringify(link)} ;; "-6 -o -force -batch -") cat >/dev/null; cat ${state}/ip6.out ;; *) echo "ip $*" ;; esac; }`,
             `STATE=${state}`,
         ].join("\n");
         return execFileSync("sh", ["-c", `${sitScript.replace(/\nmain "\$@"\n$/, "\n")}${stubs}\n${probe}`], { encoding: "utf8", stdio: "pipe" });
@@ -214,5 +225,66 @@ describe("the ipv6 part of a SIT pair's script", () => {
         expect(v6.split(" ").sort()).toEqual(expected6.sort());
         expect(v4.split(" ")[0]).toBe("net/ipv4/conf/all/accept_redirects");
         expect(v4.split(" ")).toContain("net/ipv4/conf/all/forwarding");
+    });
+});
+
+// The IPv6 underlay of modes ipip6 and ip6ip6 (stacks/Pulumi.toy-ip6ip6.yaml): the underlay
+// address and the route to the peer are read by `ip -6`, the device is an ip6tnl one.
+describe("an IPv6 underlay's reads and device", () => {
+    const um = stackModel("toy-ip6ip6");
+    const script6 = renderConverge(planEndpoint(um, um.pairs[0], "a"));
+    /** The ip6ip6 script's definitions, then `probe`; `ip -N -o -force -batch -` records its input in $STATE/ipN.in and prints $STATE/ipN.out. */
+    const run6 = (probe: string, out: { 4?: string; 6?: string } = {}) => {
+        const state = fs.mkdtempSync(path.join(dir, "state-"));
+        for (const f of [4, 6] as const) fs.writeFileSync(path.join(state, `ip${f}.out`), out[f] ?? "");
+        const stubs = [
+            `ip() { case "$*" in "-4 -o -force -batch -" | "-6 -o -force -batch -") cat >"${state}/ip\${1#-}.in"; cat "${state}/ip\${1#-}.out" ;; *) echo "ip $*" ;; esac; }`,
+            `modprobe() { echo "modprobe $*"; }`,
+            `STATE=${state}`,
+        ].join("\n");
+        const stdout = execFileSync("sh", ["-c", `${script6.replace(/\nmain "\$@"\n$/, "\n")}${stubs}\n${probe}`], { encoding: "utf8", stdio: "pipe" });
+        const input = (f: 4 | 6) => (fs.existsSync(path.join(state, `ip${f}.in`)) ? fs.readFileSync(path.join(state, `ip${f}.in`), "utf8") : undefined);
+        return { stdout, in4: input(4), in6: input(6) };
+    };
+    const v6 = [
+        "2001:db8:88::129 from :: dev eth0 proto kernel src 2001:db8:88::58 metric 256 mtu 1400 pref medium",
+        "2: eth0    inet6 2001:db8:88::58/64 scope global \\       valid_lft forever preferred_lft forever",
+        "2001:db8:88::/64 dev eth0 proto kernel metric 256 pref medium",
+        "",
+    ].join("\n");
+
+    it("asks ip -6 for the route to an IPv6 peer, ip -4 for an IPv4 one: each family's peers in its own read", () => {
+        const r = run6("AUTO_PEERS='130.88.196.129 2001:db8:88::129'; load_ip; load_ip6; printf '%s|' \"$PEER_ROUTES6\"", { 6: v6 });
+        expect(r.in4).toBe("route get 130.88.196.129\naddr show\nroute show table main\n");
+        expect(r.in6).toBe("route get 2001:db8:88::129\naddr show\nroute show table main\n");
+        expect(r.stdout).toBe(`${v6.split("\n")[0]}\n|`);
+    });
+
+    it("finds the IPv6 underlay address on the host, reading nothing of IPv4", () => {
+        const r = run6('for a in 2001:db8:88::58 2001:db8:88::59; do if has_local_address $a; then echo yes; else echo no; fi; done; printf %s "$IP_READ"', {
+            6: v6,
+        });
+        expect(r.stdout).toBe("yes\nno\n0");
+        expect(r.in4).toBeUndefined();
+    });
+
+    it("auto MTU: the route to the IPv6 peer's MTU less 40; no route: the peer named", () => {
+        const r = run6('preflight_tunmtu ip6tnl1 auto 2001:db8:88::129 40; resolve_tunmtu auto 2001:db8:88::129 40; printf %s "$_mtu_v"', { 6: v6 });
+        expect(r.stdout).toBe("1360");
+        expect(() => run6("AUTO_PEERS=2001:db8:88::129; resolve_tunmtu auto 2001:db8:88::129 40", { 6: v6.split("\n").slice(1).join("\n") })).toThrow(
+            /no route to the peer 2001:db8:88::129/,
+        );
+    });
+
+    it("makes an ip6tnl device of the pair's mode without the encapsulation limit, loading ip6_tunnel first", () => {
+        const r = run6(
+            'dev_exists() { false; }; add_tunnel ip6tnl1 ip6ip6 2001:db8:88::58 2001:db8:88::129 inherit -; printf "%s" "$IPQ_CMDS"; cat "$STATE/journal"',
+        );
+        expect(r.stdout.split("\n").filter((l) => l !== "modprobe ip6_tunnel")).toEqual([
+            "link add name ip6tnl1 type ip6tnl mode ip6ip6 local 2001:db8:88::58 remote 2001:db8:88::129 ttl inherit encaplimit none",
+            "link set dev ip6tnl1 alias tunnelpair:toy-ip6ip6/toy",
+            "del newlink ip6tnl1",
+            "",
+        ]);
     });
 });

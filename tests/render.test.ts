@@ -39,7 +39,7 @@ function scripts(): [string, string][] {
 }
 
 /** The example stacks of the modes beyond ipip (issue #15), one per mode rendered so far. */
-const modeStacks = ["toy-gre", "toy-sit"];
+const modeStacks = ["toy-gre", "toy-sit", "toy-ipip6", "toy-ip6ip6"];
 
 function verifyScript(): string {
     const m = toyModel();
@@ -168,15 +168,8 @@ describe("the scripts of the other modes", () => {
         }
     });
 
-    it("only a pair that carries IPv6 (sit) has the ipv6 part: ipip's and gre's scripts are as before", () => {
-        const part = "# --- IPv6 where the tunnel carries it (mode sit, issue #15)";
-        const sit = stackModel("toy-sit");
-        for (const m of [toyModel(), stackModel("toy-gre"), sit]) {
-            for (const side of ["a", "b"] as const) {
-                const plan = planEndpoint(m, m.pairs[0], side);
-                for (const s of [renderConverge(plan), renderRemove(plan)]) expect(s.includes(part)).toBe(m === sit);
-            }
-        }
+    it("no script holds SC2317's exemption: no function of the runtime is defined twice, so none is unreachable", () => {
+        for (const [, s] of scripts()) expect(s).not.toContain("SC2317");
     });
 
     it("SIT: the device, the MTU less 20, protocol 41 in iptables only, the IPv6 rules and forwarding in ip6tables' tables", () => {
@@ -211,6 +204,46 @@ describe("the scripts of the other modes", () => {
         expect(v).toContain("FLOOR=1280");
         expect(v).toContain('ip -6 -o route get "$TO"');
         expect(v).not.toMatch(/ping -n|ip -4 /);
+    });
+
+    it("ip6ip6: the ip6tnl device between the IPv6 underlay addresses, the MTU less 40, next header 41 from the peer only, all in ip6tables", () => {
+        const m = stackModel("toy-ip6ip6");
+        const s = renderConverge(planEndpoint(m, m.pairs[0], "a"));
+        const p = "TP-" + /TP-([0-9a-f]{8})-IN6 /.exec(s)![1];
+        expect(s).toContain("tunnel ip6tnl1 ip6ip6 2001:db8:88::58 2001:db8:88::129 inherit -\n");
+        expect(s).toContain("tunmtu ip6tnl1 auto 2001:db8:88::129 40\n");
+        expect(s).toContain("sysctl net/ipv6/conf/all/forwarding 1\n");
+        // underlay and overlay of one family share the IN6 and OUT6 chains, the underlay's rule first
+        expect(s).toContain(
+            `${p}-IN6) _rules='-A ${p}-IN6 -s 2001:db8:88::129/128 -d 2001:db8:88::58/128 -p 41 -j ACCEPT\n-A ${p}-IN6 -i ip6tnl1 -j ${p}-SRC6\n`,
+        );
+        expect(s).toContain(`${p}-OUT6) _rules='-A ${p}-OUT6 -s 2001:db8:88::58/128 -d 2001:db8:88::129/128 -p 41 -j ACCEPT\n`);
+        expect(s).toContain(`-A ${p}-IN6 -i ip6tnl1 -s fd00:0:0:2::2/128 -d fd00:0:0:1::2/128 -p ipv6-icmp -j ACCEPT`);
+        expect(s).not.toMatch(/^(chain|jump) (filter|mangle|nat) /m);
+        const v = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+        expect(v).toContain("$((mtu + 40))-byte packets (the MTU and ip6ip6's 40 bytes)");
+        expect(v).toContain("its firewall admitting protocol 41 from $LOCAL");
+        expect(v).toContain('ping -6 -n -q -c 1 -W 1 -I "$FROM" "$TO"');
+    });
+
+    it("ipip6: next header 4 from the peer in ip6tables chains of their own; what the tunnel carries in iptables, as the toy's", () => {
+        const m = stackModel("toy-ipip6");
+        const s = renderConverge(planEndpoint(m, m.pairs[0], "a"));
+        const p = "TP-" + /TP-([0-9a-f]{8})-IN6 /.exec(s)![1];
+        expect(s).toContain("tunnel ip6tnl1 ipip6 2001:db8:88::58 2001:db8:88::129 inherit -\n");
+        expect(s).toContain("tunmtu ip6tnl1 auto 2001:db8:88::129 40\n");
+        expect(s).toContain("sysctl net/ipv4/ip_forward 1\n");
+        expect(s).toContain(`${p}-IN6) _rules='-A ${p}-IN6 -s 2001:db8:88::129/128 -d 2001:db8:88::58/128 -p 4 -j ACCEPT\n' ;;`);
+        expect(s).toContain(`${p}-OUT6) _rules='-A ${p}-OUT6 -s 2001:db8:88::58/128 -d 2001:db8:88::129/128 -p 4 -j ACCEPT\n' ;;`);
+        expect(s).toContain(`${p}-IN) _rules='-A ${p}-IN -i ip6tnl1 -j ${p}-SRC\n-A ${p}-IN -i ip6tnl1 -s 10.0.2.2/32 -d 10.0.1.2/32 -p icmp -j ACCEPT\n' ;;`);
+        for (const l of ["chain filter6 ${p}-IN6", "chain filter6 ${p}-OUT6", "chain filter ${p}-SRC", "chain filter ${p}-FWD", "chain mangle ${p}-MSS"])
+            expect(s).toContain(l.replace("${p}", p) + "\n");
+        expect(s).toContain("addr 10.0.1.1/24 eth0 eth0:0 noprefixroute\n");
+        const v = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+        expect(v).toContain("$((mtu + 40))-byte packets (the MTU and ipip6's 40 bytes)");
+        expect(v).toContain("its firewall admitting protocol 4 from $LOCAL");
+        expect(v).toContain('ping -n -q -c 1 -W 1 -I "$FROM" "$TO"');
+        expect(v).not.toContain("ping -6");
     });
 
     it("GRE: the device with its key, the MTU less 28, protocol 47 admitted from the peer only", () => {

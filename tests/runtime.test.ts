@@ -3,9 +3,11 @@
 // section in the runtime fails here, not on a host. The scripts are only defined, never run.
 import { execFileSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
-import { HostObject, HostPlan, objectLine } from "../components/plan";
-import { renderApply, runtimeParts } from "../components/render";
+import { HostObject, HostPlan, objectLine, planEndpoint } from "../components/plan";
+import { renderApply, renderConverge, renderRemove, runtimeParts } from "../components/render";
+import { stackModel } from "./support/toy";
 
 // One or more objects of every kind: the type makes the table exhaustive (a new kind in
 // HostObject without an entry here does not compile), and each variant of a kind's line.
@@ -94,5 +96,194 @@ describe("the runtime's object kinds", () => {
 
     it("puts together every part in components/runtime", () => {
         expect(fs.readdirSync(runtimeDir).sort()).toEqual(runtimeParts.map((p) => `${p}.sh`).sort());
+    });
+});
+
+// Each function of the runtime is defined in one part: a part that redefined another's (as
+// ipv6.sh did) would leave two texts of one function, one of them dead.
+describe("the runtime's functions", () => {
+    it("are each defined once, in one part", () => {
+        const where = new Map<string, string[]>();
+        for (const p of runtimeParts) {
+            const text = fs.readFileSync(path.join(runtimeDir, `${p}.sh`), "utf8");
+            for (const m of text.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)\(\)/gm)) where.set(m[1], [...(where.get(m[1]) ?? []), p]);
+        }
+        expect(where.size).toBeGreaterThan(100);
+        expect([...where].filter(([, ps]) => ps.length > 1)).toEqual([]);
+    });
+});
+
+/**
+ * Every program a converge and a destroy of `plan` start, run by dash with a PATH of stubs only:
+ * `ip`, the xtables programs, flock and modprobe print the host's state from files of the test
+ * (`files(after)`: before the apply, or after it for the destroy) and record their calls; the
+ * coreutils the runtime uses are recorded and then run. sysctls are files of the test too: the
+ * run touches nothing of this machine but its own scratch directory.
+ */
+function programsStarted(plan: HostPlan, files: (after: boolean) => Record<string, string>): { apply: string[]; remove: string[] } {
+    const t = fs.mkdtempSync(path.join(os.tmpdir(), "tunnelpair-programs-"));
+    try {
+        const bin = path.join(t, "bin");
+        fs.mkdirSync(bin);
+        const cat = "/bin/cat";
+        const stub = (name: string, body: string) =>
+            fs.writeFileSync(path.join(bin, name), `#!/bin/sh\necho "${name} $*" >>${t}/log\n${body}\n`, { mode: 0o755 });
+        stub(
+            "ip",
+            [
+                'case "$*" in',
+                `    "-4 -o -force -batch -") ${cat} >/dev/null; ${cat} ${t}/ip4 ;;`,
+                `    "-6 -o -force -batch -") ${cat} >/dev/null; ${cat} ${t}/ip6 ;;`,
+                `    *"-batch -") ${cat} >/dev/null ;;`,
+                '    "-d -o link show "*) exit 1 ;;',
+                "esac",
+            ].join("\n"),
+        );
+        for (const fam of ["", "6"]) {
+            stub(`ip${fam}tables-save`, `${cat} ${t}/save${fam || "4"}`);
+            stub(`ip${fam}tables-restore`, `${cat} >/dev/null`);
+            stub(`ip${fam}tables`, "");
+        }
+        for (const p of ["flock", "modprobe"]) stub(p, "");
+        for (const p of ["cat", "head", "mkdir", "mv", "rm", "rmdir", "tr", "ln", "chmod"]) {
+            const real = execFileSync("sh", ["-c", `command -v ${p}`], { encoding: "utf8" }).trim();
+            stub(p, `exec ${real} "$@"`);
+        }
+        for (const [k, v] of Object.entries({ "net/ipv4/ip_forward": "0", "net/ipv6/conf/all/forwarding": "0" })) {
+            fs.mkdirSync(path.dirname(path.join(t, "proc", k)), { recursive: true });
+            fs.writeFileSync(path.join(t, "proc", k), `${v}\n`);
+        }
+        const run = (script: string, entry: string, after: boolean): string[] => {
+            for (const [f, text] of Object.entries(files(after))) fs.writeFileSync(path.join(t, f), text);
+            fs.writeFileSync(path.join(t, "log"), "");
+            const probe = [
+                `ROOT=${t}/root; STATE=$ROOT/${plan.stack}/${plan.pair}; HOSTSTATE=$ROOT/.host`,
+                `sysctl_read() { read_first "${t}/proc/$1"; }`,
+                `sysctl_write() { printf '%s\\n' "$2" >"${t}/proc/$1"; }`,
+                `PATH=${bin}`,
+                entry,
+            ].join("\n");
+            execFileSync("dash", ["-c", `${script}\n${probe}`], { encoding: "utf8", stdio: "pipe" });
+            return fs
+                .readFileSync(path.join(t, "log"), "utf8")
+                .split("\n")
+                .filter((l) => l !== "" && !l.startsWith("modprobe ")) // (only where this machine lacks the module)
+                .map((l) => l.split(t).join("T").trimEnd());
+        };
+        const converge = renderConverge(plan);
+        const remove = renderRemove(plan);
+        expect(converge.endsWith('\nmain "$@"\n') && remove.endsWith("\nremove\n")).toBe(true);
+        return {
+            apply: run(converge.slice(0, -'main "$@"\n'.length), "main", false),
+            remove: run(remove.slice(0, -"remove\n".length), "remove", true),
+        };
+    } finally {
+        fs.rmSync(t, { recursive: true, force: true });
+    }
+}
+
+/** The host's state as ip and the *-save programs print it, before a pair's apply and after it. */
+function hostState(plan: HostPlan, after: boolean): Record<string, string> {
+    const addr = (i: number, dev: string, cidr: string, label = dev) =>
+        `${i}: ${dev}    ${cidr.includes(":") ? "inet6" : "inet"} ${cidr} scope global ${label}\\       valid_lft forever preferred_lft forever`;
+    const ip: Record<4 | 6, string[]> = {
+        4: [
+            "130.88.196.129 dev eth0 src 130.88.198.58 uid 0 \\    cache mtu 1500 ",
+            addr(1, "lo", "127.0.0.1/8"),
+            addr(2, "eth0", "130.88.198.58/16"),
+            "130.88.0.0/16 dev eth0 proto kernel scope link src 130.88.198.58",
+        ],
+        // (the IPv6 underlay of stacks/Pulumi.toy-ip6ip6.yaml and -ipip6: the route to the peer first)
+        6: [
+            "2001:db8:88::129 from :: dev eth0 proto kernel src 2001:db8:88::58 metric 256 pref medium",
+            addr(1, "lo", "::1/128"),
+            addr(2, "eth0", "2001:db8:88::58/64"),
+            "2001:db8:88::/64 dev eth0 proto kernel metric 256 pref medium",
+        ],
+    };
+    const tables: Record<string, string[]> = { filter: [], mangle: [], filter6: [], mangle6: [] };
+    if (after)
+        for (const o of plan.objects) {
+            const fam = (s: string) => (s.includes(":") ? 6 : 4);
+            if (o.kind === "addr") ip[fam(o.cidr)].splice(1, 0, addr(5, o.dev, o.cidr, o.label ?? o.dev));
+            if (o.kind === "route" && "dev" in o) ip[fam(o.dest)].push(`${o.dest} dev ${o.dev} scope link`);
+            if (o.kind === "chain") tables[o.table].push(`:${o.name} - [0:0]`, ...o.rules);
+            if (o.kind === "jump") tables[o.table].push(`-A ${o.from} -m comment --comment "${plan.tag}" -j ${o.chain}`);
+        }
+    const save = (fam: "" | "6") =>
+        ["filter", "mangle"]
+            .map((t) => [`*${t}`, ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ...tables[`${t}${fam}`], "COMMIT"].join("\n"))
+            .join("\n");
+    return { ip4: ip[4].join("\n") + "\n", ip6: ip[6].join("\n") + "\n", save4: save(""), save6: save("6") };
+}
+
+describe("the programs a run starts", () => {
+    const plan = (stack: string) => {
+        const m = stackModel(stack, (c) => (c.pairs.toy.persist = "none"));
+        return planEndpoint(m, m.pairs[0], "a");
+    };
+    const v6 = /^(ip -6 |ip6tables)/;
+
+    it("an IPv4 pair (the toy, ipip) starts no IPv6 program, on apply or destroy: only ip -4, iptables-save and -restore", () => {
+        const p = plan("toy");
+        const { apply, remove } = programsStarted(p, (after) => hostState(p, after));
+        const state = `T/root/${p.stack}/${p.pair}`;
+        const fwd = "T/root/.host/sysctl/net/ipv4/ip_forward";
+        expect(apply).toEqual([
+            "flock -w 60 9",
+            "ip -4 -o -force -batch -",
+            `mkdir -p ${state}/chains ${fwd}/holders`,
+            "iptables-save",
+            "iptables-restore -w 10 --noflush",
+            "iptables-save",
+            `mv ${fwd}/orig.new ${fwd}/orig`,
+            "ip -batch -",
+            `mv ${state}/manifest.new ${state}/manifest`,
+        ]);
+        expect(remove).toEqual([
+            "flock -w 60 9",
+            `head -n 999999999 ${state}/manifest /dev/null`,
+            "ip -4 -o -force -batch -",
+            "ip -force -batch -",
+            `cat ${fwd}/orig`,
+            `rm -rf ${fwd}`,
+            "iptables-save",
+            "iptables-restore -w 10 --noflush",
+            `rm -rf ${state}`,
+            `rmdir T/root/.host/sysctl/net/ipv4 T/root/.host/sysctl/net T/root/.host/sysctl T/root/.host T/root ${state.replace(/\/[^/]*$/, "")} T/root`,
+        ]);
+        expect([...apply, ...remove].filter((l) => v6.test(l))).toEqual([]);
+    });
+
+    it("a gre pair starts no IPv6 program either", () => {
+        const p = plan("toy-gre");
+        const { apply, remove } = programsStarted(p, (after) => hostState(p, after));
+        expect(apply).toContain("iptables-restore -w 10 --noflush");
+        expect([...apply, ...remove].filter((l) => v6.test(l))).toEqual([]);
+    });
+
+    it.each(["toy-ip6ip6", "toy-ipip6"])("%s (an IPv6 underlay) reads IPv6's state and writes ip6tables; iptables only where it carries IPv4", (stack) => {
+        const p = plan(stack);
+        const { apply, remove } = programsStarted(p, (after) => hostState(p, after));
+        const v4 = stack === "toy-ipip6";
+        // (the underlay address and the route to the peer, IPv6's, read before anything changes)
+        expect(apply).toContain("ip -6 -o -force -batch -");
+        for (const run of [apply, remove]) {
+            expect(run).toContain("ip6tables-restore -w 10 --noflush");
+            expect(run.includes("iptables-restore -w 10 --noflush")).toBe(v4);
+        }
+        // (the IPv4 read: ipip6's addresses and routes are IPv4's; ip6ip6 has nothing of IPv4)
+        expect(apply.includes("ip -4 -o -force -batch -")).toBe(v4);
+    });
+
+    it("a SIT pair reads and writes IPv6's state with the IPv6 programs (the stubs see them: the checks above can fail)", () => {
+        const p = plan("toy-sit");
+        const { apply, remove } = programsStarted(p, (after) => hostState(p, after));
+        for (const run of [apply, remove]) {
+            expect(run).toContain("ip -6 -o -force -batch -");
+            expect(run).toContain("ip6tables-save");
+            expect(run).toContain("ip6tables-restore -w 10 --noflush");
+            expect(run).toContain("iptables-restore -w 10 --noflush");
+        }
     });
 });

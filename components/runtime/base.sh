@@ -1,10 +1,18 @@
-# tunnelpair runtime: the constant part of every script, in five parts that render.ts puts
+# tunnelpair runtime: the constant part of every script, in parts that render.ts puts
 # together in this order: base.sh (globals, helpers, the host's live state, the two batches),
 # state.sh (the pair's state directory, journal, rollback, lock), objects.sh (the objects a
 # pair owns, one section per kind), hostwide.sh (the reference-counted host-wide values and
-# their kinds), main.sh (preflight, apply, remove). render.ts puts the pair's values
-# (HOST TAG STACK PAIR ROOT STATE DESIRED) and chain_rules() in front of them, and a call to
-# apply or remove after them. POSIX sh and `local`: dash, bash, busybox ash.
+# their kinds), units.sh (the systemd units), modes.sh (the tunnel modes beyond ipip: only in
+# the scripts of pairs of those modes), main.sh (preflight, apply, remove). Each function is
+# defined once, in one part. render.ts puts the pair's values (HOST TAG STACK PAIR ROOT STATE
+# DESIRED) and chain_rules() in front of them, and a call to main or remove after them.
+# POSIX sh and `local`: dash, bash, busybox ash.
+#
+# Both families: an object's address says its family (IPv6's hold a ":"), and only that
+# family's state is read: IPv4's with `ip -4` (load_ip), IPv6's with `ip -6` (load_ip6); the
+# tables filter6 and mangle6 are ip6tables' filter and mangle, read with ip6tables-save and
+# written with ip6tables and ip6tables-restore. A pair with no IPv6 object (every ipip and gre
+# pair) never starts an IPv6 program.
 #
 # A pair owns objects, one per line, "kind args...", e.g. "route 10.0.2.0/24 dev tunl1".
 # apply:  removes the objects of the previous apply that are no longer desired, brings about
@@ -60,7 +68,14 @@ run() {   # runs a command (stdin and stdout its own); its failure fails the ste
     { e=$("$@" 2>&1 >&3); } 3>&1 || die "$* failed: $e"
 }
 
-ipt() { iptables -w "$IPT_WAIT" "$@"; }
+ipt() {   # [-t TABLE] args: TABLE filter6 or mangle6 goes to ip6tables as filter or mangle
+    if [ "${1-}" = -t ]; then
+        case "$2" in
+            *6) local t="${2%6}"; shift 2; ip6tables -w "$IPT_WAIT" -t "$t" "$@"; return ;;
+        esac
+    fi
+    iptables -w "$IPT_WAIT" "$@"
+}
 # dash's read returns 1 on /proc and /sys files although it has read the value: trust the value.
 read_first() { _v=; read -r _v <"$1" || [ -n "$_v" ]; }   # -> $_v
 sysctl_read() { read_first "/proc/sys/$1"; }   # -> $_v
@@ -76,74 +91,86 @@ member() { case "$NL$2$NL" in *"$NL$1$NL"*) return 0 ;; esac; return 1; }
 slurp() { [ -e "$1" ] || return 1; _c=$(cat "$1") || return 1; _c=${_c:+$_c$NL}; }
 
 # --- live state, read once, dropped after a change --------------------------------------
-# One `ip` reads, one per line: first the route to each peer whose tunnel MTU is "auto"
-# (into PEER_ROUTES, "PEER ..."; a peer without a route has no line: -force reads on), then
-# the addresses (into ADDRS: the lines "N: DEV ...") and the routes (into ROUTES: the lines
-# after the first address; a route never begins with a number and ": "). Its complaints
-# (into IP_ERRORS) are told apart by their words; only the peers' may fail.
+# One `ip` per family reads, one per line: first the route to each peer of that family whose
+# tunnel MTU is "auto" (into PEER_ROUTES, "PEER ..."; a peer without a route has no line: -force
+# reads on), then the addresses (into ADDRS: the lines "N: DEV ...") and the routes (into
+# ROUTES: the lines after the first address; a route never begins with a number and ": "). Its
+# complaints (into IP_ERRORS) are told apart by their words; only the peers' may fail. IPv4's
+# (load_ip, `ip -4`) into those names, IPv6's (load_ip6, `ip -6`) into the same names with a 6:
+# each only when something of its family is asked about.
 AUTO_PEERS=; IP_READ=0; PEER_ROUTES=; ADDRS=; ROUTES=; IP_ERRORS=
-load_ip() {
-    [ "$IP_READ" = 0 ] || return 0
-    local q='' n=0 p='' all='' seen=0 l=''
-    for p in $AUTO_PEERS; do q="${q}route get $p$NL"; n=$((n + 1)); done
-    all=$(ip -4 -o -force -batch - 2>&1 <<EOF
+IP6_READ=0; PEER_ROUTES6=; ADDRS6=; ROUTES6=; IP_ERRORS6=
+load_ip() { [ "$IP_READ" = 0 ] || return 0; ip_read 4 ""; IP_READ=1; }
+load_ip6() { [ "$IP6_READ" = 0 ] || return 0; ip_read 6 6; IP6_READ=1; }
+ip_read() {   # family suffix: into PEER_ROUTES<suffix>, ADDRS<suffix>, ROUTES<suffix>, IP_ERRORS<suffix>
+    local q='' n=0 p='' all='' seen=0 l='' peers='' addrs='' routes='' errors=''
+    for p in $AUTO_PEERS; do
+        case "$p" in *:*) [ "$1" = 6 ] || continue ;; *) [ "$1" = 4 ] || continue ;; esac
+        q="${q}route get $p$NL"; n=$((n + 1))
+    done
+    all=$(ip -"$1" -o -force -batch - 2>&1 <<EOF
 ${q}addr show
 route show table main
 EOF
     ) || true
-    PEER_ROUTES=; ADDRS=; ROUTES=; IP_ERRORS=; IFS=$NL
+    IFS=$NL
     for l in $all; do
         IFS=$WS
         case "$l" in
             "Command failed -:"*)
-                [ "${l##*:}" -le "$n" ] || die "ip addr show / ip route show failed: ${IP_ERRORS%"$NL"}"
+                [ "${l##*:}" -le "$n" ] || die "ip${2:+ -6} addr show / ip${2:+ -6} route show failed: ${errors%"$NL"}"
                 continue ;;
-            "RTNETLINK answers: "* | "Error: "*) IP_ERRORS=$IP_ERRORS$l$NL; continue ;;
+            "RTNETLINK answers: "* | "Error: "*) errors=$errors$l$NL; continue ;;
         esac
         case "${l%%": "*}" in
             *[!0-9]* | "")
-                if [ "$seen" = 1 ]; then ROUTES=$ROUTES$l$NL
+                if [ "$seen" = 1 ]; then routes=$routes$l$NL
                 else   # `ip route get` puts a type first for some (local, broadcast ...)
                     case "$l" in local\ * | broadcast\ * | multicast\ * | anycast\ * | unicast\ *) l=${l#* } ;; esac
-                    PEER_ROUTES=$PEER_ROUTES$l$NL
+                    peers=$peers$l$NL
                 fi ;;
-            *) seen=1; ADDRS=$ADDRS$l$NL ;;
+            *) seen=1; addrs=$addrs$l$NL ;;
         esac
     done
-    IFS=$WS; IP_READ=1
+    IFS=$WS
+    eval "PEER_ROUTES$2=\$peers; ADDRS$2=\$addrs; ROUTES$2=\$routes; IP_ERRORS$2=\$errors"
 }
-ip_changed() { IP_READ=0; }
-# Every table the kernel has, in one iptables-save, kept per table in SAVE_<table> until a
+ip_changed() { IP_READ=0; IP6_READ=0; }
+# Every table the kernel has, in one *-save per family (read only when one of its tables is
+# asked for), kept per table in SAVE_<table> (SAVE_filter6, SAVE_mangle6: ip6tables') until a
 # change. Without -t it reads only the tables that exist: reading one by name makes the kernel
 # create it, and it stays (as an empty table). A table the kernel does not have reads empty.
-TABLES_READ=0; _s=
-load_table() {   # table -> $_s
-    if [ "$TABLES_READ" = 0 ]; then
-        local all='' t='' cur='' sec='' line=''
-        all=$(iptables-save) || die "iptables-save failed"
-        for t in filter nat mangle raw security; do eval "SAVE_$t="; done
-        IFS=$NL
-        for line in $all; do
-            IFS=$WS
-            case "$line" in
-                "*"*) cur=${line#"*"}; sec= ;;
-                COMMIT) case "$cur" in filter | nat | mangle | raw | security) eval "SAVE_$cur=\$sec" ;; esac; cur= ;;
-                "#"*) ;;
-                *) sec=$sec$line$NL ;;
-            esac
-        done
+TABLES_READ=0; TABLES6_READ=0; _s=
+xt_read() {   # program suffix: every table the program prints, into SAVE_<table><suffix>
+    local all='' t='' cur='' sec='' line=''
+    all=$($1) || die "$1 failed"
+    for t in filter nat mangle raw security; do eval "SAVE_$t$2="; done
+    IFS=$NL
+    for line in $all; do
         IFS=$WS
-        TABLES_READ=1
-    fi
+        case "$line" in
+            "*"*) cur=${line#"*"}; sec= ;;
+            COMMIT) case "$cur" in filter | nat | mangle | raw | security) eval "SAVE_$cur$2=\$sec" ;; esac; cur= ;;
+            "#"*) ;;
+            *) sec=$sec$line$NL ;;
+        esac
+    done
+    IFS=$WS
+}
+load_table() {   # table -> $_s
+    case "$1" in
+        *6) if [ "$TABLES6_READ" = 0 ]; then xt_read ip6tables-save 6; TABLES6_READ=1; fi ;;
+        *) if [ "$TABLES_READ" = 0 ]; then xt_read iptables-save ""; TABLES_READ=1; fi ;;
+    esac
     eval "_s=\$SAVE_$1"
 }
-tables_changed() { TABLES_READ=0; }
+tables_changed() { TABLES_READ=0; TABLES6_READ=0; }
 
-has_local_address() {   # address: configured on any interface
-    load_ip
-    local want="$1" l=''
+has_local_address() {   # address: configured on any interface (in the addresses of its family)
+    local want="$1" addrs='' l=''
+    case "$1" in *:*) load_ip6; addrs=$ADDRS6 ;; *) load_ip; addrs=$ADDRS ;; esac
     IFS=$NL
-    for l in $ADDRS; do
+    for l in $addrs; do
         IFS=$WS
         # shellcheck disable=SC2086 # split into words on purpose
         set -- $l
@@ -151,11 +178,15 @@ has_local_address() {   # address: configured on any interface
     done
     IFS=$WS; return 1
 }
-route_key() { case "$1" in 0.0.0.0/0) _k=default ;; */32) _k=${1%/32} ;; *) _k=$1 ;; esac; }   # -> $_k
-has_route() {   # dest dev|via X
-    load_ip
+route_key() {   # -> $_k: a route's destination as ip prints it
+    # (IPv6's first: an IPv6 /32, a site's allocation, keeps its prefix; only /128 is a host's)
+    case "$1" in 0.0.0.0/0 | ::/0) _k=default ;; *:*/128) _k=${1%/128} ;; *:*) _k=$1 ;; */32) _k=${1%/32} ;; *) _k=$1 ;; esac
+}
+has_route() {   # dest dev|via X: in the routes of the destination's family
+    local routes=''
+    case "$1" in *:*) load_ip6; routes=$ROUTES6 ;; *) load_ip; routes=$ROUTES ;; esac
     route_key "$1"
-    case "$NL$ROUTES" in *"$NL$_k $2 $3$NL"* | *"$NL$_k $2 $3 "*) return 0 ;; esac
+    case "$NL$routes" in *"$NL$_k $2 $3$NL"* | *"$NL$_k $2 $3 "*) return 0 ;; esac
     return 1
 }
 has_default() { load_ip; case "$NL$ROUTES" in *"${NL}default "*) return 0 ;; esac; return 1; }
@@ -240,18 +271,27 @@ queue() {   # table decl|rules lines
     esac
     eval "PENDING_$1_$2=\$PENDING_$1_$2\$3\$NL"
 }
-flush_queue() {
+flush_queue() {   # each family's tables in one restore of its own program
     [ -n "$QUEUED_TABLES" ] || return 0
-    local in='' t='' q=''
+    local in4='' in6='' t='' q=''
     for t in $QUEUED_TABLES; do
-        eval "in=\$in'*'\$t\$NL\$PENDING_${t}_decl\$PENDING_${t}_rules"
-        in=${in}COMMIT$NL
+        case "$t" in
+            *6) eval "in6=\$in6'*'\${t%6}\$NL\$PENDING_${t}_decl\$PENDING_${t}_rules"; in6=${in6}COMMIT$NL ;;
+            *) eval "in4=\$in4'*'\$t\$NL\$PENDING_${t}_decl\$PENDING_${t}_rules"; in4=${in4}COMMIT$NL ;;
+        esac
     done
-    # (each table commits at its COMMIT: if a later one is refused, the rollback undoes the
-    # earlier, whose undo is journaled like the rest)
-    run iptables-restore -w "$IPT_WAIT" --noflush <<EOF
-$in
+    # (each table commits at its COMMIT, IPv4's first: if a later one is refused, the rollback
+    # undoes the earlier, whose undo is journaled like the rest)
+    if [ -n "$in4" ]; then
+        run iptables-restore -w "$IPT_WAIT" --noflush <<EOF
+$in4
 EOF
+    fi
+    if [ -n "$in6" ]; then
+        run ip6tables-restore -w "$IPT_WAIT" --noflush <<EOF
+$in6
+EOF
+    fi
     tables_changed
     for q in $QUEUED_CHAINS; do chain_live "${q%%:*}" "${q#*:}"; printf '%s' "$_live" >"$STATE/chains/${q#*:}.live"; done
     QUEUED_TABLES=; QUEUED_CHAINS=

@@ -67,16 +67,21 @@ release() {   # kind args: this pair lets go of the value (del_K)
 
 # --- sysctl: a host-wide sysctl, the key in /proc/sys form: "sysctl KEY VALUE" ---------------
 kind sysctl -
-# Writing ip_forward rewrites other sysctls (every conf.*.forwarding, conf.all.accept_redirects):
-# they are saved with it and restored after it.
+# Writing ip_forward rewrites other sysctls (every conf.*.forwarding, conf.all.accept_redirects),
+# and writing IPv6's conf.all.forwarding every IPv6 conf.*.forwarding (and with it whether each
+# interface takes router advertisements): they are saved with it and restored after it.
 sysctl_companions() {   # key -> $_comp
-    local f=''
+    local f='' fam=''
     _comp=
-    [ "$1" = net/ipv4/ip_forward ] || return 0
-    _comp=net/ipv4/conf/all/accept_redirects
+    case "$1" in
+        net/ipv4/ip_forward) fam=ipv4; _comp=net/ipv4/conf/all/accept_redirects ;;
+        net/ipv6/conf/all/forwarding) fam=ipv6 ;;
+        *) return 0 ;;
+    esac
     set +f
-    for f in /proc/sys/net/ipv4/conf/*/forwarding; do _comp="$_comp ${f#/proc/sys/}"; done
+    for f in /proc/sys/net/"$fam"/conf/*/forwarding; do [ "${f#/proc/sys/}" = "$1" ] || _comp="$_comp ${f#/proc/sys/}"; done
     set -f
+    _comp=${_comp# }
 }
 dir_sysctl() { _sd=$HOSTSTATE/sysctl/$1; }
 save_sysctl() {   # the key first, then its companions: "KEY VALUE" a line
@@ -181,7 +186,7 @@ restore_fwopen() {
     e=$(iptables-restore -w "$IPT_WAIT" "$1/orig" 2>&1) || _bad="$_bad; the firewall saved in $1/orig ($e)"
     tables_changed
 }
-preflight_fwopen() { need_iptables; dir_fwopen; need_dir; }
+preflight_fwopen() { need_xtables filter; dir_fwopen; need_dir; }
 present_fwopen() { holds fwopen && fw_is_open; }
 fw_is_open() {   # every policy ACCEPT, no rule but a pair's (a reload or reboot brings the firewall back)
     local t='' line=''

@@ -1,8 +1,8 @@
 # --- the tunnel modes beyond ipip (issue #15) ------------------------------------------------
-# render.ts puts this part only into the scripts of a pair whose mode is not ipip, so that an
-# ipip pair's scripts stay as they were, byte for byte: a changed script is an update of every
-# deployed pair's Commands. For the same reason its kinds are new ones (tunnel, tunmtu), beside
-# ipip's link and mtu, calling their helpers rather than changing them.
+# render.ts puts this part only into the scripts of a pair whose mode is not ipip: an ipip
+# pair's script neither carries nor parses it. Its kinds are new ones (tunnel, tunmtu), beside
+# ipip's link and mtu, calling their helpers rather than changing them (they were added so that
+# ipip pairs' deployed Commands stayed as they were).
 # (A pair switched back to ipip meets "unknown object kind 'tunnel'" in its manifest and
 # changes nothing: destroy it first, or give the ipip pair another name.)
 
@@ -18,9 +18,12 @@ quad_int() {   # a.b.c.d -> $_v: the 32-bit number ip prints a GRE key as
 # "mode local remote ttl key" of a device as `ip -d link` reports them, into $_tp: the mode
 # gre, sit, ipip6, ip6ip6 (or ipip, other); the hop limit of ip6tnl as its ttl ("inherit": 0);
 # the key in decimal, "-" for none, "IN/OUT" where they differ. $_enc: "none" unless an
-# ip6tnl device sends the encapsulation limit option (8 bytes more than its MTU allows for).
+# ip6tnl device sends the encapsulation limit option (8 bytes more than its MTU allows for),
+# or a sit device is of a mode other than ip6ip ("mode-any": `ip link add type sit` alone
+# makes one of mode any, which decapsulates IPv4 in IPv4, protocol 4, from its remote too):
+# such a device reads as not present, and the next run sets it in place.
 tunnel_desc() {   # -> $_tp, $_enc
-    local d='' m='' l='' r='' t='' ik=- ok=- v=''
+    local d='' m='' l='' r='' t='' ik=- ok=- v='' sp=''
     _tp=; _enc=none
     d=$(ip -d -o link show dev "$1") || return 1
     case "$d" in
@@ -41,17 +44,22 @@ tunnel_desc() {   # -> $_tp, $_enc
             okey) quad_int "$2"; ok=$_v ;;
             encaplimit) v=$2 ;;
             ipip6 | ip6ip6) if [ "$m" = ip6tnl ]; then m=$1; fi ;;
+            sit) if [ "$m" = sit ]; then case "$2" in ip6ip | ipip | mplsip | any) sp=$2 ;; esac; fi ;;   # "sit ip6ip remote ...": its mode
         esac
         shift
     done
     if [ "$ik" != "$ok" ]; then ik=$ik/$ok; fi
-    case "$m" in ipip6 | ip6ip6) _enc=${v:-default} ;; esac
+    case "$m" in
+        ipip6 | ip6ip6) _enc=${v:-default} ;;
+        sit) [ "$sp" = ip6ip ] || _enc=mode-${sp:-unknown} ;;
+    esac
     _tp="$m $l $r $t $ik"
 }
 tunnel_args() {   # mode local remote ttl key -> $_ta: what `ip link add|set ... type` takes
     _ta=
     case "$1" in
-        gre | sit) _ta="$1 local $2 remote $3 ttl $4" ;;
+        gre) _ta="gre local $2 remote $3 ttl $4" ;;
+        sit) _ta="sit mode ip6ip local $2 remote $3 ttl $4" ;;   # (protocol 41 only: see tunnel_desc)
         # (the encapsulation limit option would add 8 bytes to each packet: the overhead is 40)
         ipip6 | ip6ip6) _ta="ip6tnl mode $1 local $2 remote $3 ttl $4 encaplimit none" ;;
         *) die "unknown tunnel mode '$1'" ;;

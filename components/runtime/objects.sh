@@ -88,10 +88,13 @@ mtu_auto_peers() {
 }
 resolve_mtu() {   # value peer -> $_mtu_v: "auto" is the MTU of the route to the peer - 20
     if [ "$1" != auto ]; then _mtu_v=$1; return 0; fi
-    load_ip
-    local route='' dev='' mtu=''
-    case "$NL$PEER_ROUTES" in *"$NL$2 "*) ;; *) die "no route to the peer $2${IP_ERRORS:+ (ip: ${IP_ERRORS%"$NL"})}" ;; esac
-    route=$NL$PEER_ROUTES; route=${route#*"$NL$2 "}; route=${route%%"$NL"*}
+    local route='' errors='' dev='' mtu=''
+    case "$2" in
+        *:*) load_ip6; route=$PEER_ROUTES6; errors=$IP_ERRORS6 ;;
+        *) load_ip; route=$PEER_ROUTES; errors=$IP_ERRORS ;;
+    esac
+    case "$NL$route" in *"$NL$2 "*) ;; *) die "no route to the peer $2${errors:+ (ip: ${errors%"$NL"})}" ;; esac
+    route=$NL$route; route=${route#*"$NL$2 "}; route=${route%%"$NL"*}
     # shellcheck disable=SC2086 # split into words on purpose
     set -- $route
     while [ $# -gt 1 ]; do case "$1" in dev) dev=$2 ;; mtu) mtu=$2 ;; esac; shift; done
@@ -130,16 +133,16 @@ del_devsysctl() { :; }   # goes with the device
 
 # --- addr: an address: "addr CIDR DEV LABEL|- prefixroute|noprefixroute [PEER]" --------------
 kind addr ip adopt
-has_addr() {    # cidr dev [peer]: ip prints a point-to-point address "inet A peer B/32"
-    load_ip
-    local want="$1" dev="$2" peer="${3-}" l=''
+has_addr() {    # cidr dev [peer]: in the addresses of its family; ip prints a point-to-point address "inet A peer B/32"
+    local want="$1" dev="$2" peer="${3-}" fam=inet addrs='' l=''
+    case "$1" in *:*) load_ip6; fam=inet6; addrs=$ADDRS6 ;; *) load_ip; addrs=$ADDRS ;; esac
     [ -z "$peer" ] || want=${1%/32}
     IFS=$NL
-    for l in $ADDRS; do
+    for l in $addrs; do
         IFS=$WS
         # shellcheck disable=SC2086 # split into words on purpose
         set -- $l
-        if [ $# -lt 5 ] || [ "$2" != "$dev" ] || [ "$3" != inet ] || [ "$4" != "$want" ]; then continue; fi
+        if [ $# -lt 5 ] || [ "$2" != "$dev" ] || [ "$3" != "$fam" ] || [ "$4" != "$want" ]; then continue; fi
         if [ -n "$peer" ]; then
             if [ "$5 ${6-}" = "peer $peer" ]; then return 0; fi
         elif [ "$5" != peer ]; then return 0; fi
@@ -170,18 +173,20 @@ del_route() { has_route "$@" || return 0; ipq route del "$@"; }
 
 # --- chain: a chain the pair owns, rebuilt atomically with iptables-restore --noflush --------
 # "chain TABLE NAME"; its rules come from chain_rules (render.ts). $STATE/chains keeps the
-# rules as built (NAME.rules) and as the kernel printed them after (NAME.live).
+# rules as built (NAME.rules) and as the kernel printed them after (NAME.live). TABLE filter6
+# or mangle6: ip6tables' (base.sh).
 kind chain ipt
-IPT_CHECKED=0
-need_iptables() {
-    [ "$IPT_CHECKED" = 0 ] || return 0
-    local p=''
-    for p in iptables iptables-save iptables-restore; do
+XT_CHECKED=   # the xtables families whose programs are there: iptables, ip6tables
+need_xtables() {   # table: the programs of its family (filter6, mangle6: ip6tables'), checked once
+    local x=iptables p=''
+    case "$1" in *6) x=ip6tables ;; esac
+    case " $XT_CHECKED " in *" $x "*) return 0 ;; esac
+    for p in "$x" "$x-save" "$x-restore"; do
         command -v "$p" >/dev/null 2>&1 || die "'$p' is required for the firewall rules"
     done
-    IPT_CHECKED=1
+    XT_CHECKED="$XT_CHECKED $x"
 }
-preflight_chain() { need_iptables; }
+preflight_chain() { need_xtables "$1"; }
 files_chain() { _f="$_f$NL$STATE/chains/$2.rules$NL$STATE/chains/$2.live"; }
 present_chain() {   # ours, as we built it, and nobody has edited it since
     chain_rules "$2"
@@ -210,9 +215,11 @@ add_chain() {
     QUEUED_CHAINS="$QUEUED_CHAINS $1:$2"
 }
 chain_restore() {   # table chain rules-file: the undo of add_chain on a chain that was there (at once)
+    local p=iptables-restore t="$1"
+    case "$1" in *6) p=ip6tables-restore; t=${1%6} ;; esac
     slurp "$3" || _c=
-    run iptables-restore -w "$IPT_WAIT" --noflush <<EOF
-*$1
+    run "$p" -w "$IPT_WAIT" --noflush <<EOF
+*$t
 :$2 - [0:0]
 ${_c}COMMIT
 EOF
@@ -241,7 +248,7 @@ has_jump() {    # table from chain
     for line in $_s; do IFS=$WS; case "$line" in "-A $2 "*" -j $3") return 0 ;; esac; done
     IFS=$WS; return 1
 }
-preflight_jump() { need_iptables; }
+preflight_jump() { need_xtables "$1"; }
 present_jump() { has_jump "$@"; }
 add_jump() {
     journal "del jump $*"
