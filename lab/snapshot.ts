@@ -15,9 +15,10 @@ export const snapshotSysctlFiles =
     "         /proc/sys/net/ipv4/conf/*/accept_redirects /proc/sys/net/ipv4/conf/*/src_valid_mark";
 
 /**
- * IPv6's sysctls, compared but not put back at a lab reboot (day2 puts back the IPv4 ones
- * above): forwarding (a SIT pair's net.ipv6.conf.all.forwarding rewrites every conf.*.forwarding),
- * accept_ra (whose effect forwarding changes) and disable_ipv6 (what the world enabled).
+ * IPv6's sysctls, compared, read at boot and put back at a lab reboot in a world with IPv6
+ * (lab/day2.ts): forwarding (a SIT pair's net.ipv6.conf.all.forwarding rewrites every
+ * conf.*.forwarding), accept_ra (whose effect forwarding changes) and disable_ipv6 (what the
+ * world enabled).
  */
 export const snapshotSysctl6Files = "/proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/accept_ra /proc/sys/net/ipv6/conf/*/disable_ipv6";
 
