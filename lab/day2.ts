@@ -5,10 +5,12 @@
 //   directory) and its systemctl is a stub, bind-mounted over the real binary inside that
 //   host's mount namespace, that logs its arguments and changes nothing;
 // - rebootHost: what a boot loses goes back to the world's boot state (links, addresses,
-//   routes, rules, iptables, the snapshot's sysctls); the filesystem stays;
+//   routes, rules, iptables, the snapshot's sysctls; in a world with IPv6, IPv6's too and
+//   ip6tables); the filesystem stays;
 // - runUnit / runTimerService: a unit's ExecStart= run as systemd runs a service (root,
 //   systemd's environment and working directory, stdin /dev/null);
-// - reloadFirewall: every iptables table back to the world's ruleset, as a firewall reload.
+// - reloadFirewall: every iptables table (and, in a world with IPv6, ip6tables table) back to
+//   the world's ruleset, as a firewall reload.
 //
 // Every script here runs on a lab host through lab.exec, never on this machine.
 import * as fs from "fs";
@@ -17,7 +19,7 @@ import { readStackFile } from "../components/stackFile";
 import { destroy, StackState, up } from "../replay/engine";
 import { ExecResult, Lab, startLab } from "./lab";
 import { CheckResult, labExec, probeScript, recordInLab, snapshotAll } from "./scenario";
-import { diffSnapshots, fallbackDevices, Snapshot, snapshotSysctlFiles, unitDir } from "./snapshot";
+import { diffSnapshots, fallbackDevices, Snapshot, snapshotSysctl6Files, snapshotSysctlFiles, unitDir } from "./snapshot";
 import { parseUnitFile, planService } from "./unitfile";
 import { loadWorld, World } from "./world";
 
@@ -139,10 +141,11 @@ export async function systemctlCalls(lab: Lab, host: string, opts: { clear?: boo
 const bootValues = new WeakMap<Lab, Map<string, [string, string][]>>();
 
 /**
- * The boot values of the sysctls the snapshot compares ("net/ipv4/ip_forward" -> "0"), read
- * once per lab and host (later calls return the first reading): call it right after the lab
- * boots, before anything is deployed (a host with /var/lib/tunnelpair is refused).
- * rebootHost puts these back.
+ * The boot values of the sysctls the snapshot compares ("net/ipv4/ip_forward" -> "0"; IPv6's
+ * too, "net/ipv6/conf/eth0/disable_ipv6" -> "0"), read once per lab and host (later calls
+ * return the first reading): call it right after the lab boots, before anything is deployed
+ * (a host with /var/lib/tunnelpair is refused). rebootHost puts these back (IPv6's in a world
+ * with IPv6).
  */
 export async function bootSysctls(lab: Lab, host: string): Promise<Record<string, string>> {
     let perHost = bootValues.get(lab);
@@ -154,7 +157,8 @@ export async function bootSysctls(lab: Lab, host: string): Promise<Record<string
             host,
             `set -u
 if [ -e /var/lib/tunnelpair ]; then echo "/var/lib/tunnelpair exists: something was deployed, these are not boot values" >&2; exit 1; fi
-for f in ${snapshotSysctlFiles}; do read -r v <"$f"; echo "\${f#/proc/sys/} $v"; done`,
+for f in ${snapshotSysctlFiles}; do read -r v <"$f"; echo "\${f#/proc/sys/} $v"; done
+for f in ${snapshotSysctl6Files}; do [ -e "$f" ] || continue; read -r v <"$f"; echo "\${f#/proc/sys/} $v"; done`,
             "reading the boot sysctls",
         );
         values = out
@@ -170,19 +174,21 @@ for f in ${snapshotSysctlFiles}; do read -r v <"$f"; echo "\${f#/proc/sys/} $v";
  * The firewall part of a boot or a reload, as sh: every loaded table (or, with `named`, those
  * the world's ruleset names) reset to empty built-in chains with ACCEPT policies and no
  * others, then the world's ruleset applied as iptables-restore applies it without --noflush.
+ * `family` 6: the same for ip6tables and the world's firewall6.
  */
-function firewallScript(world: World, host: string, tables: "all" | "named"): string {
-    const fw = world.hosts[host].firewall;
+function firewallScript(world: World, host: string, tables: "all" | "named", family: 4 | 6 = 4): string {
+    const fw = family === 4 ? world.hosts[host].firewall : world.hosts[host].firewall6;
+    const [x, loaded, file, what] = family === 4 ? ["iptables", "ip_tables_names", "fw", "firewall"] : ["ip6tables", "ip6_tables_names", "fw6", "firewall6"];
     const named = fw ? [...fw.matchAll(/^\s*\*(\w+)\s*$/gm)].map((m) => m[1]) : [];
     const select = tables === "named" ? `case " ${named.join(" ")} " in *" $t "*) ;; *) continue ;; esac\n    ` : "";
-    return `for t in $(cat /proc/net/ip_tables_names 2>/dev/null); do
-    ${select}echo "*$t"; iptables-save -t "$t" | sed -n 's/^:\\([^ ]*\\) [A-Z][A-Z]* .*/:\\1 ACCEPT [0:0]/p'; echo COMMIT
-done >${labRun}/fw.reset
-[ ! -s ${labRun}/fw.reset ] || iptables-restore <${labRun}/fw.reset
+    return `for t in $(cat /proc/net/${loaded} 2>/dev/null); do
+    ${select}echo "*$t"; ${x}-save -t "$t" | sed -n 's/^:\\([^ ]*\\) [A-Z][A-Z]* .*/:\\1 ACCEPT [0:0]/p'; echo COMMIT
+done >${labRun}/${file}.reset
+[ ! -s ${labRun}/${file}.reset ] || ${x}-restore <${labRun}/${file}.reset
 ${
     fw === undefined
-        ? ": # the world has no firewall: empty ACCEPT chains"
-        : `cat >${labRun}/fw.world <<'TUNNELPAIR_LAB_FW'\n${fw.endsWith("\n") ? fw : fw + "\n"}TUNNELPAIR_LAB_FW\niptables-restore <${labRun}/fw.world`
+        ? `: # the world has no ${what}: empty ACCEPT chains`
+        : `cat >${labRun}/${file}.world <<'TUNNELPAIR_LAB_FW'\n${fw.endsWith("\n") ? fw : fw + "\n"}TUNNELPAIR_LAB_FW\n${x}-restore <${labRun}/${file}.world`
 }`;
 }
 
@@ -234,21 +240,82 @@ cat ${labRun}/${name}.log
  * goes back to the world's firewall; the conntrack table is emptied. Management (mgmt0, its address and routes) is never
  * touched, so SSH to the host survives; output goes to a file meanwhile, so that a host
  * reached through its own interfaces survives too.
+ *
+ * In a world with IPv6, IPv6 too: its policy rules but the kernel's two and its tables but
+ * local and main flushed, its main table flushed but for mgmt0's routes; IPv6 off on every
+ * device (each device's disable_ipv6 written 1, then all's, which rewrites every device's:
+ * their addresses and routes go), then IPv6's sysctls back to their boot values, all's, default's, then each
+ * device's with its disable_ipv6 last, so that each device the world enabled comes up again
+ * with its kernel-made addresses (link-local, lo's ::1) and routes, its forwarding and
+ * accept_ra already as at boot; then the world's IPv6 addresses (nodad, as at boot) and
+ * routes; every ip6tables table back to the world's firewall6. An IPv4 world's script is
+ * what it was before IPv6 was modelled, byte for byte.
  */
 export async function rebootHost(lab: Lab, world: World, host: string): Promise<void> {
     const boot = bootValues.get(lab)?.get(host);
     if (!boot) throw new Error(`rebootHost(${host}): no boot values; call bootSysctls(lab, "${host}") right after the lab boots`);
     const h = world.hosts[host];
     if (!h) throw new Error(`rebootHost: the world has no host ${host}`);
+    const six = world.ipv6 === true;
+    const is6 = (text: string) => text.includes(":");
     const keep = ["lo", ...(h.management ? ["mgmt0"] : []), ...Object.keys(h.interfaces), ...fallbackDevices];
     const batch: string[] = [];
+    const batch6: string[] = [];
     for (const [name, i] of Object.entries(h.interfaces)) {
-        batch.push(`link set dev ${name} mtu ${i.mtu ?? 1500} up`, `addr flush dev ${name}`, ...i.addresses.map((a) => `addr add ${a} dev ${name}`));
+        batch.push(
+            `link set dev ${name} mtu ${i.mtu ?? 1500} up`,
+            `addr flush dev ${name}`,
+            ...i.addresses.filter((a) => !is6(a)).map((a) => `addr add ${a} dev ${name}`),
+        );
+        batch6.push(...i.addresses.filter(is6).map((a) => `addr add ${a} dev ${name} nodad`));
     }
-    batch.push(...h.routes.map((r) => `route add ${r}`));
+    batch.push(...h.routes.filter((r) => !is6(r)).map((r) => `route add ${r}`));
+    batch6.push(...h.routes.filter(is6).map((r) => `route add ${r}`));
+    const write = ([k, v]: [string, string]) => `[ ! -e /proc/sys/${k} ] || printf '%s\\n' ${q(v)} >/proc/sys/${k}`;
     // ip_forward first (it sets every forwarding value), then all and default, then each device
     const rank = (k: string) => (k === "net/ipv4/ip_forward" ? 0 : k.includes("/conf/all/") ? 1 : k.includes("/conf/default/") ? 2 : 3);
-    const sysctls = [...boot].sort((a, b) => rank(a[0]) - rank(b[0])).map(([k, v]) => `[ ! -e /proc/sys/${k} ] || printf '%s\\n' ${q(v)} >/proc/sys/${k}`);
+    const sysctls = boot
+        .filter(([k]) => !k.startsWith("net/ipv6/"))
+        .sort((a, b) => rank(a[0]) - rank(b[0]))
+        .map(write);
+    // IPv6 (after every device's IPv6 is off): all.disable_ipv6 first (it rewrites every
+    // device's), all's others (all.forwarding rewrites every device's), default's, each
+    // device's, each device's disable_ipv6 last (it comes up with the rest already set)
+    const rank6 = (k: string) =>
+        k === "net/ipv6/conf/all/disable_ipv6" ? 0 : k.includes("/conf/all/") ? 1 : k.includes("/conf/default/") ? 2 : k.endsWith("/disable_ipv6") ? 4 : 3;
+    const sysctls6 = boot
+        .filter(([k]) => k.startsWith("net/ipv6/"))
+        .sort((a, b) => rank6(a[0]) - rank6(b[0]))
+        .map(write);
+    const ipv6Part = `
+# IPv6 (the world has it): policy rules other than the kernel's own (local, main), tables other than local and main
+for p in $(ip -6 rule show | sed -n 's/^\\([0-9]*\\):.*/\\1/p'); do
+    case $p in 0 | 32766) ;; *) ip -6 rule del priority "$p" ;; esac
+done
+for t in $(ip -6 route show table all | sed -n 's/.* table \\([^ ]*\\).*/\\1/p' | sort -u); do
+    case $t in local | main) ;; *) ip -6 route flush table "$t" ;; esac
+done
+# the main table (but management)
+{
+    echo "route flush table main"
+    ${h.management ? `ip -6 route show table main dev mgmt0 | sed 's/ *$//; s/^/route add /; s/$/ dev mgmt0/'` : ":"}
+} >${labRun}/boot6.flush
+ip -6 -b ${labRun}/boot6.flush
+# IPv6 off on every device (its addresses and routes go), then its sysctls at their boot values:
+# the devices the world enabled come up again, with their link-local addresses and routes
+for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do
+    case $f in */conf/all/* | */conf/default/*) ;; *) read -r v <"$f"; [ "$v" = 1 ] || echo 1 >"$f" ;; esac
+done
+${sysctls6.join("\n")}${
+        batch6.length === 0
+            ? ""
+            : `
+# the world's IPv6 addresses and routes
+cat >${labRun}/boot6.ip <<'TUNNELPAIR_LAB_IP6'
+${batch6.join("\n")}
+TUNNELPAIR_LAB_IP6
+ip -6 -b ${labRun}/boot6.ip`
+    }`;
     await detachedOutput(
         lab,
         host,
@@ -277,9 +344,9 @@ ip -b ${labRun}/boot.ip
 for a in $(ip -o -4 addr show dev lo | awk '{ print $4 }'); do [ "$a" = 127.0.0.1/8 ] || ip addr del "$a" dev lo; done
 ip -o -4 addr show dev lo | grep -q ' 127\\.0\\.0\\.1/8 ' || ip addr add 127.0.0.1/8 dev lo
 # the sysctls at their boot values
-${sysctls.join("\n")}
+${sysctls.join("\n")}${six ? ipv6Part : ""}
 # the firewall as the boot loads it, and no connection tracked yet
-${firewallScript(world, host, "all")}
+${firewallScript(world, host, "all")}${six ? `\n${firewallScript(world, host, "all", 6)}` : ""}
 ${conntrackFlush}`,
         "reboot",
     );
@@ -290,11 +357,15 @@ ${conntrackFlush}`,
  * world's `firewall`, tables it does not name left with empty ACCEPT chains), as firewalld's
  * reload or a loader that replaces every table does; `tables: "named"` replaces only the
  * tables the world's ruleset names (netfilter-persistent reload: iptables-restore of rules.v4
- * without --noflush). Nothing else is touched.
+ * without --noflush). In a world with IPv6 ip6tables too, the same way, by the world's
+ * firewall6 (firewalld's reload replaces both families; netfilter-persistent's restores
+ * rules.v6 beside rules.v4). Nothing else is touched.
  */
 export async function reloadFirewall(lab: Lab, world: World, host: string, opts: { tables?: "all" | "named" } = {}): Promise<void> {
     if (!world.hosts[host]) throw new Error(`reloadFirewall: the world has no host ${host}`);
-    await detachedOutput(lab, host, "reload", firewallScript(world, host, opts.tables ?? "all"), "firewall reload");
+    const tables = opts.tables ?? "all";
+    const script = firewallScript(world, host, tables) + (world.ipv6 ? `\n${firewallScript(world, host, tables, 6)}` : "");
+    await detachedOutput(lab, host, "reload", script, "firewall reload");
 }
 
 // --- running a unit as systemd would ----------------------------------------------------

@@ -905,6 +905,16 @@ export function ping6Script(from: string, to: string): string {
     return `ping -6 -n -c 1 -W 2 -I ${from} ${to}`;
 }
 
+/** Whether `f` answers now: its ping -6 (ping6From) or its TCP connect, answered by sshd's banner. */
+export async function probeFlow(lab: Lab, f: Flow): Promise<{ ok: boolean; detail: string }> {
+    if (f.ping6From) {
+        const r = await lab.exec(f.from, ping6Script(f.ping6From, f.to));
+        return { ok: r.code === 0 && / 1 received/.test(r.stdout), detail: `exit ${r.code} ${r.stdout}${r.stderr}`.trim() };
+    }
+    const r = await lab.exec(f.from, probeScript(f.to, f.port));
+    return { ok: r.code === 0 && r.stdout.startsWith("SSH-"), detail: `exit ${r.code} ${r.stdout}${r.stderr}`.trim() };
+}
+
 /** A TCP connect with a bounded wait, answered by a real sshd banner. */
 export function probeScript(to: string, port: number): string {
     return `timeout 4 bash -c 'exec 3<>/dev/tcp/${to}/${port} && read -r banner <&3 && echo "$banner"'`;
@@ -1006,14 +1016,7 @@ export async function runScenario(
             if (r.code !== 0) throw new Error(`${host}: ${script}: exit ${r.code}: ${r.stderr}`);
             return r.stdout;
         };
-        const probe = async (f: Flow) => {
-            if (f.ping6From) {
-                const r = await lab.exec(f.from, ping6Script(f.ping6From, f.to));
-                return { ok: r.code === 0 && / 1 received/.test(r.stdout), detail: `exit ${r.code} ${r.stdout}${r.stderr}`.trim() };
-            }
-            const r = await lab.exec(f.from, probeScript(f.to, f.port));
-            return { ok: r.code === 0 && r.stdout.startsWith("SSH-"), detail: `exit ${r.code} ${r.stdout}${r.stderr}`.trim() };
-        };
+        const probe = (f: Flow) => probeFlow(lab, f);
         const counters = async (host: string, dev: string) => (await sh(host, countersScript(dev))).trim().split("\n").map(Number);
 
         for (const mode of s.firewallModes ?? ["owned"]) {

@@ -15,9 +15,10 @@ export const snapshotSysctlFiles =
     "         /proc/sys/net/ipv4/conf/*/accept_redirects /proc/sys/net/ipv4/conf/*/src_valid_mark";
 
 /**
- * IPv6's sysctls, compared but not put back at a lab reboot (day2 puts back the IPv4 ones
- * above): forwarding (a SIT pair's net.ipv6.conf.all.forwarding rewrites every conf.*.forwarding),
- * accept_ra (whose effect forwarding changes) and disable_ipv6 (what the world enabled).
+ * IPv6's sysctls, compared, read at boot and put back at a lab reboot in a world with IPv6
+ * (lab/day2.ts): forwarding (a SIT pair's net.ipv6.conf.all.forwarding rewrites every
+ * conf.*.forwarding), accept_ra (whose effect forwarding changes) and disable_ipv6 (what the
+ * world enabled).
  */
 export const snapshotSysctl6Files = "/proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/accept_ra /proc/sys/net/ipv6/conf/*/disable_ipv6";
 
@@ -25,15 +26,24 @@ export const snapshotSysctl6Files = "/proc/sys/net/ipv6/conf/*/forwarding /proc/
 export const unitDir = "/etc/systemd/system";
 
 /**
- * Read-only: it must change nothing, so it reads only the iptables tables already loaded. It
- * first waits (5 s at most) for duplicate address detection to end: an IPv6 address is
- * "tentative" for a second or two after it is added, and only then does the kernel add its
- * local route, and with forwarding on its subnet's anycast one, to table local. A snapshot
- * taken during it would differ from one taken after by that moment alone.
+ * Read-only: it must change nothing, so it reads only the iptables tables already loaded.
+ * It first waits (at most 5 s) while an IPv6 address is in duplicate address detection
+ * (tentative and not failed, flag 0x40 in /proc/net/if_inet6): until it ends the address has
+ * no local route, a moment of the kernel's after an address is added or a device's IPv6
+ * comes up (a lab reboot, a boot run), not a state. Shell builtins only, no process, unless
+ * it waits (none where no device has IPv6).
  */
 export const snapshotScript = `
 set -u
-n=0; while [ -n "$(ip -6 addr show tentative 2>/dev/null)" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+n=0
+while [ $n -lt 50 ]; do
+    dad=
+    if [ -r /proc/net/if_inet6 ]; then
+        while read -r _a _i _p _s flags _d; do [ $((0x$flags & 0x48)) != 64 ] || dad=1; done </proc/net/if_inet6
+    fi
+    [ -n "$dad" ] || break
+    sleep 0.1; n=$((n + 1))
+done
 echo '## link'; ip -d link show
 echo '## addr'; ip addr show
 # (ip route alone prints every family's: -4, or the IPv6 routes would be listed twice)
@@ -85,6 +95,7 @@ export function parseSnapshot(text: string): Snapshot {
     }
     // A device made anew gets a new ifindex: compare devices by name, not by number.
     for (const s of ["link", "addr"]) sections[s] = withoutBlocksOf(sections[s] ?? [], fallbackDevices).map((l) => l.replace(/^\d+: /, "N: "));
+    randomLinkLocal(sections);
     for (const s of ["sysctl", "sysctl6"]) sections[s] = (sections[s] ?? []).filter((l) => !fallbackDevices.some((d) => l.includes(`/conf/${d}/`)));
     // (sit0 with IPv6 on makes routes of its own, e.g. "::/96 dev sit0")
     sections.route = (sections.route ?? []).filter((l) => !fallbackDevices.some((d) => l.includes(` dev ${d} `) || l.endsWith(` dev ${d}`)));
@@ -116,6 +127,37 @@ function normalizeUnits(lines: string[]): string[] {
     return entries
         .sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0))
         .map(({ path, line }) => (line.startsWith("-") ? `${line} sha256:${hashes.get(path) ?? "(unread)"}` : line));
+}
+
+/**
+ * An ip6tnl device (link/tunnel6: ipip6, ip6ip6) gets a random permanent address each time
+ * it is made (the kernel's doing, so that tunnels between the same ends have link-local
+ * addresses of their own), and its link-local address is made from it: a device made again
+ * (after a reboot, or removed and repaired) is the same device with other such addresses.
+ * Both are masked, the permaddr in `ip link`/`ip addr`, the fe80::/64 address in `ip addr`
+ * and its local route; nothing else of the device is.
+ */
+function randomLinkLocal(sections: Snapshot): void {
+    const devs = new Set<string>();
+    let dev = "";
+    for (const l of sections.link ?? []) {
+        const head = /^N: ([^:@]+)[@:]/.exec(l);
+        if (head) dev = head[1];
+        else if (/^\s+link\/tunnel6 .* permaddr /.test(l)) devs.add(dev);
+    }
+    if (devs.size === 0) return;
+    const permaddr = (l: string) => (/^\s+link\/tunnel6 /.test(l) ? l.replace(/ permaddr \S+/, " permaddr (random)") : l);
+    sections.link = sections.link.map(permaddr);
+    dev = "";
+    sections.addr = sections.addr.map((l) => {
+        const head = /^N: ([^:@]+)[@:]/.exec(l);
+        if (head) dev = head[1];
+        return devs.has(dev) ? permaddr(l).replace(/^(\s+inet6 )fe80::[0-9a-f:]+\/64 /, "$1fe80::(from permaddr)/64 ") : l;
+    });
+    sections.route = (sections.route ?? []).map((l) => {
+        const m = /^local fe80::[0-9a-f:]+ dev (\S+) /.exec(l);
+        return m && devs.has(m[1]) ? l.replace(/^local fe80::[0-9a-f:]+ /, "local fe80::(from permaddr) ") : l;
+    });
 }
 
 /** Drops interfaces' blocks from `ip link`/`ip addr` output ("N: name[@x]: ..." and its continuation lines). */
