@@ -196,6 +196,8 @@ add_chain() {
     if chain_exists "$1" "$2"; then
         [ -d "$STATE/undo" ] || mkdir "$STATE/undo"   # ($STATE/chains: made by make_dirs)
         chain_live "$1" "$2"; printf '%s' "$_live" >"$STATE/undo/$2.rules"
+        # the rules it was built with, which the undo puts back with the chain (chain_restore)
+        [ ! -e "$STATE/chains/$2.rules" ] || mv -f "$STATE/chains/$2.rules" "$STATE/undo/$2.built"
         journal "chainrestore $1 $2 $STATE/undo/$2.rules"
     else
         if [ -e "$STATE/chains/$2.rules" ]; then
@@ -225,9 +227,9 @@ ${_c}COMMIT
 EOF
     tables_changed
     chain_live "$1" "$2"; printf '%s' "$_live" >"$STATE/chains/$2.live"
-    # add_chain wrote the rules it meant, which the chain no longer holds: without them, the
-    # next run rebuilds it (with them, it would take the old rules for the new, for good)
-    rm -f "$STATE/chains/$2.rules"
+    # add_chain wrote the rules it meant, which the chain no longer holds: the ones it was
+    # built with go back (left, the next run would take the old rules for the new, for good)
+    if [ -e "$STATE/undo/$2.built" ]; then mv -f "$STATE/undo/$2.built" "$STATE/chains/$2.rules"; else rm -f "$STATE/chains/$2.rules"; fi
 }
 chain_files() {   # chain: the undo of add_chain's move of a gone chain's files (at once)
     local f=''
