@@ -3,13 +3,11 @@
 // nothing again; destroy restores every host. (A kernel without ipip cannot be made in the
 // lab, whose kernel has it: that finding is checked from recorded facts, tests/doctor.test.ts.)
 import * as path from "path";
-import { loadConfig } from "../components/config";
 import { readStackFile } from "../components/stackFile";
-import { DoctorReport, runDoctor } from "../doctor/doctor";
+import { DoctorReport } from "../doctor/doctor";
 import { destroy, StackState, up } from "../replay/engine";
-import { overlayConnections } from "../replay/overlay";
 import { startLab } from "./lab";
-import { CheckResult, labExec, recordInLab, snapshotAll } from "./scenario";
+import { CheckResult, labDoctor, labExec, recordInLab, snapshotAll } from "./scenario";
 import { diffSnapshots } from "./snapshot";
 
 interface Breakage {
@@ -140,11 +138,10 @@ export async function runDoctorLab(log: (l: string) => void = () => undefined): 
     const lab = await startLab(path.join(root, "lab/worlds/man2.yaml"));
     try {
         const sf = readStackFile(path.join(root, "stacks/Pulumi.man2.yaml"));
-        // the lab's key stands in for the stack's credentials
-        const { model } = loadConfig(overlayConnections(sf, lab), { credentials: "supplied" });
+        const { model, run } = labDoctor(lab, sf);
         const doctor = async () => {
             const t0 = Date.now();
-            const r = await runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
+            const r = await run();
             doctorMs.push(Date.now() - t0);
             return r;
         };

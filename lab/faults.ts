@@ -4,8 +4,9 @@
 // the SSH connection cut mid-run, and a destroy after a partially applied stack.
 //
 // A step is one command that changes the host (ip ... add/del/set, each command of an
-// ip -batch, iptables, iptables-restore, their IPv6 twins, modprobe). The failure comes from wrappers put first
-// on the script's PATH, on the lab host only: the product's scripts are run unmodified.
+// ip -batch, iptables, iptables-restore, their IPv6 twins, modprobe). The failure comes from
+// wrappers put first on the script's PATH, on the lab host only: the product's scripts are run
+// unmodified.
 import { configKeys } from "../components/config";
 import { SshConnection } from "../components/ssh/connection";
 import { chainPrefix } from "../components/plan";

@@ -3,7 +3,7 @@
 // state with the state before up.
 import * as path from "path";
 import { configKeys, loadConfig } from "../components/config";
-import { FirewallMode } from "../components/model";
+import { FirewallMode, Model } from "../components/model";
 import { chainPrefix } from "../components/plan";
 import { deployStack } from "../components/program";
 import { readStackFile, StackFile } from "../components/stackFile";
@@ -276,9 +276,7 @@ async function ip6tnlChecks(ctx: Context, mode: "ipip6" | "ip6ip6", protocol: nu
         again.stdout + again.stderr,
     );
     if (owned) {
-        const sf = readStackFile(path.join(root, `stacks/Pulumi.${stack}.yaml`));
-        const { model } = loadConfig(overlayConnections(sf, ctx.lab), { credentials: "supplied" });
-        const report = await runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
+        const report = await labDoctor(ctx.lab, readStackFile(path.join(root, `stacks/Pulumi.${stack}.yaml`))).run();
         ctx.check(`the doctor finds nothing wrong with the ${mode} pair`, report.ok, JSON.stringify(report.hosts, null, 1));
     }
 }
@@ -531,9 +529,7 @@ interface Breakage {
  * at the end, nothing wrong again.
  */
 async function modeDoctorChecks(ctx: Context, stack: string, name: string, breakages: readonly Breakage[]): Promise<void> {
-    const sf = readStackFile(path.join(root, `stacks/Pulumi.${stack}.yaml`));
-    const { model } = loadConfig(overlayConnections(sf, ctx.lab), { credentials: "supplied" });
-    const doctor = () => runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 }));
+    const doctor = labDoctor(ctx.lab, readStackFile(path.join(root, `stacks/Pulumi.${stack}.yaml`))).run;
     const failing = (r: DoctorReport) => r.hosts.flatMap((h) => h.findings.filter((f) => f.status === "fail").map((f) => ({ host: h.host, ...f })));
     const healthy = await doctor();
     ctx.check(`the doctor finds nothing wrong with the ${name} pair`, healthy.ok, JSON.stringify(failing(healthy), null, 1));
@@ -903,6 +899,15 @@ export interface Context {
 /** One ICMPv6 echo from an address of the host, waiting at most 2 s (a flow of IPv6, ping6From). */
 export function ping6Script(from: string, to: string): string {
     return `ping -6 -n -c 1 -W 2 -I ${from} ${to}`;
+}
+
+/**
+ * The doctor on a stack's hosts in the lab, the lab's key standing in for the stack's
+ * credentials: the stack's model, and a run of the doctor (60 s at most per host).
+ */
+export function labDoctor(lab: Lab, sf: StackFile): { model: Model; run: () => Promise<DoctorReport> } {
+    const { model } = loadConfig(overlayConnections(sf, lab), { credentials: "supplied" });
+    return { model, run: () => runDoctor(model, (conn, cmd) => labExec(conn, cmd, undefined, { timeoutMs: 60_000 })) };
 }
 
 /** Whether `f` answers now: its ping -6 (ping6From) or its TCP connect, answered by sshd's banner. */
