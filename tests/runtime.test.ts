@@ -1,7 +1,7 @@
 // The runtime (components/runtime/*.sh) has, for every kind of object the planner can emit,
 // the functions apply and remove dispatch to by name: a kind added to HostObject without its
 // section in the runtime fails here, not on a host. The scripts are only defined, never run.
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -285,5 +285,141 @@ describe("the programs a run starts", () => {
             expect(run).toContain("ip6tables-restore -w 10 --noflush");
             expect(run).toContain("iptables-restore -w 10 --noflush");
         }
+    });
+});
+
+/**
+ * A host of stubs that keeps its firewall's state: each family's *-save prints its file, which
+ * that family's restore rewrites, with the tables as after the pair's apply for an input that
+ * adds, as before it for one that removes (a "-D" or "-X" in it), unless the family is told to
+ * refuse (`refuse`: its restore then fails as when the xtables lock stays held, and changes
+ * nothing). `ip -batch -` (an apply's changes) fails when `ipBatch` says so; `ip -force -batch
+ * -` (a destroy's, an undo's) succeeds. The log holds every program started, each restore's
+ * input after it, indented.
+ */
+function firewallHost(plan: HostPlan) {
+    const t = fs.mkdtempSync(path.join(os.tmpdir(), "tunnelpair-firewall-"));
+    const bin = path.join(t, "bin");
+    fs.mkdirSync(bin);
+    const cat = "/bin/cat";
+    const stub = (name: string, body: string) => fs.writeFileSync(path.join(bin, name), `#!/bin/sh\necho "${name} $*" >>${t}/log\n${body}\n`, { mode: 0o755 });
+    stub(
+        "ip",
+        [
+            'case "$*" in',
+            `    "-4 -o -force -batch -") ${cat} >/dev/null; ${cat} ${t}/ip4 ;;`,
+            `    "-6 -o -force -batch -") ${cat} >/dev/null; ${cat} ${t}/ip6 ;;`,
+            `    "-batch -") ${cat} >/dev/null; if [ -e ${t}/refuse-ip ]; then echo "RTNETLINK answers: Operation not permitted" >&2; echo "Command failed -:1" >&2; exit 1; fi ;;`,
+            `    *"-batch -") ${cat} >/dev/null ;;`,
+            '    "-d -o link show "*) exit 1 ;;',
+            "esac",
+        ].join("\n"),
+    );
+    for (const fam of ["4", "6"]) {
+        const x = fam === "4" ? "iptables" : "ip6tables";
+        stub(`${x}-save`, `${cat} ${t}/save${fam}`);
+        stub(
+            `${x}-restore`,
+            [
+                `in=$(${cat})`,
+                `printf '%s\\n' "$in" | while IFS= read -r l; do echo "    $l"; done >>${t}/log`,
+                'case "$in" in',
+                `    *"-D "* | *"-X "*)`,
+                `        if [ -e ${t}/refuse${fam} ]; then echo "Another app is currently holding the xtables lock. Stopped waiting after 10s." >&2; exit 4; fi`,
+                `        ${cat} ${t}/save${fam}.before >${t}/save${fam} ;;`,
+                `    *) ${cat} ${t}/save${fam}.after >${t}/save${fam} ;;`,
+                "esac",
+            ].join("\n"),
+        );
+        stub(x, "");
+    }
+    for (const p of ["flock", "modprobe"]) stub(p, "");
+    for (const p of ["cat", "head", "mkdir", "mv", "rm", "rmdir", "tr", "ln", "chmod"])
+        stub(p, `exec ${execFileSync("sh", ["-c", `command -v ${p}`], { encoding: "utf8" }).trim()} "$@"`);
+    for (const [k, v] of Object.entries({ "net/ipv4/ip_forward": "0", "net/ipv6/conf/all/forwarding": "0" })) {
+        fs.mkdirSync(path.dirname(path.join(t, "proc", k)), { recursive: true });
+        fs.writeFileSync(path.join(t, "proc", k), `${v}\n`);
+    }
+    const before = hostState(plan, false);
+    const after = hostState(plan, true);
+    for (const f of ["save4", "save6"]) {
+        fs.writeFileSync(path.join(t, f), before[f]);
+        fs.writeFileSync(path.join(t, `${f}.before`), before[f]);
+        fs.writeFileSync(path.join(t, `${f}.after`), after[f]);
+    }
+    const state = path.join(t, "root", plan.stack, plan.pair);
+    return {
+        state,
+        /** Runs the apply (main) or the destroy (remove), with the host's addresses and routes as before or after the apply. */
+        run(entry: "main" | "remove", refuse: ("ip" | "4" | "6")[] = []) {
+            const ip = entry === "main" ? before : after;
+            fs.writeFileSync(path.join(t, "ip4"), ip.ip4);
+            fs.writeFileSync(path.join(t, "ip6"), ip.ip6);
+            for (const r of ["ip", "4", "6"]) fs.rmSync(path.join(t, r === "ip" ? "refuse-ip" : `refuse${r}`), { force: true });
+            for (const r of refuse) fs.writeFileSync(path.join(t, r === "ip" ? "refuse-ip" : `refuse${r}`), "");
+            fs.writeFileSync(path.join(t, "log"), "");
+            const text = entry === "main" ? renderConverge(plan).slice(0, -'main "$@"\n'.length) : renderRemove(plan).slice(0, -"remove\n".length);
+            const probe = [
+                `ROOT=${t}/root; STATE=$ROOT/${plan.stack}/${plan.pair}; HOSTSTATE=$ROOT/.host`,
+                `sysctl_read() { read_first "${t}/proc/$1"; }`,
+                `sysctl_write() { printf '%s\\n' "$2" >"${t}/proc/$1"; }`,
+                `PATH=${bin}`,
+                entry,
+            ].join("\n");
+            const r = spawnSync("dash", ["-c", `${text}\n${probe}`], { encoding: "utf8" });
+            const log = fs.readFileSync(path.join(t, "log"), "utf8").split("\n");
+            return { status: r.status, stdout: r.stdout, stderr: r.stderr, log };
+        },
+        /** Each family's firewall as its *-save prints it now: "before" or "after" the pair's apply, or "other". */
+        tables(): Record<"4" | "6", string> {
+            const now = (f: string) => fs.readFileSync(path.join(t, `save${f}`), "utf8");
+            const which = (f: string) => (now(f) === before[`save${f}`] ? "before" : now(f) === after[`save${f}`] ? "after" : "other");
+            return { 4: which("4"), 6: which("6") };
+        },
+        manifest: () => (fs.existsSync(path.join(state, "manifest")) ? fs.readFileSync(path.join(state, "manifest"), "utf8") : undefined),
+        cleanup: () => fs.rmSync(t, { recursive: true, force: true }),
+    };
+}
+
+// A pair with firewall tables in both families (sit: IPv4's chains admit protocol 41, IPv6's
+// check the inner sources). The undo of its firewall, and its destroy, try both families'
+// restores: one refused (the xtables lock still held after -w 10) must not keep the other's
+// from going, nor leave listed what has gone.
+describe("a refused firewall restore in a rollback or a destroy (toy-sit: tables in both families)", () => {
+    const m = stackModel("toy-sit", (c) => (c.pairs.toy.persist = "none"));
+    const p = planEndpoint(m, m.pairs[0], "a");
+    const lines = p.objects.filter((o) => o.kind === "chain" || o.kind === "jump").map(objectLine);
+    const v4 = lines.filter((l) => !l.split(" ")[1].endsWith("6"));
+    const v6 = lines.filter((l) => l.split(" ")[1].endsWith("6"));
+    let host: ReturnType<typeof firewallHost>;
+    beforeEach(() => (host = firewallHost(p)));
+    afterEach(() => host.cleanup());
+
+    it("has both families' chains and jumps (the cases below can fail)", () => {
+        expect(v4.length).toBeGreaterThan(0);
+        expect(v6.length).toBeGreaterThan(0);
+    });
+
+    it("a failed apply's rollback still removes IPv6's chains and jumps when iptables-restore is refused, and says so", () => {
+        const r = host.run("main", ["ip", "4"]);
+        expect(r.status).not.toBe(0);
+        // (each family's commit, IPv4's first, then each family's undo, IPv6's first)
+        expect(r.log.filter((l) => l.endsWith("-restore -w 10 --noflush"))).toEqual(
+            ["iptables", "ip6tables", "ip6tables", "iptables"].map((x) => `${x}-restore -w 10 --noflush`),
+        );
+        expect(host.tables()).toEqual({ 4: "after", 6: "before" });
+        expect(r.stderr).toMatch(/error: iptables-restore -w 10 --noflush failed: Another app is currently holding the xtables lock/);
+        expect(r.stderr).toMatch(/warning: undo of '.*del chain filter TP-\S+-IN;.*' failed/);
+        expect(fs.existsSync(host.state)).toBe(false);
+    });
+
+    it("… and IPv4's when ip6tables-restore is refused", () => {
+        const r = host.run("main", ["ip", "6"]);
+        expect(r.status).not.toBe(0);
+        expect(r.log.filter((l) => l.endsWith("-restore -w 10 --noflush"))).toEqual(
+            ["iptables", "ip6tables", "ip6tables", "iptables"].map((x) => `${x}-restore -w 10 --noflush`),
+        );
+        expect(host.tables()).toEqual({ 4: "before", 6: "after" });
+        expect(r.stderr).toMatch(/error: ip6tables-restore -w 10 --noflush failed: Another app/);
     });
 });

@@ -45,6 +45,8 @@
 #     _comp   sysctl_companions                    _bad    restore_<kind>: what failed, appended
 #     _ipfail flush_ip_every: the failed commands  _b      undo_batch: an undo step's batch
 #     _f      files_<kind>: paths, appended
+#     _x4 _x6 xt_input: each family's restore input
+#     _xt4 _xt6 flush_queue_every: what each family's restore said when it failed
 # A function's own temporaries are `local`, named without the "_": local is dynamic in every
 # one of these shells, and a local named like a result would swallow the result of a helper
 # the function calls.
@@ -271,28 +273,59 @@ queue() {   # table decl|rules lines
     esac
     eval "PENDING_$1_$2=\$PENDING_$1_$2\$3\$NL"
 }
-flush_queue() {   # each family's tables in one restore of its own program
-    [ -n "$QUEUED_TABLES" ] || return 0
-    local in4='' in6='' t='' q=''
+xt_input() {   # the queued tables -> $_x4, $_x6: each family's restore input (empty: none of its tables)
+    local t=''
+    _x4=; _x6=
     for t in $QUEUED_TABLES; do
         case "$t" in
-            *6) eval "in6=\$in6'*'\${t%6}\$NL\$PENDING_${t}_decl\$PENDING_${t}_rules"; in6=${in6}COMMIT$NL ;;
-            *) eval "in4=\$in4'*'\$t\$NL\$PENDING_${t}_decl\$PENDING_${t}_rules"; in4=${in4}COMMIT$NL ;;
+            *6) eval "_x6=\$_x6'*'\${t%6}\$NL\$PENDING_${t}_decl\$PENDING_${t}_rules"; _x6=${_x6}COMMIT$NL ;;
+            *) eval "_x4=\$_x4'*'\$t\$NL\$PENDING_${t}_decl\$PENDING_${t}_rules"; _x4=${_x4}COMMIT$NL ;;
         esac
     done
+}
+flush_queue() {   # each family's tables in one restore of its own program
+    [ -n "$QUEUED_TABLES" ] || return 0
+    local q=''
+    xt_input
     # (each table commits at its COMMIT, IPv4's first: if a later one is refused, the rollback
     # undoes the earlier, whose undo is journaled like the rest)
-    if [ -n "$in4" ]; then
+    if [ -n "$_x4" ]; then
         run iptables-restore -w "$IPT_WAIT" --noflush <<EOF
-$in4
+$_x4
 EOF
     fi
-    if [ -n "$in6" ]; then
+    if [ -n "$_x6" ]; then
         run ip6tables-restore -w "$IPT_WAIT" --noflush <<EOF
-$in6
+$_x6
 EOF
     fi
     tables_changed
     for q in $QUEUED_CHAINS; do chain_live "${q%%:*}" "${q#*:}"; printf '%s' "$_live" >"$STATE/chains/${q#*:}.live"; done
     QUEUED_TABLES=; QUEUED_CHAINS=
+}
+# The queue with both families' restores tried, for removals and undo steps (which queue no
+# chain to read back): a family's refusal is told, not fatal, and the other's restore still
+# goes. IPv6's first, the reverse of flush_queue's commit order, as an undo goes newest first.
+# -> $_xt6, $_xt4: what each family's restore said when it failed (empty: it did not fail, or
+# had nothing to do); 1: one failed.
+flush_queue_every() {
+    _xt4=; _xt6=
+    [ -n "$QUEUED_TABLES" ] || return 0
+    local e=''
+    xt_input
+    QUEUED_TABLES=; QUEUED_CHAINS=
+    if [ -n "$_x6" ]; then
+        e=$(ip6tables-restore -w "$IPT_WAIT" --noflush 2>&1 >/dev/null <<EOF
+$_x6
+EOF
+        ) || _xt6="ip6tables-restore -w $IPT_WAIT --noflush failed: $e"
+    fi
+    if [ -n "$_x4" ]; then
+        e=$(iptables-restore -w "$IPT_WAIT" --noflush 2>&1 >/dev/null <<EOF
+$_x4
+EOF
+        ) || _xt4="iptables-restore -w $IPT_WAIT --noflush failed: $e"
+    fi
+    tables_changed
+    [ -z "$_xt6$_xt4" ]
 }

@@ -104,9 +104,9 @@ prune_made() {   # [dir...]: the directories of host-wide values this run made a
 }
 
 # The undo steps go newest first, in groups that share a batch: a run of ip steps is queued
-# and sent with every command tried, a run of iptables steps is one iptables-restore, any
-# other step goes alone. Each group runs in a subshell: what fails in it (a die included) is
-# warned about, and the rest of the rollback still goes.
+# and sent with every command tried, a run of iptables steps is one restore per family (both
+# tried, IPv6's first), any other step goes alone. Each group runs in a subshell: what fails
+# in it (a die included) is warned about, and the rest of the rollback still goes.
 rollback() {
     [ -s "$STATE/journal" ] || return 0
     local undo='' u='' group='' gb=''
@@ -138,7 +138,7 @@ undo_batch() {   # undo step -> $_b: ip, ipt, or empty (at once)
 undo_group() {   # batch steps: the steps (newest first) in one subshell, warned about when they fail
     (
         # shellcheck disable=SC2030 # OBJ, what ipq records a step for, is this subshell's own
-        local batch="$1" steps="$2" u='' op='' fn='' files='' OBJ=''
+        local batch="$1" steps="$2" u='' op='' fn='' files4='' files6='' OBJ=''
         ip_changed; tables_changed   # (an earlier group changed the host in a subshell)
         IFS=$NL
         for u in $steps; do
@@ -146,7 +146,12 @@ undo_group() {   # batch steps: the steps (newest first) in one subshell, warned
             # shellcheck disable=SC2086 # op kind args...
             set -- $u; op=$1; shift
             case "$op $1" in
-                "del chain") queue_del_chain "$2" "$3"; files="$files $STATE/chains/$3.rules $STATE/chains/$3.live" ;;
+                "del chain")
+                    queue_del_chain "$2" "$3"
+                    case "$2" in
+                        *6) files6="$files6 $STATE/chains/$3.rules $STATE/chains/$3.live" ;;
+                        *) files4="$files4 $STATE/chains/$3.rules $STATE/chains/$3.live" ;;
+                    esac ;;
                 "del jump") shift; queue_del_jump "$@" ;;
                 "chainrestore "*) chain_restore "$@" ;;
                 "chainfiles "*) chain_files "$@" ;;
@@ -158,9 +163,15 @@ undo_group() {   # batch steps: the steps (newest first) in one subshell, warned
         case "$batch" in
             ip) flush_ip_every || { IFS=$NL; for u in $steps; do IFS=$WS; ! ip_failure "$u" || warn "undo of '$u' failed: $_v"; done; IFS=$WS; } ;;
             ipt)
-                flush_queue
+                # both families' restores tried: one refused (the xtables lock still held)
+                # must not leave the other's chains and jumps, unrecorded after a first run
+                flush_queue_every || true
+                # (the files of a chain still there stay with it)
+                [ -z "$_xt6" ] || files6=
+                [ -z "$_xt4" ] || files4=
                 # shellcheck disable=SC2086 # file names without blanks
-                [ -z "$files" ] || rm -f $files ;;
+                [ -z "$files4$files6" ] || rm -f $files4 $files6
+                [ -z "$_xt6$_xt4" ] || die "$_xt6${_xt6:+${_xt4:+; }}$_xt4" ;;
             *) flush_queue; flush_ip ;;
         esac
     ) || warn "undo of '$(printf '%s' "$2" | tr '\n' ';')' failed"
