@@ -394,6 +394,7 @@ describe("a refused firewall restore in a rollback or a destroy (toy-sit: tables
     let host: ReturnType<typeof firewallHost>;
     beforeEach(() => (host = firewallHost(p)));
     afterEach(() => host.cleanup());
+    const restores = (log: string[], x: string) => log.filter((l) => l === `${x}-restore -w 10 --noflush`).length;
 
     it("has both families' chains and jumps (the cases below can fail)", () => {
         expect(v4.length).toBeGreaterThan(0);
@@ -421,5 +422,39 @@ describe("a refused firewall restore in a rollback or a destroy (toy-sit: tables
         );
         expect(host.tables()).toEqual({ 4: "before", 6: "after" });
         expect(r.stderr).toMatch(/error: ip6tables-restore -w 10 --noflush failed: Another app/);
+    });
+
+    it("a destroy whose ip6tables-restore is refused removes IPv4's chains and jumps, and keeps listed only IPv6's", () => {
+        expect(host.run("main").status).toBe(0);
+        expect(host.tables()).toEqual({ 4: "after", 6: "after" });
+        const r = host.run("remove", ["6"]);
+        expect(r.status).toBe(1);
+        expect(host.tables()).toEqual({ 4: "before", 6: "after" });
+        expect(host.manifest()).toBe(v6.map((l) => `own ${l}\n`).join(""));
+        expect(r.stderr).toMatch(/warning: removing the IPv6 firewall rules failed: ip6tables-restore -w 10 --noflush failed: Another app/);
+        expect(r.stderr).not.toMatch(/IPv4 firewall/);
+        expect(r.stderr).toMatch(new RegExp(`error: ${v6.length} objects could not be removed; they stay listed`));
+        for (const l of v4) expect(r.stdout).toContain(`: - ${l}\n`);
+        for (const l of v6) expect(r.stdout).not.toContain(`: - ${l}\n`);
+        // the next destroy removes them
+        const again = host.run("remove");
+        expect(again.status).toBe(0);
+        expect([restores(again.log, "iptables"), restores(again.log, "ip6tables")]).toEqual([0, 1]);
+        expect(host.tables()).toEqual({ 4: "before", 6: "before" });
+        expect(fs.existsSync(host.state)).toBe(false);
+    });
+
+    it("a destroy whose iptables-restore is refused still removes IPv6's, and keeps listed only IPv4's", () => {
+        expect(host.run("main").status).toBe(0);
+        const r = host.run("remove", ["4"]);
+        expect(r.status).toBe(1);
+        expect(restores(r.log, "ip6tables")).toBe(1);
+        expect(host.tables()).toEqual({ 4: "after", 6: "before" });
+        expect(host.manifest()).toBe(v4.map((l) => `own ${l}\n`).join(""));
+        expect(r.stderr).toMatch(/warning: removing the IPv4 firewall rules failed: iptables-restore -w 10 --noflush failed: Another app/);
+        expect(r.stderr).toMatch(new RegExp(`error: ${v4.length} objects could not be removed`));
+        const again = host.run("remove");
+        expect(again.status).toBe(0);
+        expect(host.tables()).toEqual({ 4: "before", 6: "before" });
     });
 });

@@ -108,23 +108,31 @@ apply() {
 }
 
 # remove: what is there of an object of a batched kind goes into its batch (read from the
-# host as this shell has it): one iptables-restore per table then removes the firewall's, all
-# or none; one ip -force -batch the devices', addresses' and routes', each told apart. RM_BATCH
-# and RM_IP hold the manifest lines in each batch (newest first), RM_LEFT those that stay
-# listed for the next destroy (oldest first), RM_FAILED their number.
+# host as this shell has it): one restore per family then removes the firewall's (each family's
+# all or none, both tried); one ip -force -batch the devices', addresses' and routes', each told
+# apart. RM_BATCH and RM_IP hold the manifest lines in each batch (newest first), RM_LEFT those
+# that stay listed for the next destroy (oldest first), RM_FAILED their number.
 RM_BATCH=; RM_IP=; RM_LEFT=; RM_FAILED=0
-remove_queued() {   # the iptables batch, all or nothing; a refusal keeps its objects listed
+remove_queued() {   # the iptables batch; a family's refusal keeps its objects listed, the other's go
     [ -n "$RM_BATCH" ] || return 0
-    local e='' o=''
-    if e=$(flush_queue 2>&1); then
-        IFS=$NL; for o in $RM_BATCH; do IFS=$WS; say "- ${o#* }"; done; IFS=$WS
-    else
-        warn "removing the firewall rules failed: $e"
-        reversed "$RM_BATCH"; RM_LEFT="$_rev$RM_LEFT"
-        IFS=$NL; for o in $RM_BATCH; do IFS=$WS; RM_FAILED=$((RM_FAILED + 1)); done; IFS=$WS
-    fi
-    QUEUED_TABLES=; QUEUED_CHAINS=; RM_BATCH=
-    tables_changed
+    local o='' e=''
+    flush_queue_every || true
+    [ -z "$_xt6" ] || warn "removing the IPv6 firewall rules failed: $_xt6"
+    [ -z "$_xt4" ] || warn "removing the IPv4 firewall rules failed: $_xt4"
+    IFS=$NL
+    for o in $RM_BATCH; do
+        IFS=$WS
+        # shellcheck disable=SC2086 # own kind table ...: the table says the family
+        set -- $o
+        case "$3" in *6) e=$_xt6 ;; *) e=$_xt4 ;; esac
+        if [ -n "$e" ]; then
+            RM_LEFT="$o$NL$RM_LEFT"
+            RM_FAILED=$((RM_FAILED + 1))
+        else
+            say "- ${o#* }"
+        fi
+    done
+    IFS=$WS; RM_BATCH=
 }
 remove_queued_ip() {   # the ip batch, every command tried; an object whose command failed stays listed
     [ -n "$RM_IP" ] || return 0
