@@ -1,7 +1,9 @@
 // Fault injection: every create script of a stack, failing at each of its changing steps in
 // turn, must leave its host exactly as before, say which host and step failed and why, and
 // converge like a clean run when run again. Also: a destroy whose first removal is refused,
-// the SSH connection cut mid-run, and a destroy after a partially applied stack.
+// one family's firewall restore refused in a rollback and in a destroy (where the pair has
+// chains in both), the SSH connection cut mid-run, and a destroy after a partially applied
+// stack.
 //
 // A step is one command that changes the host (ip ... add/del/set, each command of an
 // ip -batch, iptables, iptables-restore, their IPv6 twins, modprobe). The failure comes from
@@ -27,7 +29,10 @@ const faultDir = "/run/tunnelpair-fault";
  * (exit 2), a missing binary (127) or a hang (it marks ${faultDir}/hung and waits for
  * ${faultDir}/release, then runs the step); every other call goes straight to the real
  * command. FAULT_SCOPE=removals counts only the commands of an \`ip -force -batch\` (a
- * destroy's devices, addresses and routes).
+ * destroy's devices, addresses and routes). Besides, FAULT_ALSO="PROG N" refuses the N-th
+ * changing call of PROG (each program's calls counted apart, in ${faultDir}/PROG.calls,
+ * whatever the scope; not the commands of an ip batch): e.g. a rollback's or a destroy's
+ * restore of one family. ${faultDir}/steps lists each counted step as "N PROG".
  */
 const wrapper = `#!/bin/sh
 self=\${0##*/}
@@ -44,8 +49,14 @@ fault() {
 step() {
     [ "\${FAULT_SCOPE:-all}" = all ] || [ "\${1-}" = removal ] || return 1
     n=0; [ -r ${faultDir}/count ] && read -r n <${faultDir}/count
-    n=$((n + 1)); echo "$n" >${faultDir}/count
+    n=$((n + 1)); echo "$n" >${faultDir}/count; echo "$n $self" >>${faultDir}/steps
     [ "$n" = "\${FAULT_AT:-0}" ]
+}
+# also: counts one call of this program; true when FAULT_ALSO names it
+also() {
+    c=0; [ -r ${faultDir}/$self.calls ] && read -r c <${faultDir}/$self.calls
+    c=$((c + 1)); echo "$c" >${faultDir}/$self.calls
+    [ "\${FAULT_ALSO-}" = "$self $c" ]
 }
 # ip [-force] -batch FILE|-: each of its commands is a step of its own, run one by one, as ip
 # would: -batch stops at the first that fails, -force tries every one ("Command failed FILE:N")
@@ -68,6 +79,7 @@ case "$self $*" in
     *) exec "$self" "$@" ;;
 esac
 if step; then fault "$@"; fi
+if also; then FAULT_KIND=refuse; fault "$@"; fi
 exec "$self" "$@"
 `;
 const installWrappers = `mkdir -p ${faultDir} && cat >${faultDir}/wrapper <<'EOF'
@@ -93,8 +105,8 @@ while under_sshd "$pid" && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
 under_sshd "$pid" && { echo "the hung step ($pid) is still under sshd" >&2; exit 1; }
 : >${faultDir}/release`;
 
-function withFault(command: string, at: number, kind: "refuse" | "missing" | "hang", scope: "all" | "removals" = "all"): string {
-    return `rm -f ${faultDir}/count ${faultDir}/hung ${faultDir}/release; PATH=${faultDir}:$PATH FAULT_AT=${at} FAULT_KIND=${kind} FAULT_SCOPE=${scope} ${command}`;
+function withFault(command: string, at: number, kind: "refuse" | "missing" | "hang", scope: "all" | "removals" = "all", also = ""): string {
+    return `rm -f ${faultDir}/count ${faultDir}/steps ${faultDir}/*.calls ${faultDir}/hung ${faultDir}/release; PATH=${faultDir}:$PATH FAULT_AT=${at} FAULT_KIND=${kind} FAULT_SCOPE=${scope} FAULT_ALSO='${also}' ${command}`;
 }
 
 export interface FaultReport {
@@ -174,6 +186,11 @@ export async function runFaults(
             const steps = Number((await lab.exec(host, `cat ${faultDir}/count 2>/dev/null || echo 0`)).stdout.trim());
             check(`${c.name}: clean create succeeds (${steps} changing steps)`, clean.code === 0, clean.stderr);
             const applied = await snapshot(lab, host);
+            // what the clean create listed of the firewall's, each family's, and its steps in order ("N PROG")
+            const listed = (await lab.exec(host, "cat /var/lib/tunnelpair/*/*/manifest 2>/dev/null")).stdout.split("\n").filter((l) => l !== "");
+            const firewall6 = listed.filter((l) => /^own (chain|jump) \S+6 /.test(l));
+            const firewall4 = listed.filter((l) => /^own (chain|jump) \S*[^6\s] /.test(l));
+            const stepLog = (await lab.exec(host, `cat ${faultDir}/steps 2>/dev/null`)).stdout.split("\n");
             await run(c, withFault(del, 0, "refuse", "removals"));
             const removals = Number((await lab.exec(host, `cat ${faultDir}/count 2>/dev/null || echo 0`)).stdout.trim());
             check(`${c.name}: delete after the clean create restores ${host}`, diffSnapshots(before, await snapshot(lab, host)).length === 0);
@@ -221,6 +238,75 @@ export async function runFaults(
                     `${c.name}: the next destroy removes it and restores ${host} (${d.length} diff lines)`,
                     again.code === 0 && d.length === 0,
                     again.stderr + d.join("\n"),
+                );
+            }
+
+            // where the pair has firewall chains in both families (sit): one family's restore
+            // refused must not keep the other's from going, in a rollback or in a destroy
+            if (firewall4.length > 0 && firewall6.length > 0) {
+                // (a) the run fails at the step after ip6tables-restore committed its chains, and its
+                // rollback's iptables-restore is refused: the undo of IPv6's still goes. IPv4's
+                // refused undo leaves IPv4's chains and jumps (on a first run nothing records
+                // them); the rerun takes them up and the delete removes them.
+                const commit6 = stepLog
+                    .map((l) => /^(\d+) ip6tables-restore$/.exec(l))
+                    .filter((m) => m !== null)
+                    .pop();
+                const k = commit6 ? Number(commit6[1]) + 1 : 0;
+                // (the rollback's iptables-restore: the first after those of the run up to step k)
+                const undo4 = stepLog.filter((l) => /^\d+ iptables-restore$/.test(l) && Number(l.split(" ")[0]) < k).length + 1;
+                cases++;
+                const failed = await run(c, withFault(create, k, "refuse", "all", `iptables-restore ${undo4}`));
+                const calls = (
+                    await lab.exec(
+                        host,
+                        `cd ${faultDir} && for p in iptables-restore ip6tables-restore; do echo "$p $(cat $p.calls 2>/dev/null || echo 0)"; done`,
+                    )
+                ).stdout;
+                const d = diffSnapshots(before, await snapshot(lab, host));
+                const not4 = d.filter((l) => !l.startsWith("iptables: "));
+                check(
+                    `${c.name}: a run failing at step ${k}/${steps} (after ip6tables-restore), its rollback's iptables-restore refused: fails, ${host} as before but for IPv4's chains and jumps (${not4.length} other diff lines)`,
+                    commit6 !== undefined &&
+                        k <= steps &&
+                        failed.code !== 0 &&
+                        namesFault(failed.stderr, host) &&
+                        d.some((l) => l.startsWith("iptables: ")) &&
+                        not4.length === 0,
+                    `${failed.stderr}\nrestores started:\n${calls}\n${d.join("\n")}`,
+                );
+                const rerun = await run(c, create);
+                const d2 = diffSnapshots(applied, await snapshot(lab, host));
+                check(`${c.name}: after it, a rerun converges (${d2.length} diff lines)`, rerun.code === 0 && d2.length === 0, rerun.stderr + d2.join("\n"));
+                await run(c, del);
+                const d3 = diffSnapshots(before, await snapshot(lab, host));
+                check(`${c.name}: and its delete restores ${host} (${d3.length} diff lines)`, d3.length === 0, d3.join("\n"));
+
+                // (b) a destroy whose ip6tables-restore is refused: IPv4's chains and jumps go,
+                // only IPv6's stay listed; the next destroy restores the host
+                cases++;
+                await run(c, create);
+                const refused = await run(c, withFault(del, 0, "refuse", "all", "ip6tables-restore 1"));
+                const left = (await lab.exec(host, "cat /var/lib/tunnelpair/*/*/manifest 2>/dev/null")).stdout.split("\n").filter((l) => l !== "");
+                const rest = diffSnapshots(before, await snapshot(lab, host));
+                const v4 = rest.filter((l) => l.startsWith("iptables: "));
+                const other = rest.filter((l) => !l.startsWith("iptables: ") && !l.startsWith("ip6tables: ") && !l.startsWith("state: "));
+                check(
+                    `${c.name}: destroy with its ip6tables-restore refused: fails, IPv4's ${firewall4.length} chains and jumps gone from ${host} and from the manifest, only IPv6's ${firewall6.length} stay listed`,
+                    refused.code !== 0 &&
+                        /injected/.test(refused.stderr) &&
+                        left.join("\n") === firewall6.join("\n") &&
+                        v4.length === 0 &&
+                        rest.some((l) => l.startsWith("ip6tables: ")) &&
+                        other.length === 0,
+                    `${refused.stderr}\nmanifest:\n${left.join("\n")}\nnot removed:\n${[...v4, ...other].join("\n")}`,
+                );
+                const again = await run(c, del);
+                const d4 = diffSnapshots(before, await snapshot(lab, host));
+                check(
+                    `${c.name}: the next destroy removes IPv6's and restores ${host} (${d4.length} diff lines)`,
+                    again.code === 0 && d4.length === 0,
+                    again.stderr + d4.join("\n"),
                 );
             }
 
@@ -358,7 +444,8 @@ export async function runBootFaults(name: string, s: Scenario, boot: readonly st
         const afterUp = await snapshotAll(lab, hosts);
         const steps = async (h: string) => Number((await lab.exec(h, `cat ${faultDir}/count 2>/dev/null || echo 0`)).stdout.trim());
         // as withFault does for a run over SSH: each faulty run counts its steps from 0
-        const resetCount = async (h: string) => void (await lab.exec(h, `rm -f ${faultDir}/count ${faultDir}/hung ${faultDir}/release`));
+        const resetCount = async (h: string) =>
+            void (await lab.exec(h, `rm -f ${faultDir}/count ${faultDir}/steps ${faultDir}/*.calls ${faultDir}/hung ${faultDir}/release`));
 
         for (const h of boot) {
             for (const { unit } of pairsOn.get(h)!) {
