@@ -411,6 +411,9 @@ describe("a refused firewall restore in a rollback or a destroy (toy-sit: tables
         expect(host.tables()).toEqual({ 4: "after", 6: "before" });
         expect(r.stderr).toMatch(/error: iptables-restore -w 10 --noflush failed: Another app is currently holding the xtables lock/);
         expect(r.stderr).toMatch(/warning: undo of '.*del chain filter TP-\S+-IN;.*' failed/);
+        // never "nothing was changed" where an undo was refused
+        expect(r.stderr).toMatch(/warning: this run's changes were undone but for what is named above, which is still on the host\n$/);
+        expect(r.stderr).not.toMatch(/nothing was changed/);
         expect(fs.existsSync(host.state)).toBe(false);
     });
 
@@ -422,6 +425,7 @@ describe("a refused firewall restore in a rollback or a destroy (toy-sit: tables
         );
         expect(host.tables()).toEqual({ 4: "before", 6: "after" });
         expect(r.stderr).toMatch(/error: ip6tables-restore -w 10 --noflush failed: Another app/);
+        expect(r.stderr).not.toMatch(/nothing was changed/);
     });
 
     it("a destroy whose ip6tables-restore is refused removes IPv4's chains and jumps, and keeps listed only IPv6's", () => {

@@ -1,5 +1,5 @@
 # --- the pair's state: $STATE (manifest, journal, chains/, undo/), the lock, the rollback ----
-COMMITTED=0; FRESH=0; DIED=0; STEP=; OBJ=
+COMMITTED=0; FRESH=0; DIED=0; STEP=; OBJ=; UNDO_FAILED=0
 
 # Each change first writes its undo here, one line: "add KIND ARGS" or "del KIND ARGS" (the
 # kind's add_/del_ function, see objects.sh), "chainrestore TABLE CHAIN FILE", "chainfiles
@@ -161,7 +161,7 @@ undo_group() {   # batch steps: the steps (newest first) in one subshell, warned
         done
         IFS=$WS
         case "$batch" in
-            ip) flush_ip_every || { IFS=$NL; for u in $steps; do IFS=$WS; ! ip_failure "$u" || warn "undo of '$u' failed: $_v"; done; IFS=$WS; } ;;
+            ip) flush_ip_every || { IFS=$NL; for u in $steps; do IFS=$WS; ! ip_failure "$u" || warn "undo of '$u' failed: $_v"; done; IFS=$WS; exit 1; } ;;
             ipt)
                 # both families' restores tried: one refused (the xtables lock still held)
                 # must not leave the other's chains and jumps, unrecorded after a first run
@@ -174,7 +174,7 @@ undo_group() {   # batch steps: the steps (newest first) in one subshell, warned
                 [ -z "$_xt6$_xt4" ] || die "$_xt6${_xt6:+${_xt4:+; }}$_xt4" ;;
             *) flush_queue; flush_ip ;;
         esac
-    ) || warn "undo of '$(printf '%s' "$2" | tr '\n' ';')' failed"
+    ) || { warn "undo of '$(printf '%s' "$2" | tr '\n' ';')' failed"; UNDO_FAILED=1; }
 }
 
 finish() {
@@ -190,7 +190,9 @@ finish() {
         STEP=
         rollback
         if [ "$FRESH" = 1 ]; then rm -rf "$STATE"; prune_made "${STATE%/*}"; else prune_made; fi
-        warn "nothing was changed: the host is as it was before this run"
+        # (an undo refused said so above: what it names is still on the host)
+        if [ "$UNDO_FAILED" = 0 ]; then warn "nothing was changed: the host is as it was before this run"
+        else warn "this run's changes were undone but for what is named above, which is still on the host"; fi
     fi
     exit "$rc"
 }
