@@ -354,7 +354,7 @@ export function planPair(model: Model, pair: Pair): PlannedHost[] {
     return out;
 }
 
-/** The probe that ends a pair's `pulumi up`: on a's host, from a's tunnel address to b's. */
+/** The probe that ends b's apply at `pulumi up`: on b's host, from b's tunnel address to a's. */
 export interface VerifyPlan {
     readonly host: string;
     readonly stack: string;
@@ -376,18 +376,19 @@ export interface VerifyPlan {
 
 export function planVerify(model: Model, pair: Pair): VerifyPlan | undefined {
     if (!pair.verify) return undefined;
+    // on b, at the end of its apply (a's is done by then: b waits for it)
     const { a, b } = pair;
     return {
-        host: a.host,
+        host: b.host,
         stack: model.stack,
         pair: pair.name,
         tag: ownerTag(model.stack, pair.name),
-        dev: a.interface,
-        from: a.tunnelAddress,
-        to: b.tunnelAddress,
-        peer: b.host,
-        local: model.hosts[a.host].underlay.address,
-        remote: model.hosts[b.host].underlay.address,
+        dev: b.interface,
+        from: b.tunnelAddress,
+        to: a.tunnelAddress,
+        peer: a.host,
+        local: model.hosts[b.host].underlay.address,
+        remote: model.hosts[a.host].underlay.address,
         mode: pair.mode,
         overhead: overheadOf(pair),
     };

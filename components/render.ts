@@ -118,18 +118,21 @@ function header(plan: HostPlan): string {
     ].join("\n");
 }
 
-/** The script that converges the host to the plan (create and update). */
-export function renderApply(plan: HostPlan): string {
-    const converge = renderConverge(plan);
-    if (!plan.persistence) return converge;
+/**
+ * The script that converges the host to the plan (create and update). Endpoint b's ends with
+ * the pair's probe, `probe` (renderVerify's): the units never run it, the stored script lacks it.
+ */
+export function renderApply(plan: HostPlan, probe?: string): string {
+    if (!plan.persistence) return renderConverge(plan, probe);
     // The units run this same script from $STATE/converge: the script holds its own text
     // (TP_SCRIPT, less its last newline, which the unit kind writes back), stores it there, and runs it.
-    return `TP_SCRIPT=${shellQuote(converge.slice(0, -1))}\neval "$TP_SCRIPT"\n`;
+    const converge = renderConverge(plan);
+    return `TP_SCRIPT=${shellQuote(converge.slice(0, -1))}\n${probe ? `${probe}\n` : ""}eval "$TP_SCRIPT"\n`;
 }
 
-/** The script as the units run it from $STATE/converge (and, without persistence, the apply itself). */
-export function renderConverge(plan: HostPlan): string {
-    return `${header(plan)}\n${runtimeFor(plan)}\nmain "$@"\n`;
+/** The script as the units run it from $STATE/converge (and, without persistence, the apply itself, with its probe). */
+export function renderConverge(plan: HostPlan, probe?: string): string {
+    return `${header(plan)}\n${runtimeFor(plan)}\n${probe ? `${probe}\n` : ""}main "$@"\n`;
 }
 
 /**
@@ -142,13 +145,14 @@ export function renderRemove(plan: HostPlan): string {
 }
 
 /**
- * The verification script. It names a digest of the endpoints' deployments (script and SSH
- * address each): the provider re-runs a Command whose inputs change, so the probe runs again
- * whenever either endpoint is updated or replaced, and never on its own (a second preview
- * shows no change).
+ * The verification, as the function `verify_pair` that b's apply runs before its commit: a
+ * subshell, so that verify.sh's names, its `set +e` and its exit stay its own. It names a
+ * digest of a's deployment (script and SSH address): the provider re-runs a Command whose
+ * inputs change, so b's apply, and the probe with it, runs again whenever a is updated or
+ * replaced, and never on its own (a second preview shows no change).
  */
-export function renderVerify(v: VerifyPlan, endpoints: readonly string[]): string {
-    const digest = createHash("sha256").update(endpoints.join("\0")).digest("hex").slice(0, 16);
+export function renderVerify(v: VerifyPlan, peerDeployment: string): string {
+    const digest = createHash("sha256").update(peerDeployment).digest("hex").slice(0, 16);
     const vars: [string, string][] = [
         ["HOST", v.host],
         ["TAG", v.tag],
@@ -162,11 +166,12 @@ export function renderVerify(v: VerifyPlan, endpoints: readonly string[]): strin
         ["REMOTE", v.remote],
     ];
     return [
-        "#!/bin/sh",
-        `# tunnelpair ${v.tag}: verification on ${v.host} after the endpoints' apply ${digest}`,
-        "set -u",
+        `# tunnelpair ${v.tag}: the verification on ${v.host}, after ${v.peer}'s deployment ${digest}`,
+        "verify_pair() (",
+        "set +e -u",
         ...vars.map(([k, val]) => `${k}=${shellQuote(val)}`),
         verifyText(v),
+        ")",
     ].join("\n");
 }
 

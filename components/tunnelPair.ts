@@ -74,14 +74,24 @@ export class TunnelPair extends pulumi.ComponentResource {
         const plans = model.apply((m) => planPair(m, m.pairs[0]));
         const hosts = hostsOf(args);
         const lanes = lanePredecessors(hosts.map(({ host }) => hopOf(host.connection)));
+        // The pair's probe ends b's apply, after a's (verify.sh): b waits for a, and its script
+        // names a's deployment, so that any change of a runs b's apply, and the probe, again.
+        const verify = args.verify !== false;
         const commands: ReturnType<typeof hostCommand>[] = [];
         hosts.forEach(({ host, path }, i) => {
             const plan = plans.apply((ps) => {
                 if (ps[i].plan.host !== host.name) throw new Error(`TunnelPair ${name}: planned ${ps[i].plan.host} where ${host.name} was expected`);
                 return ps[i];
             });
-            const lane = lanes[i] === undefined ? undefined : commands[lanes[i]].cmd;
-            commands.push(hostCommand(`${name}-${roleOf(path)}-${host.name}`, model, host, plan, this, opts?.dependsOn, lane));
+            const after = [lanes[i] === undefined ? undefined : commands[lanes[i]].cmd, verify && i === 1 ? commands[0].cmd : undefined];
+            const probe =
+                verify && i === 1
+                    ? pulumi.all([model, commands[0].identity]).apply(([m, a]) => {
+                          const v = planVerify(m, m.pairs[0]);
+                          return v && renderVerify(v, a);
+                      })
+                    : undefined;
+            commands.push(hostCommand(`${name}-${roleOf(path)}-${host.name}`, model, host, plan, this, opts?.dependsOn, after, probe));
         });
         const endpoint = (side: "a" | "b", i: number): EndpointOutputs => ({
             host: args[side].host.name,
@@ -93,27 +103,16 @@ export class TunnelPair extends pulumi.ComponentResource {
         this.a = endpoint("a", 0);
         this.b = endpoint("b", 1);
         this.tag = pulumi.output(ownerTag(stack, name));
-        if (args.verify !== false) {
-            // After both endpoints, on a's host; nothing to undo, so no delete.
-            const ends = commands.slice(0, 2);
-            const script = pulumi.all([model, pulumi.all(ends.map((e) => e.identity))]).apply(([m, identities]) => {
-                const v = planVerify(m, m.pairs[0])!;
-                return commandString(renderVerify(v, identities), m.hosts[v.host].sudo);
-            });
-            const probe = new command.remote.Command(
-                `${name}-verify`,
-                {
-                    connection: connectionArgs(
-                        model.apply((m) => m.hosts[args.a.host.name]),
-                        args.a.host,
-                    ),
-                    create: script,
-                    addPreviousOutputInEnv: false,
-                },
-                { parent: this, dependsOn: ends.map((e) => e.cmd) },
-            );
-            this.verified = probe.stdout;
-        }
+        // the probe's line of b's report (none under mocks, where a Command prints nothing)
+        if (verify)
+            this.verified = this.b.report.apply(
+                (out?: string) =>
+                    out &&
+                    out
+                        .split("\n")
+                        .filter((l) => l.includes("]: verified: "))
+                        .join("\n"),
+            ) as pulumi.Output<string>;
         this.registerOutputs({ a: this.a, b: this.b, tag: this.tag, verified: this.verified });
     }
 }
@@ -169,12 +168,16 @@ function hostCommand(
     // the component's own dependsOn (an SSH key authorized by another resource, say), on each
     // Command that runs on a host, so that the state records it, not only the parent's order
     dependsOn: pulumi.ComponentResourceOptions["dependsOn"],
-    // the Command before this one in its jump host's lane
-    lane: command.remote.Command | undefined,
+    // the Commands this one runs after: the one before it in its jump host's lane, and
+    // endpoint a for b when b's apply ends with the probe
+    after: (command.remote.Command | undefined)[],
+    // the probe, for b (renderVerify's; undefined with verify: false)
+    probe?: pulumi.Output<string | undefined>,
 ): { cmd: command.remote.Command; identity: pulumi.Output<string> } {
     const host = model.apply((m) => m.hosts[args.name]);
-    const script = (render: typeof renderApply) => pulumi.all([planned, host]).apply(([p, h]) => commandString(render(p.plan), h.sudo));
-    const apply = script(renderApply);
+    const commandOf = (script: pulumi.Output<string>) => pulumi.all([script, host]).apply(([s, h]) => commandString(s, h.sudo));
+    const apply = commandOf(pulumi.all([planned, probe]).apply(([p, v]) => renderApply(p.plan, v)));
+    const waits = after.filter((c): c is command.remote.Command => c !== undefined);
     const cmd = new command.remote.Command(
         name,
         {
@@ -183,7 +186,7 @@ function hostCommand(
             // converge: always: a mark of this run after the script, so the update differs at
             // every `pulumi up` and the provider runs it (a comment: the script is the same)
             update: pulumi.all([apply, model]).apply(([a, m]) => (m.pairs[0].converge === "always" ? `${a}\n# converge: always, run ${runMark}` : a)),
-            delete: script(renderRemove),
+            delete: commandOf(planned.apply((p) => renderRemove(p.plan))),
             // What identifies the pair on its host: another machine means a new deployment.
             triggers: [planned.apply((p) => p.plan.tag), host.apply((h) => h.connection.host), host.apply((h) => h.connection.port)],
             // The provider would Setenv PULUMI_COMMAND_STDOUT, which most sshd's refuse.
@@ -191,8 +194,8 @@ function hostCommand(
         },
         // The old deployment goes before the new one is made: both would live in the same
         // state directory if the "new" host is the old one under another address.
-        // (mergeOptions adds the lane to a dependsOn of any form: one resource, a list, an Output.)
-        pulumi.mergeOptions({ parent, deleteBeforeReplace: true, dependsOn }, lane && { dependsOn: lane }),
+        // (mergeOptions adds to a dependsOn of any form: one resource, a list, an Output.)
+        pulumi.mergeOptions({ parent, deleteBeforeReplace: true, dependsOn }, waits.length > 0 ? { dependsOn: waits } : undefined),
     );
     return { cmd, identity: pulumi.all([host, apply]).apply(([h, a]) => `${h.connection.host}:${h.connection.port}\n${a}`) };
 }

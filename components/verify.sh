@@ -1,11 +1,14 @@
-# tunnelpair verification: the end of every `pulumi up` of a pair. From this endpoint's
-# tunnel address to the peer's, through the tunnel device, a few bounded pings; if none is
+# tunnelpair verification: the end of endpoint b's apply at `pulumi up`, before its commit (a
+# tunnel that does not pass it is undone like any failed step). From b's tunnel address to
+# a's, through the tunnel device, a few bounded pings; if none is
 # answered, a diagnosis from what this host can see. Then the device's full MTU, with DF:
 # small pings pass over a path that narrows past the first hop (auto takes the first hop's
 # MTU), full-size packets do not; if they cannot pass, the largest size that does, by a
 # bounded search, and the MTU to set. It changes nothing on the host (a path MTU the warm-up
 # teaches the kernel is what any traffic to the peer teaches it).
-# render.ts puts HOST TAG STACK PAIR DEV FROM TO PEER LOCAL REMOTE in front of it.
+# render.ts makes it the body of a function, verify_pair, run in a subshell of its own (its
+# names and its exit stay there), with HOST TAG STACK PAIR DEV FROM TO PEER LOCAL REMOTE in
+# front of it.
 #
 # Time: every ping is one echo waiting at most 1 s (-c 1 -W 1; a "message too long" refused
 # locally waits it out too) beyond its own start. At most TRIES for reachability; then 2 of
@@ -65,7 +68,7 @@ mtu_probe() {
     fi
     [ "$_lo" -gt "$FLOOR" ] ||
         die "$DEV on $HOST has MTU $mtu, and no DF ping from $FROM to $TO passed, not even $((FLOOR + 1)) bytes, yet pings with ping's default options were answered: something on the path drops DF packets"
-    die "$DEV on $HOST has MTU $mtu, but $mtu-byte packets do not reach $PEER's $TO through it: the largest that passed is $_lo bytes on the wire (DF pings from $FROM); the path between $LOCAL and $REMOTE does not carry $((mtu + 20))-byte packets (the MTU and IPIP's 20 bytes), and $why. Set mtu: $_lo on endpoint a of pair $PAIR ($HOST), and on b ($PEER) unless its MTU is already no larger"
+    die "$DEV on $HOST has MTU $mtu, but $mtu-byte packets do not reach $PEER's $TO through it: the largest that passed is $_lo bytes on the wire (DF pings from $FROM); the path between $LOCAL and $REMOTE does not carry $((mtu + 20))-byte packets (the MTU and IPIP's 20 bytes), and $why. Set mtu: $_lo on endpoint b of pair $PAIR ($HOST), and on a ($PEER) unless its MTU is already no larger"
 }
 
 command -v ping >/dev/null 2>&1 || die "ping (iputils-ping) is not installed on $HOST; install it, or set verify: false for the pair"

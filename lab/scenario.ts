@@ -4,7 +4,8 @@
 import * as path from "path";
 import { configKeys, loadConfig } from "../components/config";
 import { FirewallMode, Model } from "../components/model";
-import { chainPrefix } from "../components/plan";
+import { chainPrefix, planVerify } from "../components/plan";
+import { commandString, renderVerify } from "../components/render";
 import { deployStack } from "../components/program";
 import { readStackFile, StackFile } from "../components/stackFile";
 import { DoctorReport, runDoctor } from "../doctor/doctor";
@@ -45,6 +46,8 @@ export interface Scenario {
      * every host of the stack as the world made it (compared with its snapshot).
      */
     readonly prelude?: (ctx: Context) => Promise<void>;
+    /** A change to the stack's pairs for this scenario (after the firewall mode is set). */
+    readonly pairs?: (pairs: Record<string, unknown>) => void;
 }
 
 const root = path.join(__dirname, "..");
@@ -135,13 +138,15 @@ export const scenarios: Record<string, Scenario> = {
     },
     // Man2 with the external segment's MTU lowered to 1400 (rfe's eth3 and the campus router's
     // eth1): rfe's tunnel MTU is 1380 ("auto"), doolittle learns the path MTU from the router.
-    // First the probe's full-MTU check with the pair's ends swapped (mtuProbeChecks).
+    // First the probe's full-MTU check (mtuProbeChecks), which refuses doolittle's auto 1480;
+    // then, with verification off, what the MTU and the MSS clamp do with it all the same.
     mtu: {
         world: reachableRouter(withMtu(loadWorld(path.join(root, "lab/worlds/man2.yaml")), 1400, ["rfe", "eth3"], ["router", "eth1"])),
         stackFile: path.join(root, "stacks/Pulumi.man2.yaml"),
         flows: [],
         prelude: mtuProbeChecks,
         extra: mtuChecks,
+        pairs: (p) => ((p.man2 as { verify?: boolean }).verify = false),
     },
     toy: toyScenario("toy"),
     // the toy re-addressed as other tools address a tunnel (stacks/Pulumi.toy-*.yaml): one
@@ -256,8 +261,7 @@ async function ip6tnlChecks(ctx: Context, mode: "ipip6" | "ip6ip6", protocol: nu
         await ctx.sh("calculon", `ip6tables -D INPUT -p ${protocol} -j REJECT`);
         ctx.check(`calculon rejecting next header ${protocol} after the pair's jump: the flow answers by the pair's rule alone`, alone.ok, alone.detail);
     }
-    const verify = [...ctx.state.resources.values()].find((r) => r.name === "toy-verify")!;
-    const probe = () => labExec(verify.inputs.connection as never, verify.inputs.create as string);
+    const probe = probeAlone(ctx, stack);
     await ctx.sh("calculon", `ip6tables -I INPUT -p ${protocol} -j DROP`);
     const dropped = await probe();
     await ctx.sh("calculon", `ip6tables -D INPUT -p ${protocol} -j DROP`);
@@ -265,14 +269,14 @@ async function ip6tnlChecks(ctx: Context, mode: "ipip6" | "ip6ip6", protocol: nu
         `verify with next header ${protocol} dropped on calculon: fails, names doolittle, calculon and protocol ${protocol}`,
         dropped.code !== 0 &&
             new RegExp(
-                `\\[tunnelpair:${stack}\\/toy@doolittle\\]: error: verification failed: 5 probes left ip6tnl1 on doolittle .* none came back: calculon does not answer .*protocol ${protocol} `,
+                `\\[tunnelpair:${stack}\\/toy@calculon\\]: error: verification failed: 5 probes left ip6tnl1 on calculon .* none came back: doolittle does not answer .*protocol ${protocol} `,
             ).test(dropped.stderr),
         dropped.stderr,
     );
     const again = await probe();
     ctx.check(
         "verify after: verified through ip6tnl1, 1460-byte packets",
-        again.code === 0 && /: verified: calculon answers at \S+ through ip6tnl1 \(probe 1 of 5\); 1460-byte packets pass/.test(again.stdout),
+        again.code === 0 && /: verified: doolittle answers at \S+ through ip6tnl1 \(probe 1 of 5\); 1460-byte packets pass/.test(again.stdout),
         again.stdout + again.stderr,
     );
     if (owned) {
@@ -377,15 +381,14 @@ async function sitChecks(ctx: Context, flow: Flow): Promise<void> {
         ctx.check("calculon rejecting protocol 41 after the pair's jump: the flow answers by the pair's rule alone", alone.ok, alone.detail);
     }
     // the verification probe fails with protocol 41 dropped, naming it
-    const verify = [...ctx.state.resources.values()].find((r) => r.name === "toy-verify")!;
-    const probe = () => labExec(verify.inputs.connection as never, verify.inputs.create as string);
+    const probe = probeAlone(ctx, "toy-sit");
     await ctx.sh("calculon", "iptables -I INPUT -p 41 -j DROP");
     const dropped = await probe();
     await ctx.sh("calculon", "iptables -D INPUT -p 41 -j DROP");
     ctx.check(
         "verify with SIT dropped on calculon: fails, names doolittle, calculon and protocol 41",
         dropped.code !== 0 &&
-            /\[tunnelpair:toy-sit\/toy@doolittle\]: error: verification failed: 5 probes left sit1 on doolittle .* none came back: calculon does not answer .*protocol 41 /.test(
+            /\[tunnelpair:toy-sit\/toy@calculon\]: error: verification failed: 5 probes left sit1 on calculon .* none came back: doolittle does not answer .*protocol 41 /.test(
                 dropped.stderr,
             ),
         dropped.stderr,
@@ -393,7 +396,7 @@ async function sitChecks(ctx: Context, flow: Flow): Promise<void> {
     const again = await probe();
     ctx.check(
         "verify after: verified through sit1 with ping -6, 1480-byte packets",
-        again.code === 0 && /: verified: calculon answers at fd00:0:0:2::2 through sit1 \(probe 1 of 5\); 1480-byte packets pass/.test(again.stdout),
+        again.code === 0 && /: verified: doolittle answers at fd00:0:0:1::2 through sit1 \(probe 1 of 5\); 1480-byte packets pass/.test(again.stdout),
         again.stdout + again.stderr,
     );
     if (owned) await sitDoctorChecks(ctx);
@@ -589,10 +592,9 @@ function toyScenario(stack: string, reach?: { address: string; route: string }, 
                     before.join("\n"),
                 );
             }
-            // the verification probe fails up with a diagnosis naming the host and the cause
-            const verify = [...ctx.state.resources.values()].find((r) => r.name === "toy-verify")!;
-            const probe = () => labExec(verify.inputs.connection as never, verify.inputs.create as string);
-            const tag = `\\[tunnelpair:${stack}\\/toy@doolittle\\]`;
+            // the verification probe fails with a diagnosis naming the host and the cause
+            const probe = probeAlone(ctx, stack);
+            const tag = `\\[tunnelpair:${stack}\\/toy@calculon\\]`;
             await ctx.sh("calculon", `iptables -I INPUT -p ${protocol} -j DROP`);
             const dropped = await probe();
             await ctx.sh("calculon", `iptables -D INPUT -p ${protocol} -j DROP`);
@@ -600,19 +602,22 @@ function toyScenario(stack: string, reach?: { address: string; route: string }, 
                 `verify with ${tunnel.name} dropped on calculon: fails, names doolittle, calculon and protocol ${protocol}`,
                 dropped.code !== 0 &&
                     new RegExp(
-                        `${tag}: error: verification failed: 5 probes left ${dev} on doolittle .* none came back: calculon does not answer .*protocol ${protocol} `,
+                        `${tag}: error: verification failed: 5 probes left ${dev} on calculon .* none came back: doolittle does not answer .*protocol ${protocol} `,
                     ).test(dropped.stderr),
                 dropped.stderr,
             );
+            await undoneByProbe(ctx, "doolittle", `iptables -I INPUT -p ${protocol} -j DROP`, `iptables -D INPUT -p ${protocol} -j DROP`);
             // how-to §4.7: with the device down the connection times out; up again, with its route, it answers
-            await ctx.sh("doolittle", `ip link set dev ${dev} down`);
-            ctx.check(`§4.7: ${dev} down on doolittle: the flow times out`, !(await ctx.probe(flow)).ok);
+            await ctx.sh("calculon", `ip link set dev ${dev} down`);
             const down = await probe();
+            await ctx.sh("calculon", `ip link set dev ${dev} up; ip route add 10.0.1.0/24 dev ${dev}`);
             ctx.check(
-                `verify with ${dev} down: fails with '${dev} is down on doolittle'`,
-                down.code !== 0 && down.stderr.includes(`verification failed: ${dev} is down on doolittle`),
+                `verify with ${dev} down on calculon: fails with '${dev} is down on calculon'`,
+                down.code !== 0 && down.stderr.includes(`verification failed: ${dev} is down on calculon`),
                 down.stderr,
             );
+            await ctx.sh("doolittle", `ip link set dev ${dev} down`);
+            ctx.check(`§4.7: ${dev} down on doolittle: the flow times out`, !(await ctx.probe(flow)).ok);
             await ctx.sh("doolittle", `ip link set dev ${dev} up`);
             if (reach) {
                 const back = await routes();
@@ -660,26 +665,28 @@ function reachableRouter(world: World): World {
 }
 
 /**
- * Issue 14's full-MTU probe, on the same world with the pair's ends swapped so that the probe
- * runs on doolittle: its tunl1 is 1480 (auto: its own link is 1500) and the path narrows to
- * 1400 two hops on, at the router. The reachability pings pass; up must fail naming tunl1,
- * 1480, the 1380 bytes that pass and `mtu: 1380`, once with the router's ICMP "fragmentation
- * needed" reaching doolittle (the warm-up teaches it the path MTU) and once with it filtered
- * on the router (a black hole); with `mtu: 1380` on doolittle, as the message says, up
- * succeeds through the black hole. A stack state of its own, destroyed at the end.
+ * Issue 14's full-MTU probe, on the same world: the probe ends b's apply on doolittle, whose
+ * tunl1 is 1480 (auto: its own link is 1500) while the path narrows to 1400 two hops on, at
+ * the router. The reachability pings pass; up must fail naming tunl1, 1480, the 1380 bytes
+ * that pass and `mtu: 1380`, once with the router's ICMP "fragmentation needed" reaching
+ * doolittle (the warm-up teaches it the path MTU) and once with it filtered on the router (a
+ * black hole), and each time b's apply is undone; with `mtu: 1380` on doolittle, as the
+ * message says, up succeeds through the black hole. A stack state of its own, destroyed at
+ * the end.
  */
 async function mtuProbeChecks(ctx: Context): Promise<void> {
-    const swapped = (mtu?: number) =>
+    const verified = (mtu?: number) =>
         ctx.record((p) => {
-            const m = p.man2 as { a: Record<string, unknown>; b: Record<string, unknown> };
-            [m.a, m.b] = [m.b, m.a];
-            if (mtu !== undefined) m.a.mtu = mtu;
+            const m = p.man2 as { b: Record<string, unknown>; verify?: boolean };
+            m.verify = true;
+            if (mtu !== undefined) m.b.mtu = mtu;
         });
-    // each run of the probe, as the replay sent it (its time includes the SSH session)
+    // each run of b's apply, which ends with the probe, as the replay sent it (its time includes
+    // the SSH session and the converge)
     const probes: ExecResult[] = [];
     const exec: Executor = async (conn, command, stdin) => {
         const r = await labExec(conn, command, stdin);
-        if (/: verification on doolittle /.test(command)) probes.push(r);
+        if (/: the verification on doolittle, /.test(command)) probes.push(r);
         return r;
     };
     const lastProbe = () => probes[probes.length - 1];
@@ -696,21 +703,25 @@ async function mtuProbeChecks(ctx: Context): Promise<void> {
             ": exit 1: tunnelpair\\[tunnelpair:man2/man2@doolittle\\]: error: verification failed: tunl1 on doolittle has MTU 1480, but 1480-byte packets " +
                 "do not reach rfe's 10\\.200\\.100\\.100 through it: the largest that passed is 1380 bytes on the wire \\(DF pings from 10\\.200\\.200\\.100\\); " +
                 `the path between 130\\.88\\.198\\.58 and 130\\.88\\.200\\.10 does not carry 1500-byte packets .*, and ${why}.*\\. ` +
-                "Set mtu: 1380 on endpoint a of pair man2 \\(doolittle\\), and on b \\(rfe\\) unless its MTU is already no larger$",
+                "Set mtu: 1380 on endpoint b of pair man2 \\(doolittle\\), and on a \\(rfe\\) unless its MTU is already no larger \\| " +
+                "tunnelpair\\[tunnelpair:man2/man2@doolittle\\]: error: the tunnel did not pass its verification \\(above\\) \\| " +
+                "tunnelpair\\[tunnelpair:man2/man2@doolittle\\]: warning: nothing was changed: the host is as it was before this run$",
         );
     const state = new StackState();
-    const auto = await swapped();
+    const auto = await verified();
     await forget();
     const said = await up(auto, state, exec).catch((e: Error) => e);
     ctx.check(
-        `doolittle as a (tunl1 1480, auto), the router's "fragmentation needed" reaching it: up fails naming tunl1, 1480, 1380 and mtu: 1380 (probe ${lastProbe()?.ms} ms)`,
+        `doolittle as b (tunl1 1480, auto), the router's "fragmentation needed" reaching it: up fails naming tunl1, 1480, 1380 and mtu: 1380, b's apply undone (b's apply ${lastProbe()?.ms} ms)`,
         said instanceof Error && refusal("the path says so").test(said.message),
         String(said instanceof Error ? said.message : JSON.stringify(said.steps)),
     );
+    const tunl1 = await ctx.lab.exec("doolittle", "ip -o link show dev tunl1");
+    ctx.check("after the failed up doolittle has no tunl1: b's apply was undone", tunl1.code !== 0, tunl1.stdout);
     const learned = await pmtu();
     ctx.check(
-        "the probe's warm-up taught doolittle the path MTU: 1400 to rfe, 1380 through tunl1",
-        /^130\.88\.200\.10 .* mtu 1400\b/m.test(learned) && /^10\.200\.100\.100 .* mtu 1380\b/m.test(learned),
+        "the probe's warm-up taught doolittle the path MTU to rfe, 1400 (its tunl1 and the route through it went with the undone apply)",
+        /^130\.88\.200\.10 .* mtu 1400\b/m.test(learned) && !/^10\.200\.100\.100 /m.test(learned),
         learned,
     );
 
@@ -719,7 +730,7 @@ async function mtuProbeChecks(ctx: Context): Promise<void> {
     await forget();
     await ctx.sh("router", `iptables -I ${drop}`);
     try {
-        // the endpoints are in the state already: this up runs the probe alone
+        // a is in the state already, b is not: this up runs b's apply and its probe again
         const hole = await up(auto, state, exec).catch((e: Error) => e);
         ctx.check(
             `the same with "fragmentation needed" dropped on the router (a black hole): up fails with the same figures and says nothing told doolittle (probe ${lastProbe()?.ms} ms)`,
@@ -735,7 +746,7 @@ async function mtuProbeChecks(ctx: Context): Promise<void> {
             cached,
         );
 
-        const set = await up(await swapped(1380), state, exec).catch((e: Error) => e);
+        const set = await up(await verified(1380), state, exec).catch((e: Error) => e);
         ctx.check(
             `mtu: 1380 on doolittle, as the message says, same black hole: up succeeds, its probe verified 1380-byte packets (probe ${lastProbe()?.ms} ms)`,
             !(set instanceof Error) &&
@@ -748,7 +759,7 @@ async function mtuProbeChecks(ctx: Context): Promise<void> {
         await ctx.sh("router", `iptables -D ${drop}`);
     }
     const gone = await destroy(state, labExec).catch((e: Error) => e);
-    ctx.check("doolittle as a: destroy succeeds", !(gone instanceof Error) && state.resources.size === 0, gone instanceof Error ? gone.message : "");
+    ctx.check("doolittle as b: destroy succeeds", !(gone instanceof Error) && state.resources.size === 0, gone instanceof Error ? gone.message : "");
 }
 
 /**
@@ -765,14 +776,6 @@ async function mtuChecks(ctx: Context): Promise<void> {
     ctx.check(`rfe's tunl1 MTU is auto: its 1400-byte underlay - 20 (${rfeMtu})`, rfeMtu === 1380);
     const dolMtu = await mtuOf("doolittle");
     ctx.check(`doolittle's tunl1 MTU is auto: its 1500-byte underlay - 20 (${dolMtu})`, dolMtu === 1480);
-    // the pair's a is rfe: its probe's full 1380 bytes cross the 1400-byte segment (timed, SSH session included)
-    const verify = [...ctx.state.resources.values()].find((r) => r.name === "man2-verify")!;
-    const probed = await labExec(verify.inputs.connection as never, verify.inputs.create as string);
-    ctx.check(
-        `the probe on rfe verified its full MTU: 1380-byte packets pass, DF (probe ${probed.ms} ms)`,
-        probed.code === 0 && /; 1380-byte packets pass \(tunl1's MTU, DF\)$/.test(probed.stdout.trim()),
-        probed.stdout + probed.stderr,
-    );
     const ping = (host: string, from: string, to: string, size: number) =>
         exec(host, `ping -n -M do -c 3 -i 0.3 -W 1 -s ${size}${from ? ` -I ${from}` : ""} ${to} 2>&1`);
     const fits = 1380 - 28;
@@ -902,6 +905,50 @@ export function ping6Script(from: string, to: string): string {
 }
 
 /**
+ * The pair's probe alone, on b's host as b's apply runs it before its commit (a rerun of b's
+ * apply would first repair what a check broke there): its diagnosis, read by itself.
+ */
+function probeAlone(ctx: Context, stack: string): () => Promise<ExecResult> {
+    const { model } = labDoctor(ctx.lab, readStackFile(path.join(root, `stacks/Pulumi.${stack}.yaml`)));
+    const pair = model.pairs[0];
+    const b = [...ctx.state.resources.values()].find((r) => r.name === `${pair.name}-b-${pair.b.host}`)!;
+    const script = `${renderVerify(planVerify(model, pair)!, "the lab's")}\nverify_pair\n`;
+    return () => labExec(b.inputs.connection as never, commandString(script, false));
+}
+
+/**
+ * b's apply ends with the probe: a tunnel that does not pass it is undone like any failed
+ * step. b's deployment removed (its delete), then created again with the tunnel broken by
+ * `breakIt` on `where`: the create fails at its probe and leaves b's host exactly as it was;
+ * mended, the create verifies and commits.
+ */
+async function undoneByProbe(ctx: Context, where: string, breakIt: string, mendIt: string): Promise<void> {
+    const b = [...ctx.state.resources.values()].find((r) => /-b-[^-]+$/.test(r.name) && r.inputs.delete !== undefined)!;
+    const name = b.name.replace(/^.*-b-/, "");
+    const run = (which: "create" | "delete") => labExec(b.inputs.connection as never, b.inputs[which] as string);
+    const removed = await run("delete");
+    if (removed.code !== 0) throw new Error(`${b.name}: delete: ${removed.stderr}`);
+    const before = (await snapshotAll(ctx.lab, [name]))[name];
+    await ctx.sh(where, breakIt);
+    const failed = await run("create").finally(() => ctx.sh(where, mendIt));
+    const d = diffSnapshots(before, (await snapshotAll(ctx.lab, [name]))[name]);
+    ctx.check(
+        `${b.name}'s create with the tunnel broken on ${where}: fails at its probe, and ${name} is as it was before it (${d.length} diff lines)`,
+        failed.code !== 0 &&
+            /: error: verification failed: /.test(failed.stderr) &&
+            /nothing was changed: the host is as it was before this run/.test(failed.stderr) &&
+            d.length === 0,
+        `exit ${failed.code}: ${failed.stderr}\n${d.join("\n")}`,
+    );
+    const made = await run("create");
+    ctx.check(
+        `${b.name}'s create, the tunnel mended: verified and committed`,
+        made.code === 0 && /\]: verified: /.test(made.stdout),
+        made.stdout + made.stderr,
+    );
+}
+
+/**
  * The doctor on a stack's hosts in the lab, the lab's key standing in for the stack's
  * credentials: the stack's model, and a run of the doctor (60 s at most per host).
  */
@@ -1028,6 +1075,7 @@ export async function runScenario(
             const tag = `[firewall ${mode}]`;
             const pairs = JSON.parse(JSON.stringify(sf.config[configKeys.pairs])) as Record<string, { firewall?: string }>;
             for (const p of Object.values(pairs)) p.firewall = mode;
+            s.pairs?.(pairs);
             const record = (change: (p: Record<string, unknown>) => void) => {
                 const changed = JSON.parse(JSON.stringify(pairs)) as Record<string, unknown>;
                 change(changed);
@@ -1099,17 +1147,16 @@ export async function runScenario(
             const reruns = await Promise.all(
                 [...state.resources.values()].map(async (r) => {
                     const res = await labExec(r.inputs.connection as never, r.inputs.create as string);
-                    return { name: r.name, res };
+                    // (b's apply ends with the pair's probe)
+                    return { name: r.name, res, probes: /\nverify_pair\(\) \(\n/.test(r.inputs.create as string) };
                 }),
             );
-            for (const { name: n, res } of reruns) {
-                if (n.endsWith("-verify")) ctx.check(`rerun of ${n}: verified`, res.code === 0 && /: verified: /.test(res.stdout), res.stdout + res.stderr);
-                else
-                    ctx.check(
-                        `rerun of ${n}'s create: 0 added, 0 removed`,
-                        res.code === 0 && / 0 added, 0 removed, /.test(res.stdout),
-                        res.stdout + res.stderr,
-                    );
+            for (const { name: n, res, probes } of reruns) {
+                ctx.check(
+                    `rerun of ${n}'s create: 0 added, 0 removed${probes ? ", verified" : ""}`,
+                    res.code === 0 && / 0 added, 0 removed, /.test(res.stdout) && (!probes || /\]: verified: /.test(res.stdout)),
+                    res.stdout + res.stderr,
+                );
             }
             const afterRerun = await snapshotAll(lab, hostsOfStack);
             for (const h of hostsOfStack) {

@@ -53,7 +53,6 @@ describe("the npm package", () => {
         expect(registered.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
             "command:remote:Command toy-a-doolittle",
             "command:remote:Command toy-b-calculon",
-            "command:remote:Command toy-verify",
             "tunnelpair:index:TunnelPair toy",
         ]);
         const a = registered.find((r) => r.name === "toy-a-doolittle")!;

@@ -21,39 +21,35 @@ describe("the toy stack under mocks", () => {
                 ["tunnelpair:index:TunnelPair", "toy"],
                 ["command:remote:Command", "toy-a-doolittle"],
                 ["command:remote:Command", "toy-b-calculon"],
-                ["command:remote:Command", "toy-verify"],
             ]),
         );
-        expect(r.resources).toHaveLength(4);
+        expect(r.resources).toHaveLength(3);
         const pair = r.resources.find((x) => x.type === "tunnelpair:index:TunnelPair")!;
         for (const c of commands(r)) expect(c.parent).toBe(pair.urn);
     });
 
     it("sets the options the provider's semantics need", async () => {
         const r = await record(toyConfig());
+        const { "toy-a-doolittle": a, "toy-b-calculon": b } = byName(commands(r));
         for (const c of hostCommands(r)) {
             expect(c.deleteBeforeReplace).toBe(true);
-            // the two endpoints do not wait for each other: the engine runs them in parallel
-            expect(c.dependencies).toEqual([]);
             expect(c.inputs.update).toBe(c.inputs.create);
             expect(c.inputs.addPreviousOutputInEnv).toBe(false);
             expect(c.inputs.environment).toBeUndefined();
             expect(c.inputs.stdin).toBeUndefined();
         }
-        const { "toy-a-doolittle": a, "toy-b-calculon": b } = byName(commands(r));
         expect(a.inputs.triggers).toEqual(["tunnelpair:toy/toy", "130.88.198.58", 22]);
         expect(b.inputs.triggers).toEqual(["tunnelpair:toy/toy", "130.88.196.129", 22]);
         expect(a.inputs.connection).toMatchObject({ host: "130.88.198.58", port: 22, user: "root", dialErrorLimit: 10, perDialTimeout: 10 });
-        // the probe runs on a's host after both endpoints; it changes nothing, so it has no delete
-        const { "toy-verify": v } = byName(commands(r));
-        expect(v.dependencies.sort()).toEqual([a.urn, b.urn].sort());
-        expect(v.inputs.connection).toEqual(a.inputs.connection);
-        expect(v.inputs.delete).toBeUndefined();
-        expect(v.inputs.update).toBeUndefined();
-        expect(v.inputs.triggers).toBeUndefined();
-        expect(v.inputs.addPreviousOutputInEnv).toBe(false);
-        expect(v.inputs.create).toContain("FROM='\\''10.0.1.2'\\''");
-        expect(v.inputs.create).toContain("TO='\\''10.0.2.2'\\''");
+        // the probe ends b's apply, from b's tunnel address to a's: b waits for a; a waits for nothing
+        expect(a.dependencies).toEqual([]);
+        expect(b.dependencies).toEqual([a.urn]);
+        expect(a.inputs.create).not.toContain("verify_pair() (");
+        expect(b.inputs.create).toContain("\nverify_pair() (\n");
+        expect(b.inputs.create).toContain("FROM='\\''10.0.2.2'\\''");
+        expect(b.inputs.create).toContain("TO='\\''10.0.1.2'\\''");
+        // (the probe is not in the delete, nor in the script the units store)
+        expect(b.inputs.delete).not.toContain("verify_pair() (");
     });
 
     it("with verify: false registers no probe", async () => {
@@ -65,6 +61,11 @@ describe("the toy stack under mocks", () => {
                 .map((x) => x.name)
                 .sort(),
         ).toEqual(["toy-a-doolittle", "toy-b-calculon"]);
+        // and the endpoints do not wait for each other: the engine runs them in parallel
+        for (const x of commands(r)) {
+            expect(x.dependencies).toEqual([]);
+            expect(x.inputs.create).not.toContain("verify_pair() (");
+        }
     });
 
     it("renders commands for every step of the how-to's §4 on the toy", async () => {
@@ -196,14 +197,14 @@ describe("credentials stay secret", () => {
 describe("what a change to each field makes the provider do", () => {
     type Change = [string, (c: RawConfig) => void, { a: string; b: string }];
     const changes: Change[] = [
-        ["a route", (c) => c.pairs.toy.a.routes.push("10.0.9.0/24"), { a: "update", b: "same" }],
+        ["a route", (c) => c.pairs.toy.a.routes.push("10.0.9.0/24"), { a: "update", b: "update" }],
         // a admits the probe's ICMP from b's tunnel address
         ["a tunnel address", (c) => (c.pairs.toy.b.tunnelAddress = "10.0.2.3"), { a: "update", b: "update" }],
-        ["a local address", (c) => (c.pairs.toy.a.localAddresses[0].address = "10.0.1.9/24"), { a: "update", b: "same" }],
-        ["the interface name", (c) => (c.pairs.toy.a.interface = "tunl5"), { a: "update", b: "same" }],
-        ["the MTU", (c) => (c.pairs.toy.a.mtu = 1400), { a: "update", b: "same" }],
+        ["a local address", (c) => (c.pairs.toy.a.localAddresses[0].address = "10.0.1.9/24"), { a: "update", b: "update" }],
+        ["the interface name", (c) => (c.pairs.toy.a.interface = "tunl5"), { a: "update", b: "update" }],
+        ["the MTU", (c) => (c.pairs.toy.a.mtu = 1400), { a: "update", b: "update" }],
         ["the TTL", (c) => (c.pairs.toy.b.ttl = 64), { a: "same", b: "update" }],
-        ["forwarding", (c) => (c.pairs.toy.a.forwarding = false), { a: "update", b: "same" }],
+        ["forwarding", (c) => (c.pairs.toy.a.forwarding = false), { a: "update", b: "update" }],
         ["the firewall mode", (c) => (c.pairs.toy.firewall = "none"), { a: "update", b: "update" }],
         ["the peer's underlay address", (c) => (c.hosts.calculon.underlay.address = "130.88.196.130"), { a: "update", b: "update" }],
         [
@@ -212,9 +213,9 @@ describe("what a change to each field makes the provider do", () => {
                 c.hosts.doolittle.connection.user = "admin";
                 c.hosts.doolittle.sudo = true;
             },
-            { a: "update", b: "same" },
+            { a: "update", b: "update" },
         ],
-        ["the SSH address: another machine", (c) => (c.hosts.doolittle.connection.host = "130.88.198.59"), { a: "replace", b: "same" }],
+        ["the SSH address: another machine", (c) => (c.hosts.doolittle.connection.host = "130.88.198.59"), { a: "replace", b: "update" }],
         ["the SSH port", (c) => (c.hosts.calculon.connection.port = 2222), { a: "same", b: "replace" }],
     ];
     it.each(changes)("%s", async (_what, mutate, expected) => {
@@ -227,8 +228,8 @@ describe("what a change to each field makes the provider do", () => {
             a: diffCommand(before["toy-a-doolittle"].inputs, after["toy-a-doolittle"].inputs),
             b: diffCommand(before["toy-b-calculon"].inputs, after["toy-b-calculon"].inputs),
         }).toEqual(expected);
-        // whatever happens to an endpoint, the probe runs again after it (an update: it has no triggers)
-        expect(diffCommand(before["toy-verify"].inputs, after["toy-verify"].inputs)).toBe("update");
+        // whatever happens to an endpoint, b's apply, which ends with the probe, runs again after it
+        expect(diffCommand(before["toy-b-calculon"].inputs, after["toy-b-calculon"].inputs)).not.toBe("same");
     });
 
     it("an unchanged stack: no Command changes, the probe included (a second preview is empty)", async () => {
@@ -255,15 +256,13 @@ describe("what a change to each field makes the provider do", () => {
             commands(after)
                 .map((x) => x.name)
                 .sort(),
-        ).toEqual(["renamed-a-doolittle", "renamed-b-calculon", "renamed-verify"]);
+        ).toEqual(["renamed-a-doolittle", "renamed-b-calculon"]);
         // what the engine ran: the new pair's creates, then the old Commands' deletes as stored at the first up
         expect(report.steps.map((x) => `${x.op} ${x.name}`).sort()).toEqual([
             "create renamed-a-doolittle",
             "create renamed-b-calculon",
-            "create renamed-verify",
             "delete toy-a-doolittle",
             "delete toy-b-calculon",
-            "delete toy-verify",
         ]);
         for (const name of ["toy-a-doolittle", "toy-b-calculon"]) {
             const del = stored[name].inputs.delete as string;
@@ -277,7 +276,7 @@ describe("what a change to each field makes the provider do", () => {
                 .sort(),
         ).toEqual([stored["toy-a-doolittle"].inputs.delete, stored["toy-b-calculon"].inputs.delete].sort());
         // the old resources are gone from the state, the new ones are in it
-        expect([...state.resources.values()].map((r) => r.name).sort()).toEqual(["renamed-a-doolittle", "renamed-b-calculon", "renamed-verify"]);
+        expect([...state.resources.values()].map((r) => r.name).sort()).toEqual(["renamed-a-doolittle", "renamed-b-calculon"]);
     });
 
     it("uses the stack file as committed", () => {

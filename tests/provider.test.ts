@@ -164,7 +164,7 @@ describe("the package as a component provider plugin, over gRPC", () => {
             constructRequest(engine, "toy-yaml", inputs, false),
         );
         const mine = engine.registrations.filter((x) => x.name.startsWith("toy-yaml"));
-        expect(mine.map((x) => x.name).sort()).toEqual(["toy-yaml", "toy-yaml-a-doolittle", "toy-yaml-b-calculon", "toy-yaml-verify"]);
+        expect(mine.map((x) => x.name).sort()).toEqual(["toy-yaml", "toy-yaml-a-doolittle", "toy-yaml-b-calculon"]);
         expect(isSecret(mine.find((x) => x.name === "toy-yaml-a-doolittle")!.object.connection)).toBe(true);
         expect(Object.keys(res.getState()!.toJavaScript()).sort()).toEqual(expect.arrayContaining(Object.keys(program.outputs)));
     });
@@ -217,7 +217,6 @@ print(json.dumps({"calls": calls, "attrs": attrs}))`;
         expect(mine.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
             "command:remote:Command toy-a-doolittle",
             "command:remote:Command toy-b-calculon",
-            "command:remote:Command toy-verify",
             "tunnelpair:index:TunnelPair toy",
         ]);
         const a = mine.find((r) => r.name === "toy-a-doolittle")!;
@@ -245,8 +244,8 @@ print(json.dumps({"calls": calls, "attrs": attrs}))`;
             ),
         );
         const mine = engine.registrations.slice(before).filter((r) => r.type === "command:remote:Command");
-        expect(mine.map((r) => r.name).sort()).toEqual(["later-a-doolittle", "later-b-calculon", "later-verify"]);
-        expect(mine.map((r) => r.object.create)).toEqual([unknownValue, unknownValue, unknownValue]);
+        expect(mine.map((r) => r.name).sort()).toEqual(["later-a-doolittle", "later-b-calculon"]);
+        expect(mine.map((r) => r.object.create)).toEqual([unknownValue, unknownValue]);
     });
 });
 

@@ -33,7 +33,7 @@ function scripts(): [string, string][] {
             const plan = planEndpoint(m, m.pairs[0], side);
             out.push([`${stack} apply ${side}`, renderConverge(plan)], [`${stack} remove ${side}`, renderRemove(plan)]);
         }
-        out.push([`${stack} verify`, renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"])]);
+        out.push([`${stack} verify`, renderVerify(planVerify(m, m.pairs[0])!, "a")]);
     }
     return out;
 }
@@ -43,7 +43,7 @@ const modeStacks = ["toy-gre", "toy-sit", "toy-ipip6", "toy-ip6ip6"];
 
 function verifyScript(): string {
     const m = toyModel();
-    return renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+    return renderVerify(planVerify(m, m.pairs[0])!, "a");
 }
 
 describe("rendered scripts", () => {
@@ -68,10 +68,11 @@ describe("rendered scripts", () => {
         execFileSync("shellcheck", ["--shell=sh", "--severity=style", file], { encoding: "utf8" });
     });
 
-    it("starts with set -eu (the probe: set -u) and uses ip, never ifconfig or route", () => {
+    it("starts with set -eu (the probe, a function of b's apply: set +e -u) and uses ip, never ifconfig or route", () => {
         for (const [name, s] of scripts()) {
             // the first command, after the shebang and the header's comments
-            expect(s.split("\n").find((l) => !l.startsWith("#"))).toBe(name.endsWith("verify") ? "set -u" : "set -eu");
+            const lines = s.split("\n").filter((l) => !l.startsWith("#"));
+            expect(name.endsWith("verify") ? lines.slice(0, 2) : lines[0]).toEqual(name.endsWith("verify") ? ["verify_pair() (", "set +e -u"] : "set -eu");
             expect(s).not.toMatch(/\bifconfig\b|^\s*route (add|del)/m);
         }
     });
@@ -89,6 +90,26 @@ describe("rendered scripts", () => {
         const none = planEndpoint(m, m.pairs[0], "a");
         expect(renderApply(none)).toBe(renderConverge(none));
         expect(renderApply(none)).not.toMatch(/^TP_SCRIPT=/);
+    });
+
+    it("b's apply ends with the probe, run before main; the script the units store has none", () => {
+        const m = toyModel();
+        const probe = renderVerify(planVerify(m, m.pairs[0])!, "a");
+        const plan = planEndpoint(m, m.pairs[0], "b");
+        const apply = renderApply(plan, probe);
+        expect(apply).toMatch(
+            /^TP_SCRIPT='[^]*'\n# tunnelpair tunnelpair:toy\/toy: the verification on calculon, after doolittle's deployment [0-9a-f]{16}\nverify_pair\(\) \(\n[^]*\n\)\neval "\$TP_SCRIPT"\n$/,
+        );
+        const held = execFileSync("sh", ["-c", apply.replace(/eval "\$TP_SCRIPT"\n$/, 'printf %s "$TP_SCRIPT"')], { encoding: "utf8" });
+        expect(`${held}\n`).toBe(renderConverge(plan));
+        expect(held).not.toContain("verify_pair() (");
+        // without persistence: the probe's function before main
+        const none = validateConfig({ ...toyConfig(), pairs: { toy: { ...toyConfig().pairs.toy, persist: "none" } } }, { stack: "toy" });
+        const bare = planEndpoint(none, none.pairs[0], "b");
+        expect(renderApply(bare, probe)).toBe(renderConverge(bare).replace(/\nmain "\$@"\n$/, `\n${probe}\nmain "$@"\n`));
+        // the function is defined by the script, and the runtime calls it before the commit
+        const defined = execFileSync("sh", ["-c", `${renderApply(bare, probe).replace(/\nmain "\$@"\n$/, "\n")}command -v verify_pair`], { encoding: "utf8" });
+        expect(defined).toBe("verify_pair\n");
     });
 
     it("only a script holding units takes a run without TP_SCRIPT for the units' run of its stored copy", () => {
@@ -122,8 +143,8 @@ describe("rendered scripts", () => {
         // the full-MTU echoes: DF, one second each, a bounded search (tests/verify.test.ts runs it)
         expect(s).toContain('ping -n -M "do" -c 1 -W 1 -s $(($1 - 28)) -I "$FROM" "$TO"');
         expect(s).toMatch(/\nTRIES=5\nSEARCH=11 /);
-        // the digest of the endpoints' deployments: another deployment, another script
-        expect(renderVerify(planVerify(toyModel(), toyModel().pairs[0])!, ["a", "c"])).not.toBe(s);
+        // the digest of a's deployment: another deployment, another script
+        expect(renderVerify(planVerify(toyModel(), toyModel().pairs[0])!, "c")).not.toBe(s);
     });
 
     it("matches IPIP by protocol number 4, never by the name ipip (94)", () => {
@@ -172,7 +193,7 @@ describe("the scripts of the other modes", () => {
             expect(shown(renderApply(plan))).toMatchSnapshot(`${stack} apply ${side}`);
             expect(shown(renderRemove(plan))).toMatchSnapshot(`${stack} remove ${side}`);
         }
-        expect(shown(renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]))).toMatchSnapshot(`${stack} verify`);
+        expect(shown(renderVerify(planVerify(m, m.pairs[0])!, "a"))).toMatchSnapshot(`${stack} verify`);
     });
 
     it("an ipip pair's scripts hold no part of the other modes' runtime; a gre pair's apply and remove do", () => {
@@ -213,7 +234,7 @@ describe("the scripts of the other modes", () => {
         expect(s).toContain(`jump filter6 FORWARD ${p}-FWD6\n`);
         expect(s).toContain(`chain mangle6 ${p}-MSS6\n`);
         expect(s).not.toMatch(/-p (4|47|icmp) /);
-        const v = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+        const v = renderVerify(planVerify(m, m.pairs[0])!, "a");
         expect(v).toContain("$((mtu + 20))-byte packets (the MTU and SIT's 20 bytes)");
         expect(v).toContain("its firewall admitting protocol 41 from $LOCAL");
         expect(v).toContain('ping -6 -n -M "do" -c 1 -W 1 -s $(($1 - 48))');
@@ -237,7 +258,7 @@ describe("the scripts of the other modes", () => {
         expect(s).toContain(`${p}-OUT6) _rules='-A ${p}-OUT6 -s 2001:db8:88::58/128 -d 2001:db8:88::129/128 -p 41 -j ACCEPT\n`);
         expect(s).toContain(`-A ${p}-IN6 -i ip6tnl1 -s fd00:0:0:2::2/128 -d fd00:0:0:1::2/128 -p ipv6-icmp -j ACCEPT`);
         expect(s).not.toMatch(/^(chain|jump) (filter|mangle|nat) /m);
-        const v = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+        const v = renderVerify(planVerify(m, m.pairs[0])!, "a");
         expect(v).toContain("$((mtu + 40))-byte packets (the MTU and ip6ip6's 40 bytes)");
         expect(v).toContain("its firewall admitting protocol 41 from $LOCAL");
         expect(v).toContain('ping -6 -n -q -c 1 -W 1 -I "$FROM" "$TO"');
@@ -256,7 +277,7 @@ describe("the scripts of the other modes", () => {
         for (const l of ["chain filter6 ${p}-IN6", "chain filter6 ${p}-OUT6", "chain filter ${p}-SRC", "chain filter ${p}-FWD", "chain mangle ${p}-MSS"])
             expect(s).toContain(l.replace("${p}", p) + "\n");
         expect(s).toContain("addr 10.0.1.1/24 eth0 eth0:0 noprefixroute\n");
-        const v = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+        const v = renderVerify(planVerify(m, m.pairs[0])!, "a");
         expect(v).toContain("$((mtu + 40))-byte packets (the MTU and ipip6's 40 bytes)");
         expect(v).toContain("its firewall admitting protocol 4 from $LOCAL");
         expect(v).toContain('ping -n -q -c 1 -W 1 -I "$FROM" "$TO"');
@@ -271,7 +292,7 @@ describe("the scripts of the other modes", () => {
         expect(s).toContain("tunmtu gre1 auto 130.88.196.129 28\n");
         expect(s).toContain("-A TP-77f2ed9d-IN -s 130.88.196.129/32 -d 130.88.198.58/32 -p 47 -j ACCEPT");
         expect(s).not.toMatch(/-p 4 /);
-        const v = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+        const v = renderVerify(planVerify(m, m.pairs[0])!, "a");
         expect(v).toContain("$((mtu + 28))-byte packets (the MTU and GRE's 28 bytes)");
         expect(v).toContain("its firewall admitting protocol 47 from $LOCAL");
         expect(v).not.toContain("protocol 4 ");

@@ -45,13 +45,19 @@ describe("a toy stack deployed by 2e9dd54, then today's program", () => {
     it("every Command keeps its name and its triggers: the engine updates each in place, none is replaced", async () => {
         const old = loadOldRecording("toy", lab);
         const now = await today();
-        expect(commands(now).map((c) => c.urn)).toEqual(commands(old).map((c) => c.urn));
+        // (less the old probe's own Command: b's apply probes now)
+        expect(commands(now).map((c) => c.urn)).toEqual(
+            commands(old)
+                .map((c) => c.urn)
+                .filter((u) => !u.endsWith("::toy-verify")),
+        );
         for (const c of commands(now)) {
             const was = commands(old).find((x) => x.urn === c.urn)!;
             expect([c.name, c.inputs.triggers]).toEqual([was.name, was.inputs.triggers]);
             expect([c.name, diffCommand(was.inputs, c.inputs)]).toEqual([c.name, "update"]);
         }
-        // replayed: the old up creates, today's up updates all three, deletes nothing
+        // replayed: the old up creates, today's up updates both endpoints and deletes the old
+        // probe's Command (b's apply probes now; the old one has no delete: nothing runs)
         const ran: string[] = [];
         const exec: Executor = (conn, command) => {
             ran.push(command);
@@ -60,7 +66,7 @@ describe("a toy stack deployed by 2e9dd54, then today's program", () => {
         const state = new StackState();
         await up(old, state, exec);
         const upgrade = await up(now, state, exec);
-        expect(upgrade.steps.map((s) => `${s.op} ${s.name}`).sort()).toEqual(["update toy-a-doolittle", "update toy-b-calculon", "update toy-verify"]);
+        expect(upgrade.steps.map((s) => `${s.op} ${s.name}`).sort()).toEqual(["delete toy-verify", "update toy-a-doolittle", "update toy-b-calculon"]);
         for (const c of hostCommands(now)) expect(state.resources.get(c.urn)!.inputs.delete).toBe(c.inputs.delete);
     });
 

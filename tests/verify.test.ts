@@ -73,12 +73,12 @@ interface Run {
 }
 
 let runs = 0;
-/** The toy's probe on doolittle, its tunl1 of `mtu`, over a path that carries `pathMtu`. */
+/** The toy's probe on doolittle (b), its tunl1 of `mtu`, over a path that carries `pathMtu`. */
 function probe(mtu: number, pathMtu: number, env: Record<string, string> = {}, stack?: string): Run {
     const run = path.join(dir, `run${++runs}`);
     const net = path.join(run, "net");
     const m = stack === undefined ? validateConfig(toyConfig(), { stack: "toy" }) : stackModel(stack);
-    const dev = m.pairs[0].a.interface;
+    const dev = m.pairs[0].b.interface;
     fs.mkdirSync(path.join(net, dev, "statistics"), { recursive: true });
     for (const [f, v] of [
         ["mtu", mtu],
@@ -87,7 +87,7 @@ function probe(mtu: number, pathMtu: number, env: Record<string, string> = {}, s
         ["statistics/rx_packets", 7],
     ])
         fs.writeFileSync(path.join(net, dev, String(f)), `${v}\n`);
-    const script = renderVerify(planVerify(m, m.pairs[0])!, ["a", "b"]);
+    const script = `${renderVerify(planVerify(m, m.pairs[0])!, "a")}\nverify_pair\n`;
     expect(script).toContain("\nNET=/sys/class/net ");
     const file = path.join(run, "verify.sh");
     fs.writeFileSync(file, script.replace("\nNET=/sys/class/net ", `\nNET=${net} `));
@@ -115,14 +115,14 @@ function probe(mtu: number, pathMtu: number, env: Record<string, string> = {}, s
 }
 
 const dfPings = (r: Run) => r.pings.filter((p) => / -M do /.test(p));
-const tag = "tunnelpair[tunnelpair:toy/toy@doolittle]";
+const tag = "tunnelpair[tunnelpair:toy/toy@calculon]";
 
 describe("the verification probe's full-MTU check", () => {
     it("a path as wide as the device: one DF echo of the full MTU (1452 bytes of payload for 1480) and verified", () => {
         const r = probe(1480, 1480);
         expect(r.code).toBe(0);
-        expect(r.stdout).toBe(`${tag}: verified: calculon answers at 10.0.2.2 through tunl1 (probe 1 of 5); 1480-byte packets pass (tunl1's MTU, DF)\n`);
-        expect(dfPings(r)).toEqual(["ping -n -M do -c 1 -W 1 -s 1452 -I 10.0.1.2 10.0.2.2"]);
+        expect(r.stdout).toBe(`${tag}: verified: doolittle answers at 10.0.1.2 through tunl1 (probe 1 of 5); 1480-byte packets pass (tunl1's MTU, DF)\n`);
+        expect(dfPings(r)).toEqual(["ping -n -M do -c 1 -W 1 -s 1452 -I 10.0.2.2 10.0.1.2"]);
         expect(r.lost).toBe(0);
     });
 
@@ -131,9 +131,9 @@ describe("the verification probe's full-MTU check", () => {
         expect(r.code).toBe(1);
         expect(r.stdout).toBe("");
         expect(r.stderr).toBe(
-            `${tag}: error: verification failed: tunl1 on doolittle has MTU 1480, but 1480-byte packets do not reach calculon's 10.0.2.2 through it: ` +
-                "the largest that passed is 1380 bytes on the wire (DF pings from 10.0.1.2); the path between 130.88.198.58 and 130.88.196.129 does not carry 1500-byte packets (the MTU and IPIP's 20 bytes), " +
-                'and the path says so (ICMP "fragmentation needed" reaches doolittle). Set mtu: 1380 on endpoint a of pair toy (doolittle), and on b (calculon) unless its MTU is already no larger\n',
+            `${tag}: error: verification failed: tunl1 on calculon has MTU 1480, but 1480-byte packets do not reach doolittle's 10.0.1.2 through it: ` +
+                "the largest that passed is 1380 bytes on the wire (DF pings from 10.0.2.2); the path between 130.88.196.129 and 130.88.198.58 does not carry 1500-byte packets (the MTU and IPIP's 20 bytes), " +
+                'and the path says so (ICMP "fragmentation needed" reaches calculon). Set mtu: 1380 on endpoint b of pair toy (calculon), and on a (doolittle) unless its MTU is already no larger\n',
         );
         // the warm-up lost while the host learnt the path MTU, the probe refused with the
         // path's MTU, which passes: no search
@@ -146,7 +146,7 @@ describe("the verification probe's full-MTU check", () => {
         expect(r.code).toBe(1);
         expect(r.stderr).toContain("the largest that passed is 1300 bytes on the wire");
         expect(r.stderr).toContain(
-            'and the path says 1400 bytes (ICMP "fragmentation needed" reaches doolittle), but those are lost further on: an MTU black hole beyond. Set mtu: 1300 on endpoint a',
+            'and the path says 1400 bytes (ICMP "fragmentation needed" reaches calculon), but those are lost further on: an MTU black hole beyond. Set mtu: 1300 on endpoint b',
         );
         expect(dfPings(r).length).toBeLessThanOrEqual(3 + 11);
     });
@@ -155,10 +155,10 @@ describe("the verification probe's full-MTU check", () => {
         const r = probe(1480, 1380);
         expect(r.code).toBe(1);
         expect(r.stderr).toContain(
-            "tunl1 on doolittle has MTU 1480, but 1480-byte packets do not reach calculon's 10.0.2.2 through it: the largest that passed is 1380 bytes on the wire",
+            "tunl1 on calculon has MTU 1480, but 1480-byte packets do not reach doolittle's 10.0.1.2 through it: the largest that passed is 1380 bytes on the wire",
         );
-        expect(r.stderr).toContain('nothing says so: ICMP "fragmentation needed" does not reach doolittle (filtered on the path: an MTU black hole');
-        expect(r.stderr).toContain("Set mtu: 1380 on endpoint a of pair toy (doolittle)");
+        expect(r.stderr).toContain('nothing says so: ICMP "fragmentation needed" does not reach calculon (filtered on the path: an MTU black hole');
+        expect(r.stderr).toContain("Set mtu: 1380 on endpoint b of pair toy (calculon)");
         // warm-up and probe, then the search's echoes above 1380: each waits out its second
         expect(dfPings(r).length).toBeLessThanOrEqual(2 + 11);
         expect(r.lost).toBe(dfPings(r).filter((p) => Number(/ -s (\d+) /.exec(p)![1]) + 28 > 1380).length);
@@ -174,7 +174,7 @@ describe("the verification probe's full-MTU check", () => {
     ])("finds the exact limit of a %i-byte device over a %i-byte path within 13 DF echoes", (mtu, pathMtu) => {
         const r = probe(mtu, pathMtu);
         expect(r.stderr).toContain(`the largest that passed is ${pathMtu} bytes on the wire`);
-        expect(r.stderr).toContain(`Set mtu: ${pathMtu} on endpoint a`);
+        expect(r.stderr).toContain(`Set mtu: ${pathMtu} on endpoint b`);
         expect(dfPings(r).length).toBeLessThanOrEqual(13);
     });
 
@@ -191,7 +191,7 @@ describe("the verification probe's full-MTU check", () => {
     it("no DF echo passes at all: says so, never an MTU of 68", () => {
         const r = probe(1480, 1480, { STUB_DF: "drop" });
         expect(r.code).toBe(1);
-        expect(r.stderr).toContain("tunl1 on doolittle has MTU 1480, and no DF ping from 10.0.1.2 to 10.0.2.2 passed, not even 69 bytes");
+        expect(r.stderr).toContain("tunl1 on calculon has MTU 1480, and no DF ping from 10.0.2.2 to 10.0.1.2 passed, not even 69 bytes");
         expect(r.stderr).not.toContain("Set mtu");
     });
 
@@ -199,7 +199,7 @@ describe("the verification probe's full-MTU check", () => {
         const r = probe(1480, 1380, { STUB_PING: "busybox" });
         expect(r.code).toBe(0);
         expect(r.stdout).toBe(
-            `${tag}: verified: calculon answers at 10.0.2.2 through tunl1 (probe 1 of 5); tunl1's MTU 1480 not probed: doolittle's ping is not iputils' and cannot set DF (install iputils-ping to probe it)\n`,
+            `${tag}: verified: doolittle answers at 10.0.1.2 through tunl1 (probe 1 of 5); tunl1's MTU 1480 not probed: calculon's ping is not iputils' and cannot set DF (install iputils-ping to probe it)\n`,
         );
         expect(dfPings(r)).toEqual([]);
     });
@@ -209,26 +209,26 @@ describe("the probe of the other modes (issue 15)", () => {
     it("GRE with a key: the same echoes, and the failure counts GRE's 28 bytes and protocol 47", () => {
         const ok = probe(1472, 1472, {}, "toy-gre");
         expect(ok.code).toBe(0);
-        expect(ok.stdout).toContain("verified: calculon answers at 10.0.2.2 through gre1 (probe 1 of 5); 1472-byte packets pass (gre1's MTU, DF)");
+        expect(ok.stdout).toContain("verified: doolittle answers at 10.0.1.2 through gre1 (probe 1 of 5); 1472-byte packets pass (gre1's MTU, DF)");
         const narrow = probe(1472, 1372, { STUB_SAYS: "1372" }, "toy-gre");
         expect(narrow.code).toBe(1);
         expect(narrow.stderr).toContain("does not carry 1500-byte packets (the MTU and GRE's 28 bytes)");
-        expect(narrow.stderr).toContain("Set mtu: 1372 on endpoint a of pair toy");
+        expect(narrow.stderr).toContain("Set mtu: 1372 on endpoint b of pair toy");
     });
 
     it("SIT: ping -6 between the IPv6 tunnel addresses, IPv6's 48 bytes of headers, the search down to IPv6's 1280 at most", () => {
         const ok = probe(1480, 1480, {}, "toy-sit");
         expect(ok.code).toBe(0);
-        expect(ok.stdout).toContain("verified: calculon answers at fd00:0:0:2::2 through sit1 (probe 1 of 5); 1480-byte packets pass (sit1's MTU, DF)");
+        expect(ok.stdout).toContain("verified: doolittle answers at fd00:0:0:1::2 through sit1 (probe 1 of 5); 1480-byte packets pass (sit1's MTU, DF)");
         expect(ok.pings.filter((p) => p !== "ping -V")).toEqual([
-            "ping -6 -n -q -c 1 -W 1 -I fd00:0:0:1::2 fd00:0:0:2::2",
-            "ping -6 -n -M do -c 1 -W 1 -s 1432 -I fd00:0:0:1::2 fd00:0:0:2::2",
+            "ping -6 -n -q -c 1 -W 1 -I fd00:0:0:2::2 fd00:0:0:1::2",
+            "ping -6 -n -M do -c 1 -W 1 -s 1432 -I fd00:0:0:2::2 fd00:0:0:1::2",
         ]);
         const narrow = probe(1480, 1400, { STUB_SAYS: "1400" }, "toy-sit");
         expect(narrow.code).toBe(1);
-        expect(narrow.stderr).toContain("the largest that passed is 1400 bytes on the wire (DF pings from fd00:0:0:1::2)");
+        expect(narrow.stderr).toContain("the largest that passed is 1400 bytes on the wire (DF pings from fd00:0:0:2::2)");
         expect(narrow.stderr).toContain("does not carry 1500-byte packets (the MTU and SIT's 20 bytes)");
-        expect(narrow.stderr).toContain("Set mtu: 1400 on endpoint a of pair toy");
+        expect(narrow.stderr).toContain("Set mtu: 1400 on endpoint b of pair toy");
         // a black hole: the search stays at or above 1280, and finds the limit
         const hole = probe(1480, 1300, {}, "toy-sit");
         expect(hole.stderr).toContain("the largest that passed is 1300 bytes on the wire");

@@ -98,6 +98,12 @@ apply() {
     flush_ip
     # said before the commit: a connection cut by now fails this write, and the run rolls back
     say "applied: $added added, $removed removed, $kept unchanged"
+    # endpoint b's apply at `pulumi up` ends with the pair's probe (render.ts): a tunnel that
+    # does not carry its traffic is undone like any failed step (the units' runs have no probe)
+    if command -v verify_pair >/dev/null; then
+        STEP=
+        verify_pair || die "the tunnel did not pass its verification (above)"
+    fi
     # (the same list as before, in an idle run: nothing to write, no mv to start)
     if [ "$new" != "$old" ] || [ ! -e "$STATE/manifest" ]; then
         printf '%s' "$new" >"$STATE/manifest.new"

@@ -27,10 +27,13 @@ export function hostCommands(r: Recording): RecordedResource[] {
 /** A value shellQuote made ('it'\''s'), as the shell reads it. */
 const unquote = (q: string): string => q.slice(1, -1).split("'\\''").join("'");
 
-/** The script a Command runs (`/bin/sh -c '...'`, with `sudo -n` or not): a persisted pair's is the text it holds in TP_SCRIPT. */
+/**
+ * The script a Command runs (`/bin/sh -c '...'`, with `sudo -n` or not): a persisted pair's is
+ * the text it holds in TP_SCRIPT (b's probe, between it and its eval, left out).
+ */
 export function scriptOf(command: string): string {
     const apply = unquote(command.slice(command.indexOf("'")));
-    const held = /^TP_SCRIPT=('[^]*')\neval "\$TP_SCRIPT"\n$/.exec(apply);
+    const held = /^TP_SCRIPT=('(?:[^']|'\\'')*')\n(?:# [^\n]*\nverify_pair\(\) \([^]*\n\)\n)?eval "\$TP_SCRIPT"\n$/.exec(apply);
     return held ? unquote(held[1]) : apply;
 }
 
