@@ -164,8 +164,7 @@ export async function runFaults(
     try {
         const sf = readStackFile(s.stackFile);
         const recording = await recordInLab(sf, lab);
-        // the Commands that change their host (the verification probe changes nothing)
-        const commands = recording.resources.filter((r) => r.type === "command:remote:Command" && r.inputs.delete !== undefined);
+        const commands = recording.resources.filter((r) => r.type === "command:remote:Command");
         for (const host of Object.keys(sf.config[configKeys.hosts] as object)) {
             const r = await lab.exec(host, installWrappers);
             if (r.code !== 0) throw new Error(`installing the fault wrappers on ${host}: ${r.stderr}`);
@@ -178,6 +177,13 @@ export async function runFaults(
             if (opts.hosts && !opts.hosts.includes(host)) continue;
             const create = c.inputs.create as string;
             const del = c.inputs.delete as string;
+            // what this Command waits for is there first, as in an up (b's apply ends with the
+            // probe, which needs a's), and goes after its cases
+            const waited = commands.filter((d) => c.dependencies.includes(d.urn));
+            for (const d of waited) {
+                const r = await run(d, d.inputs.create as string);
+                if (r.code !== 0) throw new Error(`${d.name}, which ${c.name} waits for: its create failed: ${r.stderr}`);
+            }
             const before = await snapshot(lab, host);
             // a first run loads ipip (a step the later runs do not have); then a clean run, counting its changing steps
             await run(c, create);
@@ -375,6 +381,7 @@ export async function runFaults(
             }
             const d = diffSnapshots(before, await snapshot(lab, host));
             check(`${c.name}: ${host} restored after its fault cases`, d.length === 0, d.join("\n"));
+            for (const w of [...waited].reverse()) await run(w, w.inputs.delete as string);
         }
 
         // a stack applied partway, then destroyed: the last endpoint's command fails at its
