@@ -1,20 +1,22 @@
 # tunnelpair verification: the end of endpoint b's apply at `pulumi up`, before its commit (a
 # tunnel that does not pass it is undone like any failed step). From b's tunnel address to
-# a's, through the tunnel device, a few bounded pings; if none is
-# answered, a diagnosis from what this host can see. Then the device's full MTU, with DF:
-# small pings pass over a path that narrows past the first hop (auto takes the first hop's
-# MTU), full-size packets do not; if they cannot pass, the largest size that does, by a
-# bounded search, and the MTU to set. It changes nothing on the host (a path MTU the warm-up
-# teaches the kernel is what any traffic to the peer teaches it).
+# a's, through the tunnel device, one echo of the device's full MTU with DF: answered, the
+# tunnel is verified. If not, a few bounded small pings; if none is answered, a diagnosis
+# from what this host can see. If they are, the full MTU again: small pings pass over a path
+# that narrows past the first hop (auto takes the first hop's MTU), full-size packets do not;
+# if they cannot pass, the largest size that does, by a bounded search, and the MTU to set.
+# It changes nothing on the host (a path MTU the first echo teaches the kernel is what any
+# traffic to the peer teaches it).
 # render.ts makes it the body of a function, verify_pair, run in a subshell of its own (its
 # names and its exit stay there), with HOST TAG STACK PAIR DEV FROM TO PEER LOCAL REMOTE in
 # front of it.
 #
 # Time: every ping is one echo waiting at most 1 s (-c 1 -W 1; a "message too long" refused
-# locally waits it out too) beyond its own start. At most TRIES for reachability; then 2 of
-# the full MTU (warm-up and probe), 1 of the MTU the path reported, if any, and SEARCH of the
-# search: at worst 5 + 3 + 11 pings, about 19 s (a black hole where the path is far narrower
-# than the device). A working tunnel answers the first ping of each: two pings.
+# locally waits it out too) beyond its own start. First one of the full MTU with DF: a working
+# tunnel answers it, and that one ping is the whole probe. If not: at most TRIES for
+# reachability, then the full MTU again (the first was the warm-up), 1 of the MTU the path
+# reported, if any, and SEARCH of the search: at worst 1 + 5 + 2 + 11 pings, about 19 s (a
+# black hole where the path is far narrower than the device).
 
 TRIES=5
 SEARCH=11   # halvings: exact over any range up to 2048 bytes (68 to a 1500-byte device and more)
@@ -42,15 +44,15 @@ largest() {
 # The full MTU with DF (iputils' ping -M do; busybox's and inetutils' ping cannot set DF, and
 # a ping that fragments would pass whatever the path: say so rather than guess) -> $mtu_note.
 mtu_probe() {
-    _v=; read -r _v <"$NET/$DEV/mtu" || [ -n "$_v" ]; mtu=$_v
     case $(ping -V 2>&1) in
         *iputils*) ;;
         *) mtu_note="; $DEV's MTU $mtu not probed: $HOST's ping is not iputils' and cannot set DF (install iputils-ping to probe it)"; return 0 ;;
     esac
-    # The first echo is the warm-up: a router where the path narrows answers it with ICMP
-    # "fragmentation needed", which teaches this host the path MTU; the second is the probe.
-    if df_ping "$mtu" || df_ping "$mtu"; then
-        mtu_note="; $mtu-byte packets pass ($DEV's MTU, DF)"
+    # The first full-size echo (before the loop below) was the warm-up: a router where the
+    # path narrows answers it with ICMP "fragmentation needed", which teaches this host the
+    # path MTU; this one is the probe.
+    if df_ping "$mtu"; then
+        mtu_note=$passes
         return 0
     fi
     # What the path told the host, if anything: "Frag needed ... (mtu = N)" as the tunnel
@@ -74,13 +76,19 @@ mtu_probe() {
 command -v ping >/dev/null 2>&1 || die "ping (iputils-ping) is not installed on $HOST; install it, or set verify: false for the pair"
 [ -e "$NET/$DEV" ] || die "$DEV does not exist on $HOST"
 counter tx_packets; tx0=$_v; counter rx_packets; rx0=$_v
+_v=; read -r _v <"$NET/$DEV/mtu" || [ -n "$_v" ]; mtu=$_v
+passes="; $mtu-byte packets pass ($DEV's MTU, DF)"
+verified() { say "verified: $PEER answers at $TO through $DEV (probe $1 of $TRIES)$2"; exit 0; }
+# The common case in one echo: answered, the full MTU with DF proves both that the peer
+# answers through the tunnel and that full-size packets pass (-M is iputils': any other ping
+# refuses the option, and the steps below tell what it can).
+! df_ping "$mtu" || verified 1 "$passes"
 n=0
 while [ "$n" -lt "$TRIES" ]; do
     n=$((n + 1))
     if ping -n -q -c 1 -W 1 -I "$FROM" "$TO" >/dev/null 2>&1; then
         mtu_probe
-        say "verified: $PEER answers at $TO through $DEV (probe $n of $TRIES)$mtu_note"
-        exit 0
+        verified "$n" "$mtu_note"
     fi
 done
 

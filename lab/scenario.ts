@@ -269,7 +269,7 @@ async function ip6tnlChecks(ctx: Context, mode: "ipip6" | "ip6ip6", protocol: nu
         `verify with next header ${protocol} dropped on calculon: fails, names doolittle, calculon and protocol ${protocol}`,
         dropped.code !== 0 &&
             new RegExp(
-                `\\[tunnelpair:${stack}\\/toy@calculon\\]: error: verification failed: 5 probes left ip6tnl1 on calculon .* none came back: doolittle does not answer .*protocol ${protocol} `,
+                `\\[tunnelpair:${stack}\\/toy@calculon\\]: error: verification failed: 6 probes left ip6tnl1 on calculon .* none came back: doolittle does not answer .*protocol ${protocol} `,
             ).test(dropped.stderr),
         dropped.stderr,
     );
@@ -388,7 +388,7 @@ async function sitChecks(ctx: Context, flow: Flow): Promise<void> {
     ctx.check(
         "verify with SIT dropped on calculon: fails, names doolittle, calculon and protocol 41",
         dropped.code !== 0 &&
-            /\[tunnelpair:toy-sit\/toy@calculon\]: error: verification failed: 5 probes left sit1 on calculon .* none came back: doolittle does not answer .*protocol 41 /.test(
+            /\[tunnelpair:toy-sit\/toy@calculon\]: error: verification failed: 6 probes left sit1 on calculon .* none came back: doolittle does not answer .*protocol 41 /.test(
                 dropped.stderr,
             ),
         dropped.stderr,
@@ -602,7 +602,7 @@ function toyScenario(stack: string, reach?: { address: string; route: string }, 
                 `verify with ${tunnel.name} dropped on calculon: fails, names doolittle, calculon and protocol ${protocol}`,
                 dropped.code !== 0 &&
                     new RegExp(
-                        `${tag}: error: verification failed: 5 probes left ${dev} on calculon .* none came back: doolittle does not answer .*protocol ${protocol} `,
+                        `${tag}: error: verification failed: 6 probes left ${dev} on calculon .* none came back: doolittle does not answer .*protocol ${protocol} `,
                     ).test(dropped.stderr),
                 dropped.stderr,
             );

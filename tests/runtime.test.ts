@@ -113,6 +113,38 @@ describe("the runtime's functions", () => {
     });
 });
 
+// read_text reads small files by the shell where a program did: it must give exactly what
+// the program gave (cat's text for slurp, head's for load_files), whatever the file holds.
+describe("files read by the shell", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tunnelpair-read-"));
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const texts: [string, string][] = [
+        ["lines", "own sysctl net/ipv4/ip_forward 1\nhad addr 10.0.1.1/24 eth0\n"],
+        ["no last newline", "a\nb"],
+        ["blank lines, trailing too", "\n  two spaces\n\n\tand a tab\\n back\\slash *\n\n\n"],
+        ["empty", ""],
+        ["one newline", "\n"],
+    ];
+    it.each(texts)("%s: read_text as cat, slurp as $(cat) and a newline, load_files' manifest as head's", (_, text) => {
+        const state = path.join(dir, "state");
+        fs.mkdirSync(state, { recursive: true });
+        fs.writeFileSync(path.join(state, "manifest"), text);
+        const probe = [
+            `STATE=${state}; DESIRED=`,
+            `read_text "$STATE/manifest"; printf '%s' "$_t" >${dir}/read`,
+            `slurp "$STATE/manifest"; printf '%s' "$_c" >${dir}/slurp`,
+            `_c=$(cat "$STATE/manifest"); printf '%s' "\${_c:+$_c$NL}" >${dir}/cat`,
+            `load_files; printf '%s' "$FILES" >${dir}/files`,
+            `printf '%s' "$NL$(head -n 999999999 "$STATE/manifest" /dev/null)" >${dir}/head`,
+        ].join("\n");
+        execFileSync("dash", ["-c", `${script.slice(0, -'main "$@"\n'.length)}\n${probe}`], { encoding: "utf8" });
+        const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
+        expect(read("read")).toBe(text);
+        expect(read("slurp")).toBe(read("cat"));
+        expect(read("files")).toBe(read("head"));
+    });
+});
+
 /**
  * Every program a converge and a destroy of `plan` start, run by dash with a PATH of stubs only:
  * `ip`, the xtables programs, flock and modprobe print the host's state from files of the test
@@ -240,16 +272,15 @@ describe("the programs a run starts", () => {
             "ip -batch -",
             `mv ${state}/manifest.new ${state}/manifest`,
         ]);
+        // the manifest and ip_forward's original read by the shell; one rm for the state and
+        // the host-wide value's directory
         expect(remove).toEqual([
             "flock -w 60 9",
-            `head -n 999999999 ${state}/manifest /dev/null`,
             "ip -4 -o -force -batch -",
             "ip -force -batch -",
-            `cat ${fwd}/orig`,
-            `rm -rf ${fwd}`,
             "iptables-save",
             "iptables-restore -w 10 --noflush",
-            `rm -rf ${state}`,
+            `rm -rf ${state} ${fwd}`,
             `rmdir T/root/.host/sysctl/net/ipv4 T/root/.host/sysctl/net T/root/.host/sysctl T/root/.host T/root ${state.replace(/\/[^/]*$/, "")} T/root`,
         ]);
         expect([...apply, ...remove].filter((l) => v6.test(l))).toEqual([]);

@@ -122,7 +122,8 @@ describe("the verification probe's full-MTU check", () => {
         const r = probe(1480, 1480);
         expect(r.code).toBe(0);
         expect(r.stdout).toBe(`${tag}: verified: doolittle answers at 10.0.1.2 through tunl1 (probe 1 of 5); 1480-byte packets pass (tunl1's MTU, DF)\n`);
-        expect(dfPings(r)).toEqual(["ping -n -M do -c 1 -W 1 -s 1452 -I 10.0.2.2 10.0.1.2"]);
+        // that one echo is the whole probe: no small ping, no ping -V
+        expect(r.pings).toEqual(["ping -n -M do -c 1 -W 1 -s 1452 -I 10.0.2.2 10.0.1.2"]);
         expect(r.lost).toBe(0);
     });
 
@@ -195,13 +196,15 @@ describe("the verification probe's full-MTU check", () => {
         expect(r.stderr).not.toContain("Set mtu");
     });
 
-    it("busybox's ping, which cannot set DF: verified as before, says the MTU was not probed, never passes -M", () => {
+    it("busybox's ping, which cannot set DF: refuses the first echo's -M, then verified as before, says the MTU was not probed", () => {
         const r = probe(1480, 1380, { STUB_PING: "busybox" });
         expect(r.code).toBe(0);
         expect(r.stdout).toBe(
             `${tag}: verified: doolittle answers at 10.0.1.2 through tunl1 (probe 1 of 5); tunl1's MTU 1480 not probed: calculon's ping is not iputils' and cannot set DF (install iputils-ping to probe it)\n`,
         );
-        expect(dfPings(r)).toEqual([]);
+        // the one -M it was given, refused before any echo left
+        expect(dfPings(r)).toEqual(["ping -n -M do -c 1 -W 1 -s 1452 -I 10.0.2.2 10.0.1.2"]);
+        expect(r.pings.filter((p) => !/ -M /.test(p))).toEqual(["ping -n -q -c 1 -W 1 -I 10.0.2.2 10.0.1.2", "ping -V"]);
     });
 });
 
@@ -220,10 +223,7 @@ describe("the probe of the other modes (issue 15)", () => {
         const ok = probe(1480, 1480, {}, "toy-sit");
         expect(ok.code).toBe(0);
         expect(ok.stdout).toContain("verified: doolittle answers at fd00:0:0:1::2 through sit1 (probe 1 of 5); 1480-byte packets pass (sit1's MTU, DF)");
-        expect(ok.pings.filter((p) => p !== "ping -V")).toEqual([
-            "ping -6 -n -q -c 1 -W 1 -I fd00:0:0:2::2 fd00:0:0:1::2",
-            "ping -6 -n -M do -c 1 -W 1 -s 1432 -I fd00:0:0:2::2 fd00:0:0:1::2",
-        ]);
+        expect(ok.pings).toEqual(["ping -6 -n -M do -c 1 -W 1 -s 1432 -I fd00:0:0:2::2 fd00:0:0:1::2"]);
         const narrow = probe(1480, 1400, { STUB_SAYS: "1400" }, "toy-sit");
         expect(narrow.code).toBe(1);
         expect(narrow.stderr).toContain("the largest that passed is 1400 bytes on the wire (DF pings from fd00:0:0:2::2)");

@@ -52,16 +52,15 @@ release() {   # kind args: this pair lets go of the value (del_K)
     shift
     "dir_$k" "$@"; dir=$_sd
     [ -d "$dir" ] || return 0
-    # another pair still holds it: this one lets go, the value stays
-    if others_hold "$dir"; then rm -f "$dir/holders/$HOLDER"; return 0; fi
+    # another pair still holds it: this one lets go, the value stays (remove deletes what
+    # release would, its holder file or the whole directory, with its own state, in one rm)
+    if others_hold "$dir"; then [ "$REMOVING" = 1 ] || rm -f "$dir/holders/$HOLDER"; return 0; fi
     # Every step of the restore is tried; what could not be put back is said (with the value,
     # to be set by hand), and the saved state goes all the same: kept, a later destroy would
     # only repeat the steps that worked (deleting a default route the admin has put back).
     _bad=
     if [ -e "$dir/orig" ]; then "restore_$k" "$dir"; fi
-    rm -rf "$dir"
-    # (remove prunes every value's parents with its own state's, in one go)
-    [ "$REMOVING" = 1 ] || prune "${dir%/*}"
+    if [ "$REMOVING" = 0 ]; then rm -rf "$dir"; prune "${dir%/*}"; fi
     [ -z "$_bad" ] || die "could not put back${_bad#;}"
 }
 

@@ -162,7 +162,7 @@ remove() {
     lock
     if [ ! -d "$STATE" ]; then say "nothing to remove"; prune "${STATE%/*}"; return 0; fi
     rollback
-    local entry='' own='' line='' batch='' e='' k='' parents=''
+    local entry='' own='' line='' batch='' e='' k='' parents='' gone=''
     REMOVING=1
     manifest_read
     IFS=$NL
@@ -198,23 +198,34 @@ remove() {
         fi
         # the del ran in a subshell: forget here what it may have changed
         ip_changed; tables_changed
-        # a host-wide value's directory, whose parents go at the end (release leaves them)
+        # a host-wide value: what release left for the end (it deletes its directory, or this
+        # pair's holder file when another pair holds the value, after trying the restore,
+        # whether or not that worked), and the directory's parents, pruned at the end
         # shellcheck disable=SC2086 # kind args...
-        if command -v "dir_${line%% *}" >/dev/null; then set -- $line; k=$1; shift; "dir_$k" "$@"; parents="$parents${_sd%/*}$NL"; fi
+        if command -v "dir_${line%% *}" >/dev/null; then
+            set -- $line; k=$1; shift; "dir_$k" "$@"
+            if others_hold "$_sd"; then gone="$gone$_sd/holders/$HOLDER$NL"; else gone="$gone$_sd$NL"; fi
+            parents="$parents${_sd%/*}$NL"
+        fi
     done
     IFS=$WS
     remove_queued_ip
     remove_queued
     IFS=$NL
     # shellcheck disable=SC2086 # a path a line
+    set -- $gone
+    IFS=$WS
+    if [ "$RM_FAILED" -gt 0 ]; then printf '%s' "$RM_LEFT" >"$STATE/manifest"; else set -- "$STATE" "$@"; fi
+    # the pair's state (unless objects stay listed) and what its host-wide values left, one rm
+    [ $# = 0 ] || rm -rf "$@"
+    IFS=$NL
+    # shellcheck disable=SC2086 # a path a line
     set -- $parents
     IFS=$WS
     if [ "$RM_FAILED" -gt 0 ]; then
-        printf '%s' "$RM_LEFT" >"$STATE/manifest"
         prune "$@"
         die "$RM_FAILED objects could not be removed; they stay listed in $STATE/manifest for the next destroy"
     fi
-    rm -rf "$STATE"
     prune "$@" "${STATE%/*}"
     say "removed"
 }

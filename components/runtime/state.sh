@@ -37,8 +37,14 @@ load_files() {
     IFS=$WS
     FILES=; MANIFEST=; FILES_READ=1
     [ $# -gt 0 ] || return 0
-    # (a file gone since, or unreadable, has no header: it reads as missing, as with slurp)
-    FILES=$NL$(head -n 999999999 "$@" /dev/null 2>/dev/null) || true
+    if [ $# = 1 ] && [ "$1" = "$STATE/manifest" ] && read_text "$1" 2>/dev/null; then
+        # the manifest alone (a destroy, a compute node's run): read by the shell, put as
+        # head puts it (read_text: a process costs more)
+        FILES="$NL==> $1 <==$NL$_t$NL==> /dev/null <=="
+    else
+        # (a file gone since, or unreadable, has no header: it reads as missing, as with slurp)
+        FILES=$NL$(head -n 999999999 "$@" /dev/null 2>/dev/null) || true
+    fi
     case "$FILES" in
         "$NL==> $STATE/manifest <==$NL"*)
             MANIFEST=${FILES#"$NL==> $STATE/manifest <==$NL"}; MANIFEST=${MANIFEST%%"$NL==> "*}

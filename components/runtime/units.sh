@@ -184,8 +184,9 @@ del_unit() {   # stops the repair first: no run of the units may follow the undo
 from_file() {
     [ -z "${TP_SCRIPT+x}" ] && [ -n "${UNIT_SERVICE+x}" ] || return 0
     FROM_FILE=1
-    slurp "$STATE/converge" || { say "no stored script: the pair is not deployed here"; exit 0; }
-    TP_SCRIPT=${_c%"$NL"}
+    # (one program for its tens of kilobytes, not the shell's read: see read_text)
+    if [ ! -e "$STATE/converge" ] || ! _c=$(cat "$STATE/converge"); then say "no stored script: the pair is not deployed here"; exit 0; fi
+    TP_SCRIPT=$_c
 }
 still_current() {
     [ "$FROM_FILE" = 1 ] || return 0
