@@ -119,6 +119,7 @@ apply() {
 # apart. RM_BATCH and RM_IP hold the manifest lines in each batch (newest first), RM_LEFT those
 # that stay listed for the next destroy (oldest first), RM_FAILED their number.
 RM_BATCH=; RM_IP=; RM_LEFT=; RM_FAILED=0
+left_listed() { RM_LEFT="$1$NL$RM_LEFT"; RM_FAILED=$((RM_FAILED + 1)); }   # manifest line: kept, counted
 remove_queued() {   # the iptables batch; a family's refusal keeps its objects listed, the other's go
     [ -n "$RM_BATCH" ] || return 0
     local o='' e=''
@@ -131,12 +132,7 @@ remove_queued() {   # the iptables batch; a family's refusal keeps its objects l
         # shellcheck disable=SC2086 # own kind table ...: the table says the family
         set -- $o
         case "$3" in *6) e=$_xt6 ;; *) e=$_xt4 ;; esac
-        if [ -n "$e" ]; then
-            RM_LEFT="$o$NL$RM_LEFT"
-            RM_FAILED=$((RM_FAILED + 1))
-        else
-            say "- ${o#* }"
-        fi
+        if [ -n "$e" ]; then left_listed "$o"; else say "- ${o#* }"; fi
     done
     IFS=$WS; RM_BATCH=
 }
@@ -149,8 +145,7 @@ remove_queued_ip() {   # the ip batch, every command tried; an object whose comm
         IFS=$WS
         if ip_failure "${o#* }"; then
             warn "removing ${o#* } failed: $_v"
-            RM_LEFT="$o$NL$RM_LEFT"
-            RM_FAILED=$((RM_FAILED + 1))
+            left_listed "$o"
         else
             say "- ${o#* }"
         fi
@@ -193,8 +188,7 @@ remove() {
             say "- $line"
         else
             warn "removing $line failed: $e"
-            RM_LEFT="$own $line$NL$RM_LEFT"
-            RM_FAILED=$((RM_FAILED + 1))
+            left_listed "$own $line"
         fi
         # the del ran in a subshell: forget here what it may have changed
         ip_changed; tables_changed
