@@ -127,12 +127,17 @@ export function renderApply(plan: HostPlan, probe?: string): string {
     // The units run this same script from $STATE/converge: the script holds its own text
     // (TP_SCRIPT, less its last newline, which the unit kind writes back), stores it there, and runs it.
     const converge = renderConverge(plan);
-    return `TP_SCRIPT=${shellQuote(converge.slice(0, -1))}\n${probe ? `${probe}\n` : ""}eval "$TP_SCRIPT"\n`;
+    return `TP_SCRIPT=${shellQuote(converge.slice(0, -1))}\n${lastLine('eval "$TP_SCRIPT"', probe)}`;
 }
 
 /** The script as the units run it from $STATE/converge (and, without persistence, the apply itself, with its probe). */
 export function renderConverge(plan: HostPlan, probe?: string): string {
-    return `${header(plan)}\n${runtimeFor(plan)}\n${probe ? `${probe}\n` : ""}main "$@"\n`;
+    return `${header(plan)}\n${runtimeFor(plan)}\n${lastLine('main "$@"', probe)}`;
+}
+
+/** The line that runs a script, after the probe's function (verify_pair) when it has one. */
+function lastLine(run: string, probe?: string): string {
+    return `${probe ? `${probe}\n` : ""}${run}\n`;
 }
 
 /**

@@ -606,7 +606,7 @@ function toyScenario(stack: string, reach?: { address: string; route: string }, 
                     ).test(dropped.stderr),
                 dropped.stderr,
             );
-            await undoneByProbe(ctx, "doolittle", `iptables -I INPUT -p ${protocol} -j DROP`, `iptables -D INPUT -p ${protocol} -j DROP`);
+            await undoneByProbe(ctx, stack, "doolittle", `iptables -I INPUT -p ${protocol} -j DROP`, `iptables -D INPUT -p ${protocol} -j DROP`);
             // how-to §4.7: with the device down the connection times out; up again, with its route, it answers
             await ctx.sh("calculon", `ip link set dev ${dev} down`);
             const down = await probe();
@@ -904,16 +904,24 @@ export function ping6Script(from: string, to: string): string {
     return `ping -6 -n -c 1 -W 2 -I ${from} ${to}`;
 }
 
+/** The stack's model in the lab, and its pair's endpoint b: its host and its stored Command. */
+function endpointB(ctx: Context, stack: string) {
+    const { model } = labDoctor(ctx.lab, readStackFile(path.join(root, `stacks/Pulumi.${stack}.yaml`)));
+    const pair = model.pairs[0];
+    const name = `${pair.name}-b-${pair.b.host}`;
+    const command = [...ctx.state.resources.values()].find((r) => r.name === name);
+    if (!command) throw new Error(`${stack}: no Command ${name} is deployed`);
+    return { model, pair, host: pair.b.host, command };
+}
+
 /**
  * The pair's probe alone, on b's host as b's apply runs it before its commit (a rerun of b's
  * apply would first repair what a check broke there): its diagnosis, read by itself.
  */
 function probeAlone(ctx: Context, stack: string): () => Promise<ExecResult> {
-    const { model } = labDoctor(ctx.lab, readStackFile(path.join(root, `stacks/Pulumi.${stack}.yaml`)));
-    const pair = model.pairs[0];
-    const b = [...ctx.state.resources.values()].find((r) => r.name === `${pair.name}-b-${pair.b.host}`)!;
+    const { model, pair, command } = endpointB(ctx, stack);
     const script = `${renderVerify(planVerify(model, pair)!, "the lab's")}\nverify_pair\n`;
-    return () => labExec(b.inputs.connection as never, commandString(script, false));
+    return () => labExec(command.inputs.connection as never, commandString(script, false));
 }
 
 /**
@@ -922,9 +930,8 @@ function probeAlone(ctx: Context, stack: string): () => Promise<ExecResult> {
  * `breakIt` on `where`: the create fails at its probe and leaves b's host exactly as it was;
  * mended, the create verifies and commits.
  */
-async function undoneByProbe(ctx: Context, where: string, breakIt: string, mendIt: string): Promise<void> {
-    const b = [...ctx.state.resources.values()].find((r) => /-b-[^-]+$/.test(r.name) && r.inputs.delete !== undefined)!;
-    const name = b.name.replace(/^.*-b-/, "");
+async function undoneByProbe(ctx: Context, stack: string, where: string, breakIt: string, mendIt: string): Promise<void> {
+    const { host: name, command: b } = endpointB(ctx, stack);
     const run = (which: "create" | "delete") => labExec(b.inputs.connection as never, b.inputs[which] as string);
     const removed = await run("delete");
     if (removed.code !== 0) throw new Error(`${b.name}: delete: ${removed.stderr}`);
