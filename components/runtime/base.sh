@@ -28,8 +28,8 @@
 # Processes are expensive on small routers (and in the lab), and so is dash's `read`: it
 # makes one system call per byte (~45 us each in the lab, 0.1 s for a 2 KB table). State is
 # read once per run into variables (the files a run compares all with one `head`, load_files
-# in state.sh; any other file with one `cat`), and text is walked line by line without
-# `read`, split once by the shell:
+# in state.sh; the stored script with one `cat`; a small file by read_text, below), and text
+# is walked line by line without `read`, split once by the shell:
 #     IFS=$NL; for l in $text; do IFS=$WS; ...; done; IFS=$WS
 # (the body first puts IFS back, so whatever it calls, and however it leaves the loop, splits
 # words as usual; empty lines are skipped; set -f: nothing is globbed).
@@ -38,6 +38,7 @@
 # leading "_", are results and nothing else: read them right after the call.
 #     _v      read_first, sysctl_read, dev_alias: the value read
 #     _c      slurp: a file's text                 _rev    reversed: its lines, last first
+#     _t      read_text: a file's text, exactly
 #     _s      load_table: a table's lines          _live   chain_live: a chain's rules
 #     _k      route_key: a route's key             _tp     tunnel_params: "local remote ttl"
 #     _mtu_v  resolve_mtu: the MTU to set          _rules  chain_rules (render.ts): its rules
@@ -98,11 +99,15 @@ read_text() {   # file -> $_t: its text exactly (a last line without its newline
     while IFS= read -r l; do _t=$_t$l$NL; done <"$1" || return 1
     _t=$_t$l
 }
-# a file -> $_c, each of its lines ending in a newline (trailing empty lines dropped)
+# $_t as $(...) and a newline give it: each line ending in one newline, trailing empty lines dropped
+one_newline() {
+    while :; do case "$_t" in *"$NL") _t=${_t%"$NL"} ;; *) break ;; esac; done
+    _t=${_t:+$_t$NL}
+}
+# a file -> $_c, as one_newline puts it
 slurp() {
     [ -e "$1" ] && read_text "$1" 2>/dev/null || return 1
-    while :; do case "$_t" in *"$NL") _t=${_t%"$NL"} ;; *) break ;; esac; done
-    _c=${_t:+$_t$NL}
+    one_newline; _c=$_t
 }
 
 # --- live state, read once, dropped after a change --------------------------------------

@@ -47,10 +47,8 @@ load_files() {
     fi
     case "$FILES" in
         "$NL==> $STATE/manifest <==$NL"*)
-            MANIFEST=${FILES#"$NL==> $STATE/manifest <==$NL"}; MANIFEST=${MANIFEST%%"$NL==> "*}
-            # as slurp reads it: each line ending in one newline
-            while :; do case "$MANIFEST" in *"$NL") MANIFEST=${MANIFEST%"$NL"} ;; *) break ;; esac; done
-            MANIFEST=${MANIFEST:+$MANIFEST$NL} ;;
+            _t=${FILES#"$NL==> $STATE/manifest <==$NL"}; _t=${_t%%"$NL==> "*}
+            one_newline; MANIFEST=$_t ;;   # (as slurp reads it)
     esac
 }
 files_changed() { FILES_READ=0; }
